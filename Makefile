@@ -1,0 +1,47 @@
+# pipeform's tasks. `make quickstart` and `make test` are the README's two commands.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+QUICKSTART := specs/examples/quickstart
+
+.PHONY: install install-dev quickstart test lint typecheck generate bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+
+# The main job: check the quickstart, show its graph. `plan` and `apply` join this
+# target as the reconciliation engine lands (see the README's status).
+quickstart: install
+	$(BIN)/pipeform validate $(QUICKSTART)
+	$(BIN)/pipeform graph --format levels $(QUICKSTART)
+
+# The whole suite: lint, types, tests.
+test: install-dev
+	$(BIN)/ruff check reconciler providers trainer tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest -q
+
+lint: install-dev
+	$(BIN)/ruff check reconciler providers trainer tests bench
+	$(BIN)/ruff format --check reconciler providers trainer tests bench
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+# Regenerate what is generated from the models: JSON Schemas and reference docs.
+generate: install-dev
+	$(BIN)/pipeform schema --write specs/schema
+	$(BIN)/python -m reconciler.docgen
+
+bench: install-dev
+	$(BIN)/python bench/validate.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""pipeform's engine and command line. Kept import-light: see reconciler.cli."""

@@ -1,0 +1,178 @@
+"""The pipeform command line: click commands and argument handling only.
+
+Heavy modules are imported inside the commands so that ``pipeform --help`` stays instant.
+Exit codes: 0 ok, 1 any error (usage errors too), 2 changes present (--detailed-exitcode).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reconciler.diagnostics import PipeformError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+
+
+def _paths(paths: tuple[Path, ...]) -> list[Path]:
+    return list(paths) or [Path(".")]
+
+
+@click.group(context_settings=CONTEXT)
+@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """pipeform: declarative, Terraform-style pipelines for ML training.
+
+    Specs (Datasets, FeatureSets, TrainingJobs, Quotas, Secrets, Alerts, SLOs,
+    Budgets) live in a directory of YAML files; commands take it as PATH
+    (default: the current directory).
+    """
+    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@PATHS
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable diagnostics.")
+def validate(paths: tuple[Path, ...], as_json: bool) -> int:
+    """Check the spec tree at PATH: syntax, kinds, fields, units, references, cycles.
+
+    Every problem is reported at once, each with file:line:column. Exits 0 when the
+    specs are valid and 1 when they are not.
+    """
+    from reconciler.render.diagnostics import console, diagnostics_json, print_diagnostics
+    from reconciler.specs import check
+
+    checked = check(_paths(paths))
+    diags = checked.diagnostics
+    if as_json:
+        click.echo(diagnostics_json(diags, documents=len(checked.tree.documents),
+                                    files=len(checked.tree.files)))
+        return 1 if diags.has_errors else 0
+    print_diagnostics(diags, console(stderr=True))
+    if diags.has_errors:
+        return 1
+    n, files = len(checked.tree.documents), len(checked.tree.files)
+    click.echo(f"Success! {n} resource{'s' if n != 1 else ''} in {files} file"
+               f"{'s' if files != 1 else ''} are valid.")
+    return 0
+
+
+@cli.command()
+@PATHS
+@click.option("--format", "fmt", type=click.Choice(["dot", "levels"]), default="dot", show_default=True,
+              help="dot: Graphviz DOT; levels: the groups that run in parallel, in order.")
+def graph(paths: tuple[Path, ...], fmt: str) -> int:
+    """Print the dependency graph of the spec tree at PATH.
+
+    Edges point from a dependency to what depends on it (the way data flows):
+    render with `pipeform graph | dot -Tsvg > graph.svg`.
+    """
+    from reconciler.render.diagnostics import console, print_diagnostics
+    from reconciler.specs import check
+
+    checked = check(_paths(paths))
+    print_diagnostics(checked.diagnostics, console(stderr=True))
+    if checked.diagnostics.has_errors:
+        return 1
+    if fmt == "dot":
+        click.echo(checked.graph.to_dot(), nl=False)
+    else:
+        for i, level in enumerate(checked.graph.levels(), 1):
+            click.echo(f"{i}: {' '.join(level)}")
+    return 0
+
+
+@cli.command()
+@click.argument("kind", required=False)
+@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write every schema file into this directory instead of printing.")
+def schema(kind: str | None, write_dir: Path | None) -> int:
+    """Print the JSON Schema of KIND, or of any document when KIND is omitted.
+
+    Point your editor at it for completion and checks, for example with
+    `# yaml-language-server: $schema=specs/schema/pipeform.schema.json`.
+    """
+    import json
+
+    from reconciler import schema as schemas
+
+    if write_dir is not None:
+        for path in schemas.write_schemas(write_dir):
+            click.echo(f"wrote {path}")
+        return 0
+    if kind is None:
+        click.echo(json.dumps(schemas.document_schema(), indent=2))
+        return 0
+    model = schemas.find_kind(kind)
+    if model is None:
+        from reconciler.diagnostics import suggestion
+        from reconciler.kinds import KINDS
+
+        hint = suggestion(kind, KINDS) or f"kinds: {', '.join(KINDS)}"
+        raise PipeformError(f"kind {kind!r} is not known ({hint})")
+    click.echo(json.dumps(schemas.kind_schema(model), indent=2))
+    return 0
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def version(as_json: bool) -> int:
+    """Print pipeform's version and the Python it runs on."""
+    import json
+    import platform
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        ours = dist_version("pipeform")
+    except PackageNotFoundError:
+        ours = "unknown (not installed)"
+    info = {"pipeform": ours, "python": platform.python_version(), "platform": platform.platform()}
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        click.echo(f"pipeform {ours}\npython {info['python']} on {info['platform']}")
+    return 0
+
+
+def _report(exc: BaseException) -> None:
+    from reconciler.render.diagnostics import console, print_diagnostics
+
+    out = console(stderr=True)
+    if isinstance(exc, PipeformError):
+        print_diagnostics(exc.diagnostics, out, summary=len(exc.diagnostics) > 1)
+    else:
+        from rich.text import Text
+
+        out.print(Text(f"Error: unexpected internal error: {type(exc).__name__}: {exc}", style="red bold"))
+        out.print("Run again with --debug to see the traceback, and please report it.")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console entry point: no traceback unless --debug, exit 1 on every error."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        code = cli.main(args=args, prog_name="pipeform", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(1)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except PipeformError as exc:
+        _report(exc)
+        sys.exit(1)
+    except Exception as exc:
+        if debug:
+            raise
+        _report(exc)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

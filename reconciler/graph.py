@@ -1,0 +1,161 @@
+"""The dependency graph of a spec tree: edges from references, checks, levels, DOT.
+
+An edge ``A -> B`` means B depends on A (data flows from A to B): a Dataset comes before
+the FeatureSet built from it, a Quota, Secret or Budget before the TrainingJob that uses
+it, a TrainingJob before the Alert that watches it. Unknown references (with a "did you
+mean"), and cycles (printing the cycle) are errors.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from reconciler.diagnostics import Diagnostics, error, suggestion, warning
+from reconciler.kinds import Budget, TrainingJob
+from reconciler.loader import SpecTree, format_path
+
+_COST_BEARING = ("TrainingJob",)
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    dependency: str
+    dependent: str
+    reason: str  # the field that makes it, such as spec.features
+
+
+@dataclass
+class Graph:
+    nodes: list[str] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+    def dependencies(self, address: str) -> list[str]:
+        return sorted({e.dependency for e in self.edges if e.dependent == address})
+
+    def dependents(self, address: str) -> list[str]:
+        return sorted({e.dependent for e in self.edges if e.dependency == address})
+
+    def _sorter(self) -> graphlib.TopologicalSorter[str]:
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for node in self.nodes:
+            sorter.add(node)
+        for edge in self.edges:
+            sorter.add(edge.dependent, edge.dependency)
+        return sorter
+
+    def levels(self) -> list[list[str]]:
+        """Nodes in groups that can run in parallel, dependencies first."""
+        sorter = self._sorter()
+        sorter.prepare()
+        out = []
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready())
+            out.append(ready)
+            sorter.done(*ready)
+        return out
+
+    def order(self) -> list[str]:
+        return [node for level in self.levels() for node in level]
+
+    def closure(self, addresses: Iterable[str]) -> set[str]:
+        """The addresses with everything they depend on, transitively (for --target)."""
+        wanted, stack = set(), list(addresses)
+        while stack:
+            node = stack.pop()
+            if node not in wanted:
+                wanted.add(node)
+                stack.extend(self.dependencies(node))
+        return wanted
+
+    def find_cycle(self) -> list[str] | None:
+        try:
+            self._sorter().prepare()
+        except graphlib.CycleError as exc:
+            cycle: list[str] = exc.args[1]
+            # graphlib lists the cycle from dependent to dependency; show it in data-flow order
+            return list(reversed(cycle))
+        return None
+
+    def to_dot(self) -> str:
+        shapes = {"Dataset": "cylinder", "FeatureSet": "component", "TrainingJob": "box3d",
+                  "Quota": "octagon", "Secret": "note", "Alert": "triangle", "SLO": "doubleoctagon",
+                  "Budget": "hexagon"}
+        lines = ["digraph pipeform {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+        for node in sorted(self.nodes):
+            kind = node.split("/", 1)[0]
+            lines.append(f'  "{node}" [shape={shapes.get(kind, "box")}];')
+        for edge in sorted(self.edges, key=lambda e: (e.dependency, e.dependent)):
+            lines.append(f'  "{edge.dependency}" -> "{edge.dependent}" [label="{edge.reason}"];')
+        lines.append("}")
+        return "\n".join(lines) + "\n"
+
+
+def _labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def build_graph(tree: SpecTree, diagnostics: Diagnostics) -> Graph:
+    """Edges from every reference and budget scope; unknown references and cycles reported."""
+    graph = Graph(nodes=sorted(tree.documents))
+    names_by_kind: dict[str, list[str]] = {}
+    for doc in tree.documents.values():
+        names_by_kind.setdefault(doc.model.KIND, []).append(doc.model.name)
+    default_labels = tree.workspace.spec.defaults.labels
+    for address, doc in sorted(tree.documents.items()):
+        for ref in doc.model.references():
+            if ref.address in tree.documents:
+                graph.edges.append(Edge(ref.address, address, format_path(ref.path)))
+                continue
+            candidates = names_by_kind.get(ref.kind, [])
+            hint = suggestion(ref.name, candidates)
+            hint = hint.replace("did you mean ", f"did you mean {ref.kind}/") if hint else (
+                f"define a {ref.kind} named {ref.name}" if not candidates
+                else f"{ref.kind} documents here: {', '.join(sorted(candidates))}")
+            diagnostics.add(error(f"{format_path(ref.path)} refers to {ref.address}, which does not exist",
+                                  doc.position(ref.path), address=address, hint=hint, path=format_path(ref.path)))
+        if isinstance(doc.model, Budget):
+            selector = doc.model.spec.scope.labels
+            for other_address, other in sorted(tree.documents.items()):
+                if other.model.KIND in _COST_BEARING and _labels_match(
+                        selector, {**default_labels, **other.model.metadata.labels}):
+                    graph.edges.append(Edge(address, other_address, "spec.scope"))
+    cycle = graph.find_cycle()
+    if cycle:
+        first = tree.documents[cycle[0]]
+        diagnostics.add(error("dependency cycle: " + " -> ".join(cycle), first.position(),
+                              address=cycle[0], hint="remove one of these references"))
+    return graph
+
+
+def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
+    """A FeatureSet may only read columns its Dataset declares (when it declares a schema)."""
+    for address, doc in sorted(tree.documents.items()):
+        spec = getattr(doc.model, "spec", None)
+        if doc.model.KIND != "FeatureSet" or spec is None:
+            continue
+        dataset = tree.documents.get(f"Dataset/{spec.dataset}")
+        columns = dataset.model.spec.column_names() if dataset else []  # type: ignore[attr-defined]
+        if not columns:
+            continue
+        for column, where in spec.column_uses():
+            if column not in columns:
+                path = ("spec", *where)
+                diagnostics.add(error(
+                    f"{format_path(path)} reads column {column!r}, which Dataset/{spec.dataset} does not declare",
+                    doc.position(path), address=address, path=format_path(path),
+                    hint=suggestion(column, columns) or "add it to the Dataset's schema"))
+
+
+def check_jobs(tree: SpecTree, diagnostics: Diagnostics) -> None:
+    """Warn about secret-looking environment variables written as plain values."""
+    for address, doc in sorted(tree.documents.items()):
+        if not isinstance(doc.model, TrainingJob):
+            continue
+        for var in doc.model.spec.plain_secret_like_env():
+            path = ("spec", "env", var)
+            diagnostics.add(warning(
+                f"{format_path(path)} looks like a secret but its value is written in the spec",
+                doc.position(path), address=address,
+                hint=f"define a Secret and write {var}: {{secret: NAME}}"))

@@ -1,0 +1,212 @@
+"""What every spec document shares: the model base, metadata, lifecycle, names, references.
+
+Documents follow the Kubernetes resource model (apiVersion, kind, metadata, spec).
+Python attributes are snake_case; the YAML and JSON spelling is camelCase (aliases).
+Models are frozen and strict about unknown fields so that a typo is an error, not a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "pipeform/v1"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_LABEL = re.compile(DNS_LABEL)
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ADDRESS = r"^[A-Za-z]+/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: camelCase aliases, unknown fields forbidden, frozen."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        use_enum_values=True,
+        validate_default=False,
+    )
+
+
+def check_dns_label(value: str) -> str:
+    if len(value) > 63:
+        raise ValueError(f"{value!r} is {len(value)} characters long; names have at most 63")
+    if not _DNS_LABEL.fullmatch(value):
+        fixed = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "my-name"
+        raise ValueError(
+            f"{value!r} is not a valid name: use lower-case letters, digits and '-', "
+            f"starting and ending with a letter or digit (for example {fixed!r}), "
+            "because names become Kubernetes and cloud resource names"
+        )
+    return value
+
+
+Name = Annotated[
+    str,
+    AfterValidator(check_dns_label),
+    Field(min_length=1, max_length=63, pattern=DNS_LABEL),
+]
+
+
+def check_label_key(key: str) -> str:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        raise ValueError(f"label key {key!r} has an invalid prefix; use a DNS subdomain such as example.com/")
+    if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
+        raise ValueError(
+            f"label key {key!r} is invalid: at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return key
+
+
+def check_label_value(value: str) -> str:
+    if len(value) > 63 or not _LABEL_NAME.fullmatch(value):
+        raise ValueError(
+            f"label value {value!r} is invalid: at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+LabelKey = Annotated[str, AfterValidator(check_label_key)]
+LabelValue = Annotated[str, AfterValidator(check_label_value)]
+Labels = dict[LabelKey, LabelValue]
+
+
+class Lifecycle(SpecModel):
+    """How pipeform may change the resource, as Terraform's lifecycle block."""
+
+    prevent_destroy: bool = Field(
+        False,
+        description="Refuse any plan that would destroy or replace this resource. "
+        "Kept in state, so deleting the document does not drop the protection. Default: false.",
+    )
+    ignore_changes: list[str] = Field(
+        default_factory=list,
+        description="Field paths under spec (for example hyperparameters.epochs) whose changes "
+        "are not diffed; the value applied first stays. Default: none.",
+    )
+
+
+class Metadata(SpecModel):
+    name: Name = Field(
+        description="The resource's name: a DNS-1123 label (lower-case letters, digits and '-', "
+        "at most 63 characters). Required; unique per kind."
+    )
+    labels: Labels = Field(
+        default_factory=dict,
+        description="Key/value labels, as in Kubernetes; budgets and policies select by them. "
+        "Default: none (the Workspace's defaults.labels are added).",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Free-form notes for people and tools; never interpreted. Default: none.",
+    )
+    depends_on: list[Annotated[str, Field(pattern=ADDRESS)]] = Field(
+        default_factory=list,
+        description="Addresses (Kind/name) this resource must come after, beyond those its "
+        "spec refers to, as Terraform's depends_on. Default: none.",
+    )
+    lifecycle: Lifecycle = Field(
+        default_factory=Lifecycle,
+        description="Lifecycle options (preventDestroy, ignoreChanges). Default: no restrictions.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A reference from one document to another, by name."""
+
+    kind: str
+    name: str
+    path: tuple[str | int, ...]  # where the name is written, from the document root
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+class ResourceSpec(SpecModel):
+    """Base of every resource's spec: which provider realises it."""
+
+    provider: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        description="The provider that realises this resource (local, kubernetes, aws, "
+        "prometheus, mlflow or a plug-in). Default: the Workspace's defaults.provider, local.",
+    )
+
+    def references(self) -> list[Reference]:
+        """References to other documents; paths are relative to spec."""
+        return []
+
+
+class Document(SpecModel):
+    """A spec document: apiVersion, kind, metadata, spec."""
+
+    KIND: ClassVar[str] = ""
+    api_version: Literal["pipeform/v1"] = Field(
+        alias="apiVersion", description="Always pipeform/v1. Required."
+    )
+    metadata: Metadata = Field(description="Name, labels, annotations and lifecycle. Required.")
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def address(self) -> str:
+        return f"{self.KIND}/{self.metadata.name}"
+
+    def references(self) -> list[Reference]:
+        refs = []
+        for i, address in enumerate(self.metadata.depends_on):
+            kind, _, name = address.partition("/")
+            refs.append(Reference(kind, name, ("metadata", "dependsOn", i)))
+        spec: Any = getattr(self, "spec", None)
+        if isinstance(spec, ResourceSpec):
+            refs.extend(Reference(r.kind, r.name, ("spec", *r.path)) for r in spec.references())
+        return refs
+
+
+def keyed_union(*members: tuple[str, type[SpecModel]]) -> Any:
+    """A union told apart by which key is written: ``{env: X}`` vs ``{file: y}``.
+
+    One clear error when no member's key is present, instead of one per member.
+    """
+    from pydantic import Discriminator, Tag
+
+    keys = [key for key, _ in members]
+
+    def pick(value: Any) -> str | None:
+        if isinstance(value, dict):
+            for key in keys:
+                if key in value:
+                    return key
+            return None
+        for key, model in members:
+            if isinstance(value, model):
+                return key
+        return None
+
+    tagged = tuple(Annotated[model, Tag(key)] for key, model in members)
+    return Annotated[
+        typing.Union[tagged],  # noqa: UP007 - built from a tuple at run time
+        Discriminator(
+            pick,
+            custom_error_type="missing_key",
+            custom_error_message=f"needs one of: {', '.join(keys)}",
+        ),
+    ]

@@ -1,0 +1,335 @@
+"""Data kinds: Dataset (a validated, content-addressed snapshot) and FeatureSet."""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from reconciler.kinds.common import Document, Name, Reference, ResourceSpec, SpecModel
+from reconciler.kinds.units import Duration
+
+Scalar = int | float | str | bool
+
+
+class DataFormat(str, Enum):
+    CSV = "csv"
+    PARQUET = "parquet"
+    JSONL = "jsonl"
+
+
+class ColumnType(str, Enum):
+    INT = "int"
+    FLOAT = "float"
+    STRING = "string"
+    BOOL = "bool"
+    TIMESTAMP = "timestamp"
+    DATE = "date"
+
+
+class CsvOptions(SpecModel):
+    delimiter: str = Field(",", min_length=1, max_length=1, description="Field separator. Default: ','.")
+    header: bool = Field(True, description="Whether the first row names the columns. Default: true.")
+    null_values: list[str] = Field(
+        default_factory=lambda: ["", "NA", "NaN", "null"],
+        description="Cell values read as missing. Default: '', NA, NaN, null.",
+    )
+
+
+class Source(SpecModel):
+    uri: str = Field(
+        description="Where the data lives: file://path (relative to the spec tree, or absolute "
+        "when the Workspace allows it) or s3://bucket/key. Required.",
+    )
+    format: DataFormat | None = Field(
+        None, description="csv, parquet or jsonl. Default: from the file extension."
+    )
+    csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV reading options. Default: comma-separated with a header.")
+
+    @field_validator("uri")
+    @classmethod
+    def _scheme(cls, uri: str) -> str:
+        if not re.match(r"^(file|s3)://.+", uri):
+            raise ValueError(
+                f"{uri!r} has no supported scheme; write file://data/table.csv or s3://bucket/key"
+            )
+        return uri
+
+    @model_validator(mode="after")
+    def _known_format(self) -> Source:
+        if self.format is None and self.inferred_format() is None:
+            raise ValueError(
+                f"cannot tell the format of {self.uri!r} from its extension; set format: csv, parquet or jsonl"
+            )
+        return self
+
+    def inferred_format(self) -> DataFormat | None:
+        if self.format is not None:
+            return DataFormat(self.format)
+        suffixes = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+        for suffix, fmt in suffixes.items():
+            if self.uri.lower().endswith(suffix):
+                return DataFormat(fmt)
+        return None
+
+
+class Column(SpecModel):
+    name: str = Field(min_length=1, description="Column name as in the source. Required.")
+    type: ColumnType = Field(description="int, float, string, bool, timestamp or date. Required.")
+    nullable: bool = Field(True, description="Whether missing values are allowed. Default: true.")
+    unique: bool = Field(False, description="Whether every value must be distinct. Default: false.")
+    min: float | None = Field(None, description="Smallest allowed value (numbers). Default: no bound.")
+    max: float | None = Field(None, description="Largest allowed value (numbers). Default: no bound.")
+    allowed: list[Scalar] | None = Field(None, description="The only values allowed. Default: any.")
+    regex: str | None = Field(None, description="A pattern every string value must match in full. Default: none.")
+    description: str = Field("", description="What the column means. Default: empty.")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"regex {pattern!r} does not compile: {exc}") from exc
+        return pattern
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Column:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class Freshness(SpecModel):
+    column: str = Field(description="A timestamp column whose newest value is checked. Required.")
+    max_age: Duration = Field(description="How old the newest value may be, such as 24h. Required.")
+
+
+class Drift(SpecModel):
+    columns: list[str] | None = Field(None, description="Columns checked against the previous snapshot. Default: every column in schema.")
+    max_psi: float = Field(0.2, gt=0, description="Largest population stability index allowed per column. Default: 0.2.")
+    bins: int = Field(10, ge=2, le=100, description="Histogram bins for numeric columns. Default: 10.")
+
+
+class Validation(SpecModel):
+    min_rows: int | None = Field(None, ge=0, description="Fewest rows allowed. Default: no bound.")
+    max_rows: int | None = Field(None, ge=0, description="Most rows allowed. Default: no bound.")
+    max_null_fraction: dict[str, Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=dict,
+        description="Per column (or '*' for every column), the largest fraction of missing values. Default: none.",
+    )
+    freshness: Freshness | None = Field(None, description="How recent the data must be. Default: not checked.")
+    drift: Drift | None = Field(None, description="Distribution drift against the previous snapshot. Default: not checked.")
+
+    @model_validator(mode="after")
+    def _rows(self) -> Validation:
+        if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
+            raise ValueError(f"minRows ({self.min_rows}) is greater than maxRows ({self.max_rows})")
+        return self
+
+
+class DatasetSpec(ResourceSpec):
+    source: Source = Field(description="Where the data comes from and its format. Required.")
+    schema_: list[Column] = Field(
+        default_factory=list,
+        alias="schema",
+        description="The declared columns and their checks. Default: none (no column checks).",
+    )
+    strict_columns: bool = Field(
+        False,
+        description="Refuse source columns that the schema does not declare. Default: false "
+        "(undeclared columns are kept, unchecked).",
+    )
+    validation: Validation = Field(default_factory=Validation, description="Rules checked on every snapshot. Default: none.")
+
+    @field_validator("schema_")
+    @classmethod
+    def _unique_columns(cls, columns: list[Column]) -> list[Column]:
+        seen: set[str] = set()
+        for column in columns:
+            if column.name in seen:
+                raise ValueError(f"column {column.name!r} is declared twice")
+            seen.add(column.name)
+        return columns
+
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.schema_]
+
+
+class Dataset(Document):
+    KIND = "Dataset"
+    kind: Literal["Dataset"] = Field(description="Dataset. Required.")
+    spec: DatasetSpec = Field(description="The dataset's source, schema and validation rules. Required.")
+
+
+# --- FeatureSet ---------------------------------------------------------------------
+
+class Passthrough(SpecModel):
+    type: Literal["passthrough"]
+
+
+class Standardize(SpecModel):
+    type: Literal["standardize"]
+
+
+class MinMax(SpecModel):
+    type: Literal["minmax"]
+
+
+class Log1p(SpecModel):
+    type: Literal["log1p"]
+
+
+class Clip(SpecModel):
+    type: Literal["clip"]
+    min: float | None = Field(None, description="Lower bound. Default: none.")
+    max: float | None = Field(None, description="Upper bound. Default: none.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Clip:
+        if self.min is None and self.max is None:
+            raise ValueError("clip needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+
+class Bucketize(SpecModel):
+    type: Literal["bucketize"]
+    boundaries: list[float] = Field(min_length=1, description="Increasing bucket edges. Required.")
+
+    @field_validator("boundaries")
+    @classmethod
+    def _increasing(cls, edges: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            raise ValueError("boundaries must be strictly increasing")
+        return edges
+
+
+class OneHot(SpecModel):
+    type: Literal["onehot"]
+    vocabulary: list[Scalar] | None = Field(None, description="The categories; others go to the 'other' bucket. Default: learned from the training split.")
+    max_categories: int = Field(50, ge=1, description="Most categories learned when no vocabulary is given. Default: 50.")
+    other: bool = Field(True, description="Add an 'other' bucket for unseen values. Default: true.")
+
+
+class HashBuckets(SpecModel):
+    type: Literal["hash"]
+    buckets: int = Field(ge=2, le=1_000_000, description="Number of hash buckets. Required.")
+
+
+class FillNa(SpecModel):
+    type: Literal["fillna"]
+    value: Scalar | None = Field(None, description="A constant to fill with. Default: none (use strategy).")
+    strategy: Literal["mean", "median", "mode"] | None = Field(None, description="A statistic fitted on the training split. Default: none (use value).")
+
+    @model_validator(mode="after")
+    def _one(self) -> FillNa:
+        if (self.value is None) == (self.strategy is None):
+            raise ValueError("fillna needs exactly one of value or strategy")
+        return self
+
+
+class DatetimeParts(SpecModel):
+    type: Literal["datetime"]
+    parts: list[Literal["year", "month", "day", "dayofweek", "dayofyear", "hour", "minute"]] = Field(
+        min_length=1, description="Which parts to extract. Required."
+    )
+
+
+Transform = Annotated[
+    Passthrough | Standardize | MinMax | Log1p | Clip | Bucketize | OneHot | HashBuckets | FillNa | DatetimeParts,
+    Field(discriminator="type"),
+]
+
+
+def _transform_shorthand(value: Any) -> Any:
+    """Allow ``standardize`` for ``{type: standardize}``."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+class Feature(SpecModel):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="The feature's name in the table. Required.")
+    column: str | None = Field(None, description="The dataset column it is computed from. Default: the feature's name.")
+    transforms: list[Annotated[Transform, BeforeValidator(_transform_shorthand)]] = Field(
+        default_factory=list,
+        description="Transforms applied in order; a bare name such as standardize is short for "
+        "{type: standardize}. Default: none (passthrough).",
+    )
+
+    @property
+    def source_column(self) -> str:
+        return self.column or self.name
+
+
+class Label(SpecModel):
+    column: str = Field(description="The dataset column to predict. Required.")
+
+
+class RandomSplit(SpecModel):
+    type: Literal["random"]
+    validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of rows for validation. Default: 0.2.")
+    seed: int = Field(42, description="Seed of the shuffle. Default: 42.")
+
+
+class TemporalSplit(SpecModel):
+    type: Literal["temporal"]
+    column: str = Field(description="The time (or period) column. Required.")
+    validation_from: int | float | str = Field(
+        description="Rows whose column is at or after this value are validation rows; "
+        "the rest train. Required."
+    )
+
+
+Split = Annotated[RandomSplit | TemporalSplit, Field(discriminator="type")]
+
+
+class FeatureSetSpec(ResourceSpec):
+    dataset: Name = Field(description="The Dataset whose newest snapshot is the input. Required.")
+    entity: list[str] = Field(min_length=1, description="Entity key column(s). Required.")
+    label: Label = Field(description="The label column. Required.")
+    features: list[Feature] = Field(min_length=1, description="The features. Required.")
+    split: Split = Field(
+        default_factory=lambda: RandomSplit(type="random"),
+        description="How rows divide into train and validation. Default: random, 20% validation, seed 42.",
+    )
+
+    @field_validator("entity", mode="before")
+    @classmethod
+    def _entity_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("features")
+    @classmethod
+    def _unique(cls, features: list[Feature]) -> list[Feature]:
+        seen: set[str] = set()
+        for feature in features:
+            if feature.name in seen:
+                raise ValueError(f"feature {feature.name!r} is declared twice")
+            seen.add(feature.name)
+        return features
+
+    def references(self) -> list[Reference]:
+        return [Reference("Dataset", self.dataset, ("dataset",))]
+
+    def column_uses(self) -> list[tuple[str, tuple[str | int, ...]]]:
+        """Every dataset column this spec reads, with where it is written (under spec)."""
+        uses: list[tuple[str, tuple[str | int, ...]]] = [
+            (col, ("entity", i)) for i, col in enumerate(self.entity)
+        ]
+        uses.append((self.label.column, ("label", "column")))
+        for i, feature in enumerate(self.features):
+            where = ("features", i, "column" if feature.column else "name")
+            uses.append((feature.source_column, where))
+        if isinstance(self.split, TemporalSplit):
+            uses.append((self.split.column, ("split", "column")))
+        return uses
+
+
+class FeatureSet(Document):
+    KIND = "FeatureSet"
+    kind: Literal["FeatureSet"] = Field(description="FeatureSet. Required.")
+    spec: FeatureSetSpec = Field(description="The entity, label, features and split. Required.")

@@ -1,0 +1,188 @@
+"""Observability kinds: Alert (alerting rules) and SLO (objectives with burn-rate alerts)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from reconciler.kinds.common import Document, Name, Reference, ResourceSpec, SpecModel
+from reconciler.kinds.units import Duration
+
+
+def check_promql(expr: str) -> str:
+    """A cheap structural check; promtool checks the full grammar when rules are written."""
+    text = expr.strip()
+    if not text:
+        raise ValueError("the PromQL expression is empty")
+    depth = 0
+    pairs = {")": "(", "]": "[", "}": "{"}
+    stack: list[str] = []
+    quote: str | None = None
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'`":
+            quote = ch
+        elif ch in "([{":
+            stack.append(ch)
+            depth += 1
+        elif ch in ")]}":
+            if not stack or stack.pop() != pairs[ch]:
+                raise ValueError(f"unbalanced {ch!r} in PromQL expression {text!r}")
+    if quote or stack:
+        raise ValueError(f"unclosed {'quote' if quote else repr(stack[-1])} in PromQL expression {text!r}")
+    return expr
+
+
+PromQL = Annotated[str, Field(min_length=1)]
+
+
+class TrainingFailed(SpecModel):
+    type: Literal["training-failed"]
+    job: Name = Field(description="The TrainingJob watched. Required.")
+
+
+class TrainingNotSucceeded(SpecModel):
+    type: Literal["training-not-succeeded"]
+    job: Name = Field(description="The TrainingJob watched. Required.")
+    within: Duration = Field(description="Fire when the job has not succeeded for this long. Required.")
+
+
+class ValidationFailed(SpecModel):
+    type: Literal["validation-failed"]
+    dataset: Name = Field(description="The Dataset watched. Required.")
+
+
+class DataStale(SpecModel):
+    type: Literal["data-stale"]
+    dataset: Name = Field(description="The Dataset watched. Required.")
+    max_age: Duration = Field(description="Fire when the newest snapshot is older than this. Required.")
+
+
+class BudgetBurn(SpecModel):
+    type: Literal["budget-burn"]
+    budget: Name = Field(description="The Budget watched. Required.")
+    threshold: float = Field(80.0, gt=0, le=1000, description="Percent of the budget spent. Default: 80.")
+
+
+AlertTemplate = Annotated[
+    TrainingFailed | TrainingNotSucceeded | ValidationFailed | DataStale | BudgetBurn,
+    Field(discriminator="type"),
+]
+
+_TEMPLATE_TARGETS = {"job": "TrainingJob", "dataset": "Dataset", "budget": "Budget"}
+
+
+def template_references(template: SpecModel | None, at: tuple[str | int, ...]) -> list[Reference]:
+    if template is None:
+        return []
+    refs = []
+    for field_name, kind in _TEMPLATE_TARGETS.items():
+        name = getattr(template, field_name, None)
+        if name:
+            refs.append(Reference(kind, name, (*at, field_name)))
+    return refs
+
+
+class AlertSpec(ResourceSpec):
+    template: AlertTemplate | None = Field(
+        None,
+        description="A built-in alert: training-failed, training-not-succeeded, validation-failed, "
+        "data-stale or budget-burn. Default: none (give expr instead).",
+    )
+    expr: PromQL | None = Field(None, description="A PromQL expression that fires when it returns series. Default: none (give template instead).")
+    for_: Duration = Field(0.0, alias="for", description="How long the condition must hold before firing. Default: 0s.")
+    severity: Literal["critical", "warning", "info"] = Field("warning", description="critical, warning or info. Default: warning.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels added to the alert. Default: none.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations such as summary, description, runbook_url. Default: generated summary.")
+
+    @field_validator("expr")
+    @classmethod
+    def _expr(cls, expr: str | None) -> str | None:
+        return check_promql(expr) if expr is not None else None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> AlertSpec:
+        if (self.template is None) == (self.expr is None):
+            raise ValueError("an Alert needs exactly one of template or expr")
+        return self
+
+    def references(self) -> list[Reference]:
+        return template_references(self.template, ("template",))
+
+
+class Alert(Document):
+    KIND = "Alert"
+    kind: Literal["Alert"] = Field(description="Alert. Required.")
+    spec: AlertSpec = Field(description="When to fire, how urgently. Required.")
+
+
+class TrainingSuccessRate(SpecModel):
+    type: Literal["training-success-rate"]
+    job: Name = Field(description="The TrainingJob measured. Required.")
+
+
+class DataFreshness(SpecModel):
+    type: Literal["data-freshness"]
+    dataset: Name = Field(description="The Dataset measured. Required.")
+    max_age: Duration = Field(description="A snapshot younger than this is good. Required.")
+
+
+class RegistrationLatency(SpecModel):
+    type: Literal["registration-latency"]
+    job: Name = Field(description="The TrainingJob measured. Required.")
+    threshold: Duration = Field(description="A registration faster than this is good. Required.")
+
+
+SliTemplate = Annotated[
+    TrainingSuccessRate | DataFreshness | RegistrationLatency,
+    Field(discriminator="type"),
+]
+
+
+class Sli(SpecModel):
+    template: SliTemplate | None = Field(None, description="A built-in SLI. Default: none (give good and total).")
+    good: PromQL | None = Field(None, description="PromQL rate of good events. Default: none.")
+    total: PromQL | None = Field(None, description="PromQL rate of all events. Default: none.")
+
+    @field_validator("good", "total")
+    @classmethod
+    def _expr(cls, expr: str | None) -> str | None:
+        return check_promql(expr) if expr is not None else None
+
+    @model_validator(mode="after")
+    def _one(self) -> Sli:
+        custom = self.good is not None or self.total is not None
+        if self.template is not None and custom:
+            raise ValueError("an SLI takes a template or good/total, not both")
+        if self.template is None and (self.good is None or self.total is None):
+            raise ValueError("an SLI needs a template, or both good and total")
+        return self
+
+
+class SloSpec(ResourceSpec):
+    sli: Sli = Field(description="What is measured. Required.")
+    objective: float = Field(gt=0, lt=100, description="Target percentage of good events, such as 99.5. Required.")
+    window: Duration = Field(2419200.0, description="The rolling window, such as 28d or 30d. Default: 28d.")
+    page_severity: Literal["critical", "warning"] = Field("critical", description="Severity of the fast-burn (page) alerts. Default: critical.")
+    ticket_severity: Literal["warning", "info"] = Field("warning", description="Severity of the slow-burn (ticket) alerts. Default: warning.")
+    description: str = Field("", description="What the objective promises. Default: empty.")
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, seconds: float) -> float:
+        if seconds < 3600:
+            raise ValueError("an SLO window shorter than 1h cannot carry burn-rate alerts; use 28d or 30d")
+        return seconds
+
+    def references(self) -> list[Reference]:
+        return template_references(self.sli.template, ("sli", "template"))
+
+
+class SLO(Document):
+    KIND = "SLO"
+    kind: Literal["SLO"] = Field(description="SLO. Required.")
+    spec: SloSpec = Field(description="An objective over a window for an SLI. Required.")

@@ -1,0 +1,254 @@
+"""Spec tree -> validated models: reads YAML files, checks each document against its kind.
+
+Every problem in the tree is collected and reported at once, each with file:line:column,
+the resource address and, for misspellings, a "did you mean".
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.diagnostics import Diagnostic, Diagnostics, Position, error, suggestion
+from reconciler.kinds import API_VERSION, KINDS, Document, Workspace
+from reconciler.yamlsource import MAX_FILES, DataPath, RawDocument, display_path, read_file, spec_files
+
+
+@dataclass(frozen=True)
+class LoadedDocument:
+    model: Document
+    raw: RawDocument
+
+    def position(self, path: DataPath = ()) -> Position:
+        return self.raw.position(path)
+
+
+@dataclass
+class SpecTree:
+    """The documents of a spec tree, by address, with the Workspace apart."""
+
+    root: Path
+    workspace: Workspace
+    workspace_source: LoadedDocument | None = None
+    documents: dict[str, LoadedDocument] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def by_kind(self, kind: str) -> list[LoadedDocument]:
+        return [d for d in self.documents.values() if d.model.KIND == kind]
+
+
+def format_path(path: DataPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> DataPath:
+    """pydantic's loc with union-member tags dropped, so it follows the written data."""
+    path: list[str | int] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 or not isinstance(node, dict | list):
+            path.append(part)
+            node = None
+    return tuple(path)
+
+
+def _strip(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _members(tp: Any) -> list[Any]:
+    tp = _strip(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return [_strip(m) for m in typing.get_args(tp) if m is not type(None)]
+    return [tp]
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def known_fields(tp: Any, path: DataPath, data: Any) -> list[str]:
+    """The field names a model accepts at path, following the written data through unions."""
+    out: list[str] = []
+    for member in _members(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            type_field = member.model_fields.get("type")
+            if type_field is not None and isinstance(data, dict) and "type" in data:
+                if data["type"] not in typing.get_args(type_field.annotation):
+                    continue
+            if not path:
+                out.extend(_field_names(member))
+                continue
+            for name, info in member.model_fields.items():
+                if path[0] in (info.alias, name):
+                    sub = data.get(path[0]) if isinstance(data, dict) else None
+                    out.extend(known_fields(info.annotation, path[1:], sub))
+        elif path and typing.get_origin(member) in (list, dict):
+            inner = typing.get_args(member)[-1]
+            sub = data[path[0]] if isinstance(data, dict | list) and _has(data, path[0]) else None
+            out.extend(known_fields(inner, path[1:], sub))
+    return out
+
+
+def _has(data: dict[Any, Any] | list[Any], key: Any) -> bool:
+    if isinstance(data, dict):
+        return key in data
+    return isinstance(key, int) and 0 <= key < len(data)
+
+
+def _describe(err: Any, path: DataPath, model: type[Document], data: Any) -> tuple[str, str | None]:
+    where = format_path(path)
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        known = known_fields(model, path[:-1], data)
+        return f"{where} is not a known field", suggestion(str(path[-1]), known) or (
+            f"known fields here: {', '.join(sorted(known))}" if known else "remove it")
+    if kind == "missing":
+        return f"{where} is required", f"add {path[-1]}"
+    if kind == "union_tag_invalid":
+        tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        tag = ctx.get("tag")
+        return (f"{where}.{ctx.get('discriminator', 'type').strip(chr(39))}: {tag!r} is not a known type",
+                suggestion(str(tag), tags) or f"use one of {', '.join(tags)}")
+    if kind == "missing_key":
+        return f"{where} {err['msg']}", "write exactly one of these keys"
+    if kind == "union_tag_not_found":
+        return f"{where} needs a {ctx.get('discriminator', 'type')!s}".replace("'", ""), None
+    message = str(err["msg"])
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    hint = None
+    if kind in ("literal_error", "enum"):
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        value = err.get("input")
+        message = f"{value!r} is not allowed; expected {ctx.get('expected', '')}"
+        hint = suggestion(str(value), options)
+    elif kind.endswith("_type") or kind.endswith("_parsing"):
+        shown = repr(err.get("input"))
+        message = f"{message[0].lower()}{message[1:]} (got {shown[:60]})"
+    return f"{where}: {message}" if where else message, hint
+
+
+def _check_header(raw: RawDocument) -> tuple[type[Document] | None, list[Diagnostic]]:
+    data = raw.data
+    if not isinstance(data, dict):
+        return None, [error("a document must be a mapping with apiVersion, kind, metadata and spec",
+                            raw.start, hint="see specs/examples/quickstart for the shape")]
+    problems = []
+    version = data.get("apiVersion")
+    if version is None:
+        problems.append(error("apiVersion is missing", raw.start, hint=f"add apiVersion: {API_VERSION}"))
+    elif version != API_VERSION:
+        problems.append(error(f"apiVersion {version!r} is not supported", raw.position(("apiVersion",)),
+                              hint=f"use apiVersion: {API_VERSION}"))
+    kind = data.get("kind")
+    model = KINDS.get(kind) if isinstance(kind, str) else None
+    if kind is None:
+        problems.append(error("kind is missing", raw.start, hint=f"add kind: one of {', '.join(KINDS)}"))
+    elif model is None:
+        problems.append(error(f"kind {kind!r} is not known", raw.position(("kind",)),
+                              hint=suggestion(str(kind), KINDS) or f"use one of {', '.join(KINDS)}"))
+    return (None if problems else model), problems
+
+
+def _address(raw: RawDocument) -> str | None:
+    data = raw.data if isinstance(raw.data, dict) else {}
+    kind, meta = data.get("kind"), data.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if isinstance(kind, str) and isinstance(name, str):
+        return f"{kind}/{name}"
+    return kind if isinstance(kind, str) else None
+
+
+def parse_document(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]:
+    """Validate one raw document against its kind's model."""
+    model, problems = _check_header(raw)
+    if model is None:
+        return None, [_with_address(d, raw) for d in problems]
+    try:
+        return model.model_validate(raw.data), []
+    except ValidationError as exc:
+        seen: set[DataPath] = set()
+        for err in exc.errors(include_url=False):
+            path = _data_path(raw.data, err["loc"])
+            if path in seen:  # one message per place: unions report every member's failure
+                continue
+            seen.add(path)
+            message, hint = _describe(err, path, model, raw.data)
+            at = path if err["type"] != "missing" else path[:-1]
+            problems.append(error(message, raw.position(at), hint=hint, address=_address(raw),
+                                  path=format_path(path)))
+        return None, problems
+
+
+def _with_address(d: Diagnostic, raw: RawDocument) -> Diagnostic:
+    return Diagnostic(d.severity, d.message, d.position, _address(raw), d.hint, d.path)
+
+
+def read_tree(paths: list[Path], diagnostics: Diagnostics) -> tuple[list[RawDocument], list[str]]:
+    """Every raw document in the given files and directories."""
+    files: list[Path] = []
+    for path in paths:
+        if not path.exists():
+            diagnostics.add(error(f"{path}: no such file or directory", hint="give a spec directory or YAML file"))
+            continue
+        files.extend(spec_files(path))
+    if len(files) > MAX_FILES:
+        diagnostics.add(error(f"the spec tree has {len(files):,} YAML files; at most {MAX_FILES:,} are read",
+                              hint="point pipeform at the spec directory, not a parent of it"))
+        return [], []
+    documents: list[RawDocument] = []
+    shown: list[str] = []
+    for path in files:
+        display = display_path(path)
+        shown.append(display)
+        documents.extend(read_file(path, display, diagnostics))
+    if paths and not files and not diagnostics.has_errors:
+        diagnostics.add(error(f"no *.yaml or *.yml files under {', '.join(map(str, paths))}",
+                              hint="give the directory that holds your specs"))
+    return documents, shown
+
+
+def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
+    """Read and validate every document; duplicate addresses and Workspaces are errors."""
+    raws, files = read_tree(paths, diagnostics)
+    root = paths[0] if paths and paths[0].is_dir() else (paths[0].parent if paths else Path("."))
+    tree = SpecTree(root=root, workspace=Workspace.model_validate(
+        {"apiVersion": API_VERSION, "kind": "Workspace", "metadata": {"name": "default"}}), files=files)
+    for raw in raws:
+        model, problems = parse_document(raw)
+        diagnostics.extend(problems)
+        if model is None:
+            continue
+        loaded = LoadedDocument(model, raw)
+        if isinstance(model, Workspace):
+            if tree.workspace_source is not None:
+                diagnostics.add(error("a second Workspace document", raw.start, address=model.address,
+                                      hint=f"keep one; the first is at {tree.workspace_source.position()}"))
+                continue
+            tree.workspace, tree.workspace_source = model, loaded
+            continue
+        first = tree.documents.get(model.address)
+        if first is not None:
+            diagnostics.add(error(f"duplicate address {model.address}", raw.position(("metadata", "name")),
+                                  address=model.address,
+                                  hint=f"first defined at {first.position()}; rename one of them"))
+            continue
+        tree.documents[model.address] = loaded
+    return tree

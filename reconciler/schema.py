@@ -1,0 +1,61 @@
+"""JSON Schemas generated from the spec models, for editors and for docs.
+
+``specs/schema/`` holds one file per kind plus ``pipeform.schema.json``, which accepts
+any document; a test fails when the checked-in files differ from what this generates.
+Regenerate with ``pipeform schema --write specs/schema`` (or ``make generate``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter
+
+from reconciler.kinds import KINDS, Document
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+BASE_ID = "https://pipeform.dev/schema/v1/"
+ANY_FILE = "pipeform.schema.json"
+
+
+def file_name(kind: str) -> str:
+    return f"{kind.lower()}.schema.json"
+
+
+def find_kind(name: str) -> type[Document] | None:
+    for kind, model in KINDS.items():
+        if kind.lower() == name.lower():
+            return model
+    return None
+
+
+def kind_schema(model: type[Document]) -> dict[str, Any]:
+    body = model.model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": SCHEMA_DIALECT, "$id": BASE_ID + file_name(model.KIND),
+            **body, "title": model.KIND}
+
+
+def document_schema() -> dict[str, Any]:
+    union = Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
+    body = TypeAdapter(union).json_schema(by_alias=True, mode="validation")
+    return {"$schema": SCHEMA_DIALECT, "$id": BASE_ID + ANY_FILE, "title": "pipeform document",
+            "description": "Any pipeform/v1 document; the kind field selects its schema.", **body}
+
+
+def rendered() -> dict[str, str]:
+    """File name -> file text, for every schema file."""
+    files = {file_name(kind): kind_schema(model) for kind, model in KINDS.items()}
+    files[ANY_FILE] = document_schema()
+    return {name: json.dumps(body, indent=2) + "\n" for name, body in files.items()}
+
+
+def write_schemas(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in rendered().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,59 @@
+"""Whole-tree validation: load, check each document, build the graph, cross-check.
+
+The one entry point commands use to turn a spec tree into checked models and a graph,
+with every problem collected as a diagnostic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from reconciler.diagnostics import Diagnostics, error, suggestion
+from reconciler.graph import Graph, build_graph, check_columns, check_jobs
+from reconciler.loader import SpecTree, known_fields, load_tree
+
+
+@dataclass
+class CheckedTree:
+    tree: SpecTree
+    graph: Graph
+    diagnostics: Diagnostics
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics.has_errors
+
+
+def check_ignore_changes(tree: SpecTree, diagnostics: Diagnostics) -> None:
+    """Every lifecycle.ignoreChanges path must name a field of the kind's spec."""
+    for address, doc in sorted(tree.documents.items()):
+        spec_model = type(doc.model).model_fields["spec"].annotation
+        data = doc.raw.data.get("spec") if isinstance(doc.raw.data, dict) else None
+        for i, dotted in enumerate(doc.model.metadata.lifecycle.ignore_changes):
+            parts = dotted.removeprefix("spec.").split(".")
+            for depth, part in enumerate(parts):
+                known = known_fields(spec_model, tuple(parts[:depth]), data)
+                if not known:  # a free-form map (labels, env, gpuHour): any key is fine
+                    break
+                if part not in known:
+                    where = ("metadata", "lifecycle", "ignoreChanges", i)
+                    diagnostics.add(error(
+                        f"metadata.lifecycle.ignoreChanges[{i}]: {dotted!r} is not a field of the {doc.model.KIND} spec",
+                        doc.position(where), address=address,
+                        hint=suggestion(part, known) or f"fields here: {', '.join(sorted(known))}"))
+                    break
+
+
+def check(paths: list[Path]) -> CheckedTree:
+    """Load and check a spec tree; every problem is in the returned diagnostics."""
+    diagnostics = Diagnostics()
+    tree = load_tree(paths, diagnostics)
+    graph = build_graph(tree, diagnostics)
+    check_columns(tree, diagnostics)
+    check_ignore_changes(tree, diagnostics)
+    check_jobs(tree, diagnostics)
+    if not tree.documents and not diagnostics.has_errors:
+        diagnostics.add(error("the spec tree holds no resources, only a Workspace",
+                              hint="add Dataset, FeatureSet, TrainingJob or other documents"))
+    return CheckedTree(tree, graph, diagnostics)

@@ -1,0 +1,1 @@
+"""The bundled PyTorch trainer (``python -m trainer``); it lands with the trainer issue."""
