@@ -50,22 +50,33 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> int:
     checked = check(_paths(paths))
     diags = checked.diagnostics
     if as_json:
-        click.echo(diagnostics_json(diags, documents=len(checked.tree.documents),
-                                    files=len(checked.tree.files)))
+        click.echo(
+            diagnostics_json(
+                diags, documents=len(checked.tree.documents), files=len(checked.tree.files)
+            )
+        )
         return 1 if diags.has_errors else 0
     print_diagnostics(diags, console(stderr=True))
     if diags.has_errors:
         return 1
     n, files = len(checked.tree.documents), len(checked.tree.files)
-    click.echo(f"Success! {n} resource{'s' if n != 1 else ''} in {files} file"
-               f"{'s' if files != 1 else ''} are valid.")
+    click.echo(
+        f"Success! {n} resource{'s' if n != 1 else ''} in {files} file"
+        f"{'s' if files != 1 else ''} are valid."
+    )
     return 0
 
 
 @cli.command()
 @PATHS
-@click.option("--format", "fmt", type=click.Choice(["dot", "levels"]), default="dot", show_default=True,
-              help="dot: Graphviz DOT; levels: the groups that run in parallel, in order.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["dot", "levels"]),
+    default="dot",
+    show_default=True,
+    help="dot: Graphviz DOT; levels: the groups that run in parallel, in order.",
+)
 def graph(paths: tuple[Path, ...], fmt: str) -> int:
     """Print the dependency graph of the spec tree at PATH.
 
@@ -89,8 +100,12 @@ def graph(paths: tuple[Path, ...], fmt: str) -> int:
 
 @cli.command()
 @click.argument("kind", required=False)
-@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write every schema file into this directory instead of printing.")
+@click.option(
+    "--write",
+    "write_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write every schema file into this directory instead of printing.",
+)
 def schema(kind: str | None, write_dir: Path | None) -> int:
     """Print the JSON Schema of KIND, or of any document when KIND is omitted.
 
@@ -149,7 +164,9 @@ def _report(exc: BaseException) -> None:
     else:
         from rich.text import Text
 
-        out.print(Text(f"Error: unexpected internal error: {type(exc).__name__}: {exc}", style="red bold"))
+        out.print(
+            Text(f"Error: unexpected internal error: {type(exc).__name__}: {exc}", style="red bold")
+        )
         out.print("Run again with --debug to see the traceback, and please report it.")
 
 

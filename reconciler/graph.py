@@ -79,9 +79,16 @@ class Graph:
         return None
 
     def to_dot(self) -> str:
-        shapes = {"Dataset": "cylinder", "FeatureSet": "component", "TrainingJob": "box3d",
-                  "Quota": "octagon", "Secret": "note", "Alert": "triangle", "SLO": "doubleoctagon",
-                  "Budget": "hexagon"}
+        shapes = {
+            "Dataset": "cylinder",
+            "FeatureSet": "component",
+            "TrainingJob": "box3d",
+            "Quota": "octagon",
+            "Secret": "note",
+            "Alert": "triangle",
+            "SLO": "doubleoctagon",
+            "Budget": "hexagon",
+        }
         lines = ["digraph pipeform {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
         for node in sorted(self.nodes):
             kind = node.split("/", 1)[0]
@@ -110,22 +117,42 @@ def build_graph(tree: SpecTree, diagnostics: Diagnostics) -> Graph:
                 continue
             candidates = names_by_kind.get(ref.kind, [])
             hint = suggestion(ref.name, candidates)
-            hint = hint.replace("did you mean ", f"did you mean {ref.kind}/") if hint else (
-                f"define a {ref.kind} named {ref.name}" if not candidates
-                else f"{ref.kind} documents here: {', '.join(sorted(candidates))}")
-            diagnostics.add(error(f"{format_path(ref.path)} refers to {ref.address}, which does not exist",
-                                  doc.position(ref.path), address=address, hint=hint, path=format_path(ref.path)))
+            hint = (
+                hint.replace("did you mean ", f"did you mean {ref.kind}/")
+                if hint
+                else (
+                    f"define a {ref.kind} named {ref.name}"
+                    if not candidates
+                    else f"{ref.kind} documents here: {', '.join(sorted(candidates))}"
+                )
+            )
+            diagnostics.add(
+                error(
+                    f"{format_path(ref.path)} refers to {ref.address}, which does not exist",
+                    doc.position(ref.path),
+                    address=address,
+                    hint=hint,
+                    path=format_path(ref.path),
+                )
+            )
         if isinstance(doc.model, Budget):
             selector = doc.model.spec.scope.labels
             for other_address, other in sorted(tree.documents.items()):
                 if other.model.KIND in _COST_BEARING and _labels_match(
-                        selector, {**default_labels, **other.model.metadata.labels}):
+                    selector, {**default_labels, **other.model.metadata.labels}
+                ):
                     graph.edges.append(Edge(address, other_address, "spec.scope"))
     cycle = graph.find_cycle()
     if cycle:
         first = tree.documents[cycle[0]]
-        diagnostics.add(error("dependency cycle: " + " -> ".join(cycle), first.position(),
-                              address=cycle[0], hint="remove one of these references"))
+        diagnostics.add(
+            error(
+                "dependency cycle: " + " -> ".join(cycle),
+                first.position(),
+                address=cycle[0],
+                hint="remove one of these references",
+            )
+        )
     return graph
 
 
@@ -142,10 +169,15 @@ def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
         for column, where in spec.column_uses():
             if column not in columns:
                 path = ("spec", *where)
-                diagnostics.add(error(
-                    f"{format_path(path)} reads column {column!r}, which Dataset/{spec.dataset} does not declare",
-                    doc.position(path), address=address, path=format_path(path),
-                    hint=suggestion(column, columns) or "add it to the Dataset's schema"))
+                diagnostics.add(
+                    error(
+                        f"{format_path(path)} reads column {column!r}, which Dataset/{spec.dataset} does not declare",
+                        doc.position(path),
+                        address=address,
+                        path=format_path(path),
+                        hint=suggestion(column, columns) or "add it to the Dataset's schema",
+                    )
+                )
 
 
 def check_jobs(tree: SpecTree, diagnostics: Diagnostics) -> None:
@@ -155,7 +187,11 @@ def check_jobs(tree: SpecTree, diagnostics: Diagnostics) -> None:
             continue
         for var in doc.model.spec.plain_secret_like_env():
             path = ("spec", "env", var)
-            diagnostics.add(warning(
-                f"{format_path(path)} looks like a secret but its value is written in the spec",
-                doc.position(path), address=address,
-                hint=f"define a Secret and write {var}: {{secret: NAME}}"))
+            diagnostics.add(
+                warning(
+                    f"{format_path(path)} looks like a secret but its value is written in the spec",
+                    doc.position(path),
+                    address=address,
+                    hint=f"define a Secret and write {var}: {{secret: NAME}}",
+                )
+            )

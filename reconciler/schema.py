@@ -33,15 +33,26 @@ def find_kind(name: str) -> type[Document] | None:
 
 def kind_schema(model: type[Document]) -> dict[str, Any]:
     body = model.model_json_schema(by_alias=True, mode="validation")
-    return {"$schema": SCHEMA_DIALECT, "$id": BASE_ID + file_name(model.KIND),
-            **body, "title": model.KIND}
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": BASE_ID + file_name(model.KIND),
+        **body,
+        "title": model.KIND,
+    }
 
 
 def document_schema() -> dict[str, Any]:
-    union = Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
-    body = TypeAdapter(union).json_schema(by_alias=True, mode="validation")
-    return {"$schema": SCHEMA_DIALECT, "$id": BASE_ID + ANY_FILE, "title": "pipeform document",
-            "description": "Any pipeform/v1 document; the kind field selects its schema.", **body}
+    # A discriminated union of every kind, built at run time from the registry.
+    union: Any = Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
+    adapter: TypeAdapter[Document] = TypeAdapter(union)
+    body = adapter.json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": BASE_ID + ANY_FILE,
+        "title": "pipeform document",
+        "description": "Any pipeform/v1 document; the kind field selects its schema.",
+        **body,
+    }
 
 
 def rendered() -> dict[str, str]:

@@ -38,10 +38,15 @@ def check_ignore_changes(tree: SpecTree, diagnostics: Diagnostics) -> None:
                     break
                 if part not in known:
                     where = ("metadata", "lifecycle", "ignoreChanges", i)
-                    diagnostics.add(error(
-                        f"metadata.lifecycle.ignoreChanges[{i}]: {dotted!r} is not a field of the {doc.model.KIND} spec",
-                        doc.position(where), address=address,
-                        hint=suggestion(part, known) or f"fields here: {', '.join(sorted(known))}"))
+                    diagnostics.add(
+                        error(
+                            f"metadata.lifecycle.ignoreChanges[{i}]: {dotted!r} is not a field of the {doc.model.KIND} spec",
+                            doc.position(where),
+                            address=address,
+                            hint=suggestion(part, known)
+                            or f"fields here: {', '.join(sorted(known))}",
+                        )
+                    )
                     break
 
 
@@ -54,6 +59,10 @@ def check(paths: list[Path]) -> CheckedTree:
     check_ignore_changes(tree, diagnostics)
     check_jobs(tree, diagnostics)
     if not tree.documents and not diagnostics.has_errors:
-        diagnostics.add(error("the spec tree holds no resources, only a Workspace",
-                              hint="add Dataset, FeatureSet, TrainingJob or other documents"))
+        diagnostics.add(
+            error(
+                "the spec tree holds no resources, only a Workspace",
+                hint="add Dataset, FeatureSet, TrainingJob or other documents",
+            )
+        )
     return CheckedTree(tree, graph, diagnostics)

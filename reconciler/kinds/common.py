@@ -62,7 +62,9 @@ Name = Annotated[
 def check_label_key(key: str) -> str:
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
-        raise ValueError(f"label key {key!r} has an invalid prefix; use a DNS subdomain such as example.com/")
+        raise ValueError(
+            f"label key {key!r} has an invalid prefix; use a DNS subdomain such as example.com/"
+        )
     if not name or len(name) > 63 or not _LABEL_NAME.fullmatch(name):
         raise ValueError(
             f"label key {key!r} is invalid: at most 63 letters, digits, '-', '_' or '.', "

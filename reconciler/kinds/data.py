@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -14,13 +15,13 @@ from reconciler.kinds.units import Duration
 Scalar = int | float | str | bool
 
 
-class DataFormat(str, Enum):
+class DataFormat(StrEnum):
     CSV = "csv"
     PARQUET = "parquet"
     JSONL = "jsonl"
 
 
-class ColumnType(str, Enum):
+class ColumnType(StrEnum):
     INT = "int"
     FLOAT = "float"
     STRING = "string"
@@ -30,8 +31,12 @@ class ColumnType(str, Enum):
 
 
 class CsvOptions(SpecModel):
-    delimiter: str = Field(",", min_length=1, max_length=1, description="Field separator. Default: ','.")
-    header: bool = Field(True, description="Whether the first row names the columns. Default: true.")
+    delimiter: str = Field(
+        ",", min_length=1, max_length=1, description="Field separator. Default: ','."
+    )
+    header: bool = Field(
+        True, description="Whether the first row names the columns. Default: true."
+    )
     null_values: list[str] = Field(
         default_factory=lambda: ["", "NA", "NaN", "null"],
         description="Cell values read as missing. Default: '', NA, NaN, null.",
@@ -46,7 +51,10 @@ class Source(SpecModel):
     format: DataFormat | None = Field(
         None, description="csv, parquet or jsonl. Default: from the file extension."
     )
-    csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV reading options. Default: comma-separated with a header.")
+    csv: CsvOptions = Field(
+        default_factory=CsvOptions,
+        description="CSV reading options. Default: comma-separated with a header.",
+    )
 
     @field_validator("uri")
     @classmethod
@@ -68,7 +76,13 @@ class Source(SpecModel):
     def inferred_format(self) -> DataFormat | None:
         if self.format is not None:
             return DataFormat(self.format)
-        suffixes = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+        suffixes = {
+            ".csv": "csv",
+            ".parquet": "parquet",
+            ".pq": "parquet",
+            ".jsonl": "jsonl",
+            ".ndjson": "jsonl",
+        }
         for suffix, fmt in suffixes.items():
             if self.uri.lower().endswith(suffix):
                 return DataFormat(fmt)
@@ -80,10 +94,16 @@ class Column(SpecModel):
     type: ColumnType = Field(description="int, float, string, bool, timestamp or date. Required.")
     nullable: bool = Field(True, description="Whether missing values are allowed. Default: true.")
     unique: bool = Field(False, description="Whether every value must be distinct. Default: false.")
-    min: float | None = Field(None, description="Smallest allowed value (numbers). Default: no bound.")
-    max: float | None = Field(None, description="Largest allowed value (numbers). Default: no bound.")
+    min: float | None = Field(
+        None, description="Smallest allowed value (numbers). Default: no bound."
+    )
+    max: float | None = Field(
+        None, description="Largest allowed value (numbers). Default: no bound."
+    )
     allowed: list[Scalar] | None = Field(None, description="The only values allowed. Default: any.")
-    regex: str | None = Field(None, description="A pattern every string value must match in full. Default: none.")
+    regex: str | None = Field(
+        None, description="A pattern every string value must match in full. Default: none."
+    )
     description: str = Field("", description="What the column means. Default: empty.")
 
     @field_validator("regex")
@@ -109,9 +129,18 @@ class Freshness(SpecModel):
 
 
 class Drift(SpecModel):
-    columns: list[str] | None = Field(None, description="Columns checked against the previous snapshot. Default: every column in schema.")
-    max_psi: float = Field(0.2, gt=0, description="Largest population stability index allowed per column. Default: 0.2.")
-    bins: int = Field(10, ge=2, le=100, description="Histogram bins for numeric columns. Default: 10.")
+    columns: list[str] | None = Field(
+        None,
+        description="Columns checked against the previous snapshot. Default: every column in schema.",
+    )
+    max_psi: float = Field(
+        0.2,
+        gt=0,
+        description="Largest population stability index allowed per column. Default: 0.2.",
+    )
+    bins: int = Field(
+        10, ge=2, le=100, description="Histogram bins for numeric columns. Default: 10."
+    )
 
 
 class Validation(SpecModel):
@@ -121,12 +150,20 @@ class Validation(SpecModel):
         default_factory=dict,
         description="Per column (or '*' for every column), the largest fraction of missing values. Default: none.",
     )
-    freshness: Freshness | None = Field(None, description="How recent the data must be. Default: not checked.")
-    drift: Drift | None = Field(None, description="Distribution drift against the previous snapshot. Default: not checked.")
+    freshness: Freshness | None = Field(
+        None, description="How recent the data must be. Default: not checked."
+    )
+    drift: Drift | None = Field(
+        None, description="Distribution drift against the previous snapshot. Default: not checked."
+    )
 
     @model_validator(mode="after")
     def _rows(self) -> Validation:
-        if self.min_rows is not None and self.max_rows is not None and self.min_rows > self.max_rows:
+        if (
+            self.min_rows is not None
+            and self.max_rows is not None
+            and self.min_rows > self.max_rows
+        ):
             raise ValueError(f"minRows ({self.min_rows}) is greater than maxRows ({self.max_rows})")
         return self
 
@@ -143,7 +180,9 @@ class DatasetSpec(ResourceSpec):
         description="Refuse source columns that the schema does not declare. Default: false "
         "(undeclared columns are kept, unchecked).",
     )
-    validation: Validation = Field(default_factory=Validation, description="Rules checked on every snapshot. Default: none.")
+    validation: Validation = Field(
+        default_factory=Validation, description="Rules checked on every snapshot. Default: none."
+    )
 
     @field_validator("schema_")
     @classmethod
@@ -162,10 +201,13 @@ class DatasetSpec(ResourceSpec):
 class Dataset(Document):
     KIND = "Dataset"
     kind: Literal["Dataset"] = Field(description="Dataset. Required.")
-    spec: DatasetSpec = Field(description="The dataset's source, schema and validation rules. Required.")
+    spec: DatasetSpec = Field(
+        description="The dataset's source, schema and validation rules. Required."
+    )
 
 
 # --- FeatureSet ---------------------------------------------------------------------
+
 
 class Passthrough(SpecModel):
     type: Literal["passthrough"]
@@ -204,15 +246,20 @@ class Bucketize(SpecModel):
     @field_validator("boundaries")
     @classmethod
     def _increasing(cls, edges: list[float]) -> list[float]:
-        if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(edges)):
             raise ValueError("boundaries must be strictly increasing")
         return edges
 
 
 class OneHot(SpecModel):
     type: Literal["onehot"]
-    vocabulary: list[Scalar] | None = Field(None, description="The categories; others go to the 'other' bucket. Default: learned from the training split.")
-    max_categories: int = Field(50, ge=1, description="Most categories learned when no vocabulary is given. Default: 50.")
+    vocabulary: list[Scalar] | None = Field(
+        None,
+        description="The categories; others go to the 'other' bucket. Default: learned from the training split.",
+    )
+    max_categories: int = Field(
+        50, ge=1, description="Most categories learned when no vocabulary is given. Default: 50."
+    )
     other: bool = Field(True, description="Add an 'other' bucket for unseen values. Default: true.")
 
 
@@ -223,8 +270,12 @@ class HashBuckets(SpecModel):
 
 class FillNa(SpecModel):
     type: Literal["fillna"]
-    value: Scalar | None = Field(None, description="A constant to fill with. Default: none (use strategy).")
-    strategy: Literal["mean", "median", "mode"] | None = Field(None, description="A statistic fitted on the training split. Default: none (use value).")
+    value: Scalar | None = Field(
+        None, description="A constant to fill with. Default: none (use strategy)."
+    )
+    strategy: Literal["mean", "median", "mode"] | None = Field(
+        None, description="A statistic fitted on the training split. Default: none (use value)."
+    )
 
     @model_validator(mode="after")
     def _one(self) -> FillNa:
@@ -235,13 +286,22 @@ class FillNa(SpecModel):
 
 class DatetimeParts(SpecModel):
     type: Literal["datetime"]
-    parts: list[Literal["year", "month", "day", "dayofweek", "dayofyear", "hour", "minute"]] = Field(
-        min_length=1, description="Which parts to extract. Required."
+    parts: list[Literal["year", "month", "day", "dayofweek", "dayofyear", "hour", "minute"]] = (
+        Field(min_length=1, description="Which parts to extract. Required.")
     )
 
 
 Transform = Annotated[
-    Passthrough | Standardize | MinMax | Log1p | Clip | Bucketize | OneHot | HashBuckets | FillNa | DatetimeParts,
+    Passthrough
+    | Standardize
+    | MinMax
+    | Log1p
+    | Clip
+    | Bucketize
+    | OneHot
+    | HashBuckets
+    | FillNa
+    | DatetimeParts,
     Field(discriminator="type"),
 ]
 
@@ -252,9 +312,24 @@ def _transform_shorthand(value: Any) -> Any:
 
 
 class Feature(SpecModel):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="The feature's name in the table. Required.")
-    column: str | None = Field(None, description="The dataset column it is computed from. Default: the feature's name.")
-    transforms: list[Annotated[Transform, BeforeValidator(_transform_shorthand)]] = Field(
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The feature's name in the table. Required.",
+    )
+    column: str | None = Field(
+        None, description="The dataset column it is computed from. Default: the feature's name."
+    )
+    transforms: list[
+        Annotated[
+            Transform,
+            BeforeValidator(
+                _transform_shorthand,
+                json_schema_input_type=Literal["passthrough", "standardize", "minmax", "log1p"]
+                | Transform,
+            ),
+        ]
+    ] = Field(
         default_factory=list,
         description="Transforms applied in order; a bare name such as standardize is short for "
         "{type: standardize}. Default: none (passthrough).",
@@ -271,7 +346,9 @@ class Label(SpecModel):
 
 class RandomSplit(SpecModel):
     type: Literal["random"]
-    validation_fraction: float = Field(0.2, gt=0, lt=1, description="Share of rows for validation. Default: 0.2.")
+    validation_fraction: float = Field(
+        0.2, gt=0, lt=1, description="Share of rows for validation. Default: 0.2."
+    )
     seed: int = Field(42, description="Seed of the shuffle. Default: 42.")
 
 

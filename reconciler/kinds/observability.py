@@ -15,7 +15,6 @@ def check_promql(expr: str) -> str:
     text = expr.strip()
     if not text:
         raise ValueError("the PromQL expression is empty")
-    depth = 0
     pairs = {")": "(", "]": "[", "}": "{"}
     stack: list[str] = []
     quote: str | None = None
@@ -28,12 +27,12 @@ def check_promql(expr: str) -> str:
             quote = ch
         elif ch in "([{":
             stack.append(ch)
-            depth += 1
-        elif ch in ")]}":
-            if not stack or stack.pop() != pairs[ch]:
-                raise ValueError(f"unbalanced {ch!r} in PromQL expression {text!r}")
+        elif ch in ")]}" and (not stack or stack.pop() != pairs[ch]):
+            raise ValueError(f"unbalanced {ch!r} in PromQL expression {text!r}")
     if quote or stack:
-        raise ValueError(f"unclosed {'quote' if quote else repr(stack[-1])} in PromQL expression {text!r}")
+        raise ValueError(
+            f"unclosed {'quote' if quote else repr(stack[-1])} in PromQL expression {text!r}"
+        )
     return expr
 
 
@@ -48,7 +47,9 @@ class TrainingFailed(SpecModel):
 class TrainingNotSucceeded(SpecModel):
     type: Literal["training-not-succeeded"]
     job: Name = Field(description="The TrainingJob watched. Required.")
-    within: Duration = Field(description="Fire when the job has not succeeded for this long. Required.")
+    within: Duration = Field(
+        description="Fire when the job has not succeeded for this long. Required."
+    )
 
 
 class ValidationFailed(SpecModel):
@@ -59,13 +60,17 @@ class ValidationFailed(SpecModel):
 class DataStale(SpecModel):
     type: Literal["data-stale"]
     dataset: Name = Field(description="The Dataset watched. Required.")
-    max_age: Duration = Field(description="Fire when the newest snapshot is older than this. Required.")
+    max_age: Duration = Field(
+        description="Fire when the newest snapshot is older than this. Required."
+    )
 
 
 class BudgetBurn(SpecModel):
     type: Literal["budget-burn"]
     budget: Name = Field(description="The Budget watched. Required.")
-    threshold: float = Field(80.0, gt=0, le=1000, description="Percent of the budget spent. Default: 80.")
+    threshold: float = Field(
+        80.0, gt=0, le=1000, description="Percent of the budget spent. Default: 80."
+    )
 
 
 AlertTemplate = Annotated[
@@ -93,11 +98,23 @@ class AlertSpec(ResourceSpec):
         description="A built-in alert: training-failed, training-not-succeeded, validation-failed, "
         "data-stale or budget-burn. Default: none (give expr instead).",
     )
-    expr: PromQL | None = Field(None, description="A PromQL expression that fires when it returns series. Default: none (give template instead).")
-    for_: Duration = Field(0.0, alias="for", description="How long the condition must hold before firing. Default: 0s.")
-    severity: Literal["critical", "warning", "info"] = Field("warning", description="critical, warning or info. Default: warning.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Labels added to the alert. Default: none.")
-    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations such as summary, description, runbook_url. Default: generated summary.")
+    expr: PromQL | None = Field(
+        None,
+        description="A PromQL expression that fires when it returns series. Default: none (give template instead).",
+    )
+    for_: Duration = Field(
+        0.0, alias="for", description="How long the condition must hold before firing. Default: 0s."
+    )
+    severity: Literal["critical", "warning", "info"] = Field(
+        "warning", description="critical, warning or info. Default: warning."
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Labels added to the alert. Default: none."
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="Annotations such as summary, description, runbook_url. Default: generated summary.",
+    )
 
     @field_validator("expr")
     @classmethod
@@ -144,7 +161,9 @@ SliTemplate = Annotated[
 
 
 class Sli(SpecModel):
-    template: SliTemplate | None = Field(None, description="A built-in SLI. Default: none (give good and total).")
+    template: SliTemplate | None = Field(
+        None, description="A built-in SLI. Default: none (give good and total)."
+    )
     good: PromQL | None = Field(None, description="PromQL rate of good events. Default: none.")
     total: PromQL | None = Field(None, description="PromQL rate of all events. Default: none.")
 
@@ -165,17 +184,27 @@ class Sli(SpecModel):
 
 class SloSpec(ResourceSpec):
     sli: Sli = Field(description="What is measured. Required.")
-    objective: float = Field(gt=0, lt=100, description="Target percentage of good events, such as 99.5. Required.")
-    window: Duration = Field(2419200.0, description="The rolling window, such as 28d or 30d. Default: 28d.")
-    page_severity: Literal["critical", "warning"] = Field("critical", description="Severity of the fast-burn (page) alerts. Default: critical.")
-    ticket_severity: Literal["warning", "info"] = Field("warning", description="Severity of the slow-burn (ticket) alerts. Default: warning.")
+    objective: float = Field(
+        gt=0, lt=100, description="Target percentage of good events, such as 99.5. Required."
+    )
+    window: Duration = Field(
+        2419200.0, description="The rolling window, such as 28d or 30d. Default: 28d."
+    )
+    page_severity: Literal["critical", "warning"] = Field(
+        "critical", description="Severity of the fast-burn (page) alerts. Default: critical."
+    )
+    ticket_severity: Literal["warning", "info"] = Field(
+        "warning", description="Severity of the slow-burn (ticket) alerts. Default: warning."
+    )
     description: str = Field("", description="What the objective promises. Default: empty.")
 
     @field_validator("window")
     @classmethod
     def _window(cls, seconds: float) -> float:
         if seconds < 3600:
-            raise ValueError("an SLO window shorter than 1h cannot carry burn-rate alerts; use 28d or 30d")
+            raise ValueError(
+                "an SLO window shorter than 1h cannot carry burn-rate alerts; use 28d or 30d"
+            )
         return seconds
 
     def references(self) -> list[Reference]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from enum import Enum
-from typing import Annotated, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from reconciler.kinds.common import (
     DNS_LABEL,
@@ -21,7 +21,7 @@ from reconciler.kinds.common import (
 from reconciler.kinds.units import CpuQuantity, Duration, MemoryQuantity
 
 
-class Task(str, Enum):
+class Task(StrEnum):
     BINARY = "binary-classification"
     MULTICLASS = "multiclass-classification"
     REGRESSION = "regression"
@@ -30,9 +30,9 @@ class Task(str, Enum):
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "auc", "logloss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")
 METRICS_BY_TASK = {
-    Task.BINARY: CLASSIFICATION_METRICS + ("loss",),
+    Task.BINARY: (*CLASSIFICATION_METRICS, "loss"),
     Task.MULTICLASS: ("accuracy", "precision", "recall", "f1", "logloss", "loss"),
-    Task.REGRESSION: REGRESSION_METRICS + ("loss",),
+    Task.REGRESSION: (*REGRESSION_METRICS, "loss"),
 }
 
 
@@ -40,13 +40,17 @@ class ModelSpec(SpecModel):
     type: Literal["mlp", "linear", "resmlp", "custom"] = Field(
         description="mlp, linear (logistic for classification), resmlp (residual MLP) or custom. Required."
     )
-    task: Task = Field(description="binary-classification, multiclass-classification or regression. Required.")
+    task: Task = Field(
+        description="binary-classification, multiclass-classification or regression. Required."
+    )
     hidden: list[Annotated[int, Field(ge=1, le=65536)]] = Field(
         default_factory=lambda: [64, 32],
         description="Hidden layer widths (mlp, resmlp). Default: [64, 32].",
     )
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout probability. Default: 0.")
-    activation: Literal["relu", "gelu", "silu", "tanh"] = Field("relu", description="Activation. Default: relu.")
+    activation: Literal["relu", "gelu", "silu", "tanh"] = Field(
+        "relu", description="Activation. Default: relu."
+    )
     entrypoint: str | None = Field(
         None,
         description="For type custom: module:function returning a torch.nn.Module. Default: none.",
@@ -64,27 +68,58 @@ class ModelSpec(SpecModel):
 
 class EarlyStopping(SpecModel):
     metric: str = Field("loss", description="Validation metric watched. Default: loss.")
-    patience: int = Field(5, ge=1, description="Epochs without improvement before stopping. Default: 5.")
-    mode: Literal["min", "max"] | None = Field(None, description="min or max. Default: max for auc/accuracy/f1/precision/recall/r2, min otherwise.")
+    patience: int = Field(
+        5, ge=1, description="Epochs without improvement before stopping. Default: 5."
+    )
+    mode: Literal["min", "max"] | None = Field(
+        None,
+        description="min or max. Default: max for auc/accuracy/f1/precision/recall/r2, min otherwise.",
+    )
 
 
 class Hyperparameters(SpecModel):
-    epochs: int = Field(10, ge=1, le=100_000, description="Passes over the training split. Default: 10.")
-    batch_size: int = Field(256, ge=1, le=1_048_576, description="Examples per step (per worker). Default: 256.")
-    learning_rate: float = Field(1e-3, gt=0, le=10, description="AdamW learning rate. Default: 0.001.")
+    epochs: int = Field(
+        10, ge=1, le=100_000, description="Passes over the training split. Default: 10."
+    )
+    batch_size: int = Field(
+        256, ge=1, le=1_048_576, description="Examples per step (per worker). Default: 256."
+    )
+    learning_rate: float = Field(
+        1e-3, gt=0, le=10, description="AdamW learning rate. Default: 0.001."
+    )
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay. Default: 0.01.")
-    seed: int = Field(42, ge=0, description="Random seed; the same config gives the same weights on CPU. Default: 42.")
-    scheduler: Literal["constant", "cosine", "onecycle"] = Field("cosine", description="Learning-rate schedule. Default: cosine.")
+    seed: int = Field(
+        42,
+        ge=0,
+        description="Random seed; the same config gives the same weights on CPU. Default: 42.",
+    )
+    scheduler: Literal["constant", "cosine", "onecycle"] = Field(
+        "cosine", description="Learning-rate schedule. Default: cosine."
+    )
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps. Default: 0.")
-    gradient_clip: float | None = Field(1.0, gt=0, description="Clip gradient norm to this value. Default: 1.0.")
-    early_stopping: EarlyStopping | None = Field(None, description="Stop when a validation metric stops improving. Default: off.")
+    gradient_clip: float | None = Field(
+        1.0, gt=0, description="Clip gradient norm to this value. Default: 1.0."
+    )
+    early_stopping: EarlyStopping | None = Field(
+        None, description="Stop when a validation metric stops improving. Default: off."
+    )
 
 
 class Resources(SpecModel):
-    cpu: CpuQuantity | None = Field(None, description="CPU cores (2) or millicores (500m). Default: the Workspace's defaults.resources.cpu, else 1.")
-    memory: MemoryQuantity | None = Field(None, description="Memory such as 4Gi. Default: the Workspace's defaults.resources.memory, else 2Gi.")
+    cpu: CpuQuantity | None = Field(
+        None,
+        description="CPU cores (2) or millicores (500m). Default: the Workspace's defaults.resources.cpu, else 1.",
+    )
+    memory: MemoryQuantity | None = Field(
+        None,
+        description="Memory such as 4Gi. Default: the Workspace's defaults.resources.memory, else 2Gi.",
+    )
     gpus: int = Field(0, ge=0, le=1024, description="GPUs per worker. Default: 0.")
-    gpu_type: str | None = Field(None, pattern=DNS_LABEL, description="GPU model, such as h100 or a100; used for scheduling and pricing. Default: any.")
+    gpu_type: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        description="GPU model, such as h100 or a100; used for scheduling and pricing. Default: any.",
+    )
 
     @model_validator(mode="after")
     def _gpu_type(self) -> Resources:
@@ -94,21 +129,35 @@ class Resources(SpecModel):
 
 
 class Distributed(SpecModel):
-    workers: int = Field(1, ge=1, le=1024, description="Processes per node (torchrun --nproc-per-node). Default: 1.")
-    nodes: int = Field(1, ge=1, le=1024, description="Nodes (PyTorchJob on Kubernetes). Default: 1.")
-    backend: Literal["auto", "gloo", "nccl"] = Field("auto", description="auto picks nccl with GPUs, gloo without. Default: auto.")
+    workers: int = Field(
+        1, ge=1, le=1024, description="Processes per node (torchrun --nproc-per-node). Default: 1."
+    )
+    nodes: int = Field(
+        1, ge=1, le=1024, description="Nodes (PyTorchJob on Kubernetes). Default: 1."
+    )
+    backend: Literal["auto", "gloo", "nccl"] = Field(
+        "auto", description="auto picks nccl with GPUs, gloo without. Default: auto."
+    )
 
 
 class Checkpoint(SpecModel):
-    every: Duration | None = Field(None, description="Save on this schedule, such as 10m. Default: at the end of every epoch.")
-    every_steps: int | None = Field(None, ge=1, description="Save every N steps. Default: not by steps.")
+    every: Duration | None = Field(
+        None, description="Save on this schedule, such as 10m. Default: at the end of every epoch."
+    )
+    every_steps: int | None = Field(
+        None, ge=1, description="Save every N steps. Default: not by steps."
+    )
     keep: int = Field(3, ge=1, description="Newest checkpoints kept. Default: 3.")
 
 
 class Gate(SpecModel):
     metric: str = Field(description="A validation metric, such as auc or rmse. Required.")
-    min: float | None = Field(None, description="The metric must be at least this. Default: no bound.")
-    max: float | None = Field(None, description="The metric must be at most this. Default: no bound.")
+    min: float | None = Field(
+        None, description="The metric must be at least this. Default: no bound."
+    )
+    max: float | None = Field(
+        None, description="The metric must be at most this. Default: no bound."
+    )
 
     @model_validator(mode="after")
     def _bound(self) -> Gate:
@@ -119,17 +168,30 @@ class Gate(SpecModel):
 
 class Register(SpecModel):
     model: Name = Field(description="Registered model name. Required.")
-    alias: str | None = Field(None, pattern=DNS_LABEL, description="Alias moved to the new version when every gate passes, such as champion. Default: none.")
-    tags: dict[str, str] = Field(default_factory=dict, description="Tags on the model version. Default: none.")
+    alias: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        description="Alias moved to the new version when every gate passes, such as champion. Default: none.",
+    )
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags on the model version. Default: none."
+    )
 
 
 class SecretRef(SpecModel):
-    secret: Name = Field(description="The Secret document whose value this variable takes. Required.")
+    secret: Name = Field(
+        description="The Secret document whose value this variable takes. Required."
+    )
 
 
 class PlainValue(SpecModel):
     value: str = Field(description="A plain, non-secret value. Required.")
 
+
+if TYPE_CHECKING:
+    EnvValue = SecretRef | PlainValue
+else:
+    EnvValue = keyed_union(("secret", SecretRef), ("value", PlainValue))
 
 _SECRET_LIKE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 
@@ -137,26 +199,58 @@ _SECRET_LIKE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I
 class TrainingJobSpec(ResourceSpec):
     features: Name = Field(description="The FeatureSet trained on. Required.")
     model: ModelSpec = Field(description="The model architecture and task. Required.")
-    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters, description="Optimisation settings. Default: every hyperparameter's own default.")
-    resources: Resources = Field(default_factory=Resources, description="CPU, memory and GPUs per worker. Default: the Workspace's defaults.")
-    distributed: Distributed = Field(default_factory=Distributed, description="Data-parallel layout. Default: one process.")
-    checkpoint: Checkpoint = Field(default_factory=Checkpoint, description="Checkpoint schedule. Default: every epoch, keep 3.")
-    max_duration: Duration = Field(default=21600.0, description="The run is stopped and recorded as timed out after this. Default: 6h.")
-    retries: int = Field(2, ge=0, le=20, description="Retries of a failed or preempted run, resuming from the newest checkpoint. Default: 2.")
+    hyperparameters: Hyperparameters = Field(
+        default_factory=Hyperparameters,
+        description="Optimisation settings. Default: every hyperparameter's own default.",
+    )
+    resources: Resources = Field(
+        default_factory=Resources,
+        description="CPU, memory and GPUs per worker. Default: the Workspace's defaults.",
+    )
+    distributed: Distributed = Field(
+        default_factory=Distributed, description="Data-parallel layout. Default: one process."
+    )
+    checkpoint: Checkpoint = Field(
+        default_factory=Checkpoint, description="Checkpoint schedule. Default: every epoch, keep 3."
+    )
+    max_duration: Duration = Field(
+        default=21600.0,
+        description="The run is stopped and recorded as timed out after this. Default: 6h.",
+    )
+    retries: int = Field(
+        2,
+        ge=0,
+        le=20,
+        description="Retries of a failed or preempted run, resuming from the newest checkpoint. Default: 2.",
+    )
     retrain: Literal["onInputChange", "never", "always"] = Field(
         "onInputChange",
         description="onInputChange retrains when the spec, the features or the trainer code changed; "
         "never trains once; always trains on every apply. Default: onInputChange.",
     )
-    gates: list[Gate] = Field(default_factory=list, description="Validation-metric bounds a model must meet to be registered. Default: none.")
-    registration: Register | None = Field(None, alias="register", description="Where the model version is registered. Default: not registered.")
-    env: dict[Annotated[str, Field(pattern=ENV_NAME)], keyed_union(("secret", SecretRef), ("value", PlainValue))] = Field(  # type: ignore[valid-type]
+    gates: list[Gate] = Field(
+        default_factory=list,
+        description="Validation-metric bounds a model must meet to be registered. Default: none.",
+    )
+    registration: Register | None = Field(
+        None,
+        alias="register",
+        description="Where the model version is registered. Default: not registered.",
+    )
+    env: dict[
+        Annotated[str, Field(pattern=ENV_NAME)],
+        EnvValue,
+    ] = Field(
         default_factory=dict,
         description="Environment variables for the run: {secret: name} takes a Secret's value "
         "(never written in the spec), {value: text} a plain value. Default: none.",
     )
-    quota: Name | None = Field(None, description="The Quota this job counts against. Default: none.")
-    image: str | None = Field(None, description="Trainer image for Kubernetes. Default: the bundled trainer image.")
+    quota: Name | None = Field(
+        None, description="The Quota this job counts against. Default: none."
+    )
+    image: str | None = Field(
+        None, description="Trainer image for Kubernetes. Default: the bundled trainer image."
+    )
 
     @model_validator(mode="after")
     def _metrics_fit_task(self) -> TrainingJobSpec:
@@ -180,10 +274,14 @@ class TrainingJobSpec(ResourceSpec):
 
     def plain_secret_like_env(self) -> list[str]:
         """Variables whose names look secret but whose values are written in the spec."""
-        return [v for v, s in self.env.items() if isinstance(s, PlainValue) and _SECRET_LIKE.search(v)]
+        return [
+            v for v, s in self.env.items() if isinstance(s, PlainValue) and _SECRET_LIKE.search(v)
+        ]
 
 
 class TrainingJob(Document):
     KIND = "TrainingJob"
     kind: Literal["TrainingJob"] = Field(description="TrainingJob. Required.")
-    spec: TrainingJobSpec = Field(description="What to train, on what, with which resources. Required.")
+    spec: TrainingJobSpec = Field(
+        description="What to train, on what, with which resources. Required."
+    )

@@ -62,8 +62,16 @@ Duration = Annotated[
 ]
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {"m": Decimal("0.001"), "": Decimal(1), "k": Decimal(10**3), "M": Decimal(10**6),
-            "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15), "E": Decimal(10**18)}
+_DECIMAL = {
+    "m": Decimal("0.001"),
+    "": Decimal(1),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
+}
 QUANTITY_PATTERN = r"^\+?\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 _QUANTITY = re.compile(r"\+?(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?")
 
@@ -91,7 +99,9 @@ def parse_quantity(value: Any) -> Decimal:
 def parse_cpu(value: Any) -> Decimal:
     cores = parse_quantity(value)
     if isinstance(value, str) and value.strip()[-2:] in _BINARY:
-        raise ValueError(f"{value!r} is a memory size, not a CPU amount; use cores (2) or millicores (500m)")
+        raise ValueError(
+            f"{value!r} is a memory size, not a CPU amount; use cores (2) or millicores (500m)"
+        )
     return cores
 
 
@@ -160,7 +170,7 @@ def parse_money(value: Any, places: int = 2) -> Decimal:
         text = value.strip()
         if not re.fullmatch(MONEY_PATTERN, text):
             raise ValueError(
-                f"{value!r} is not an amount of money; write 1000, 1000.50 or \"$1,000.50\""
+                f'{value!r} is not an amount of money; write 1000, 1000.50 or "$1,000.50"'
             )
         text = text.lstrip("$").replace(",", "")
     else:

@@ -12,18 +12,30 @@ from reconciler.kinds.units import CpuQuantity, MemoryQuantity, UnitPrice
 
 
 class EnvRef(SpecModel):
-    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the value. Required.")
+    env: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable holding the value. Required.",
+    )
 
 
 class SqliteState(SpecModel):
     backend: Literal["sqlite"]
-    path: str = Field(".pipeform/state.db", description="State file, relative to the spec tree. Default: .pipeform/state.db.")
+    path: str = Field(
+        ".pipeform/state.db",
+        description="State file, relative to the spec tree. Default: .pipeform/state.db.",
+    )
 
 
 class PostgresState(SpecModel):
     backend: Literal["postgres"]
-    dsn: EnvRef = Field(description="Connection string, read from an environment variable (it may hold a password). Required.")
-    schema_name: str = Field("pipeform", pattern=r"^[a-z_][a-z0-9_]*$", description="Database schema for the state tables. Default: pipeform.")
+    dsn: EnvRef = Field(
+        description="Connection string, read from an environment variable (it may hold a password). Required."
+    )
+    schema_name: str = Field(
+        "pipeform",
+        pattern=r"^[a-z_][a-z0-9_]*$",
+        description="Database schema for the state tables. Default: pipeform.",
+    )
 
 
 class S3State(SpecModel):
@@ -31,43 +43,83 @@ class S3State(SpecModel):
     bucket: str = Field(min_length=3, description="Bucket holding the state object. Required.")
     key: str = Field("pipeform/state.json", description="Object key. Default: pipeform/state.json.")
     region: str | None = Field(None, description="AWS region. Default: the aws provider's region.")
-    lock_table: str = Field(description="DynamoDB table used for the lock (partition key LockID). Required.")
-    endpoint_url: str | None = Field(None, description="Custom endpoint (an emulator). Default: AWS.")
+    lock_table: str = Field(
+        description="DynamoDB table used for the lock (partition key LockID). Required."
+    )
+    endpoint_url: str | None = Field(
+        None, description="Custom endpoint (an emulator). Default: AWS."
+    )
 
 
 StateBackend = Annotated[SqliteState | PostgresState | S3State, Field(discriminator="backend")]
 
 
 class LocalProvider(SpecModel):
-    data_dir: str = Field(".pipeform/data", description="Snapshots, features, runs and the local registry, relative to the spec tree. Default: .pipeform/data.")
-    max_concurrent_jobs: int = Field(1, ge=1, description="Training runs at once on this machine. Default: 1.")
-    allow_external_paths: bool = Field(False, description="Allow file:// sources outside the spec tree (absolute paths, '..', symlinks). Default: false.")
+    data_dir: str = Field(
+        ".pipeform/data",
+        description="Snapshots, features, runs and the local registry, relative to the spec tree. Default: .pipeform/data.",
+    )
+    max_concurrent_jobs: int = Field(
+        1, ge=1, description="Training runs at once on this machine. Default: 1."
+    )
+    allow_external_paths: bool = Field(
+        False,
+        description="Allow file:// sources outside the spec tree (absolute paths, '..', symlinks). Default: false.",
+    )
 
 
 class KubernetesProvider(SpecModel):
-    namespace: str = Field("default", pattern=DNS_LABEL, description="Namespace for jobs and secrets. Default: default.")
-    context: str | None = Field(None, description="kubeconfig context. Default: the current context.")
-    kubeconfig: str | None = Field(None, description="kubeconfig file. Default: KUBECONFIG or ~/.kube/config.")
+    namespace: str = Field(
+        "default",
+        pattern=DNS_LABEL,
+        description="Namespace for jobs and secrets. Default: default.",
+    )
+    context: str | None = Field(
+        None, description="kubeconfig context. Default: the current context."
+    )
+    kubeconfig: str | None = Field(
+        None, description="kubeconfig file. Default: KUBECONFIG or ~/.kube/config."
+    )
 
 
 class AwsProvider(SpecModel):
     region: str = Field("us-east-1", description="AWS region. Default: us-east-1.")
-    endpoint_url: str | None = Field(None, description="Custom endpoint (an emulator). Default: AWS.")
-    profile: str | None = Field(None, description="Named profile. Default: the standard credential chain.")
+    endpoint_url: str | None = Field(
+        None, description="Custom endpoint (an emulator). Default: AWS."
+    )
+    profile: str | None = Field(
+        None, description="Named profile. Default: the standard credential chain."
+    )
 
 
 class PrometheusProvider(SpecModel):
-    rules_dir: str = Field(".pipeform/rules", description="Directory Prometheus loads rule files from. Default: .pipeform/rules.")
-    url: str | None = Field(None, description="Prometheus base URL, to reload and read rules back. Default: none (rule files are the live state).")
-    pushgateway_url: str | None = Field(None, description="Pushgateway for run metrics. Default: none.")
+    rules_dir: str = Field(
+        ".pipeform/rules",
+        description="Directory Prometheus loads rule files from. Default: .pipeform/rules.",
+    )
+    url: str | None = Field(
+        None,
+        description="Prometheus base URL, to reload and read rules back. Default: none (rule files are the live state).",
+    )
+    pushgateway_url: str | None = Field(
+        None, description="Pushgateway for run metrics. Default: none."
+    )
     alertmanager_url: str | None = Field(None, description="Alertmanager base URL. Default: none.")
 
 
 class Providers(SpecModel):
-    local: LocalProvider = Field(default_factory=LocalProvider, description="The embedded default. Default: its own defaults.")
-    kubernetes: KubernetesProvider | None = Field(None, description="Kubernetes. Default: not configured.")
+    local: LocalProvider = Field(
+        default_factory=LocalProvider,
+        description="The embedded default. Default: its own defaults.",
+    )
+    kubernetes: KubernetesProvider | None = Field(
+        None, description="Kubernetes. Default: not configured."
+    )
     aws: AwsProvider | None = Field(None, description="AWS. Default: not configured.")
-    prometheus: PrometheusProvider = Field(default_factory=PrometheusProvider, description="Prometheus rules. Default: rule files under .pipeform/rules.")
+    prometheus: PrometheusProvider = Field(
+        default_factory=PrometheusProvider,
+        description="Prometheus rules. Default: rule files under .pipeform/rules.",
+    )
 
 
 class DefaultResources(SpecModel):
@@ -76,46 +128,91 @@ class DefaultResources(SpecModel):
 
 
 class Defaults(SpecModel):
-    provider: str = Field("local", pattern=DNS_LABEL, description="Provider for resources that name none. Default: local.")
-    labels: Labels = Field(default_factory=dict, description="Labels added to every resource. Default: none.")
-    resources: DefaultResources = Field(default_factory=DefaultResources, description="Job resources when a TrainingJob states none. Default: 1 CPU, 2Gi.")
+    provider: str = Field(
+        "local",
+        pattern=DNS_LABEL,
+        description="Provider for resources that name none. Default: local.",
+    )
+    labels: Labels = Field(
+        default_factory=dict, description="Labels added to every resource. Default: none."
+    )
+    resources: DefaultResources = Field(
+        default_factory=DefaultResources,
+        description="Job resources when a TrainingJob states none. Default: 1 CPU, 2Gi.",
+    )
 
 
 class Pricing(SpecModel):
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code. Default: USD.")
-    cpu_hour: UnitPrice = Field(Decimal("0.04"), description="Price of one CPU core for an hour. Default: 0.04.")
-    memory_gib_hour: UnitPrice = Field(Decimal("0.00"), alias="memoryGiBHour", description="Price of 1 GiB of memory for an hour. Default: 0.")
-    gpu_hour: dict[Annotated[str, Field(pattern=DNS_LABEL)], UnitPrice] = Field(
-        default_factory=dict, description="Price of one GPU for an hour, per gpuType. Default: none."
+    currency: str = Field(
+        "USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 currency code. Default: USD."
     )
-    default_gpu_hour: UnitPrice = Field(Decimal("2.50"), description="Price of a GPU whose type is not listed. Default: 2.50.")
+    cpu_hour: UnitPrice = Field(
+        Decimal("0.04"), description="Price of one CPU core for an hour. Default: 0.04."
+    )
+    memory_gib_hour: UnitPrice = Field(
+        Decimal("0.00"),
+        alias="memoryGiBHour",
+        description="Price of 1 GiB of memory for an hour. Default: 0.",
+    )
+    gpu_hour: dict[Annotated[str, Field(pattern=DNS_LABEL)], UnitPrice] = Field(
+        default_factory=dict,
+        description="Price of one GPU for an hour, per gpuType. Default: none.",
+    )
+    default_gpu_hour: UnitPrice = Field(
+        Decimal("2.50"), description="Price of a GPU whose type is not listed. Default: 2.50."
+    )
 
 
 class Registry(SpecModel):
-    type: Literal["local", "mlflow"] = Field("local", description="local (SQLite in the data directory) or mlflow. Default: local.")
-    tracking_uri: str | None = Field(None, description="MLflow tracking URI, for type mlflow. Default: none.")
+    type: Literal["local", "mlflow"] = Field(
+        "local", description="local (SQLite in the data directory) or mlflow. Default: local."
+    )
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI, for type mlflow. Default: none."
+    )
 
     @model_validator(mode="after")
     def _mlflow_uri(self) -> Registry:
         if self.type == "mlflow" and not self.tracking_uri:
-            raise ValueError("registry type mlflow needs trackingUri, such as http://127.0.0.1:5000")
+            raise ValueError(
+                "registry type mlflow needs trackingUri, such as http://127.0.0.1:5000"
+            )
         return self
 
 
 class Policy(SpecModel):
-    required_labels: list[str] = Field(default_factory=list, description="Labels every resource must carry, such as team. Default: none.")
+    required_labels: list[str] = Field(
+        default_factory=list,
+        description="Labels every resource must carry, such as team. Default: none.",
+    )
 
 
 class WorkspaceSpec(SpecModel):
-    state: StateBackend = Field(default_factory=lambda: SqliteState(backend="sqlite"), description="Where state lives: sqlite, postgres or s3. Default: sqlite at .pipeform/state.db.")
-    providers: Providers = Field(default_factory=Providers, description="Provider settings. Default: local only.")
-    defaults: Defaults = Field(default_factory=Defaults, description="Defaults for every resource. Default: local provider, no labels.")
-    pricing: Pricing = Field(default_factory=Pricing, description="Prices used for cost estimates. Default: USD, 0.04 per CPU-hour.")
-    registry: Registry = Field(default_factory=Registry, description="Model registry. Default: local.")
+    state: StateBackend = Field(
+        default_factory=lambda: SqliteState(backend="sqlite"),
+        description="Where state lives: sqlite, postgres or s3. Default: sqlite at .pipeform/state.db.",
+    )
+    providers: Providers = Field(
+        default_factory=Providers, description="Provider settings. Default: local only."
+    )
+    defaults: Defaults = Field(
+        default_factory=Defaults,
+        description="Defaults for every resource. Default: local provider, no labels.",
+    )
+    pricing: Pricing = Field(
+        default_factory=Pricing,
+        description="Prices used for cost estimates. Default: USD, 0.04 per CPU-hour.",
+    )
+    registry: Registry = Field(
+        default_factory=Registry, description="Model registry. Default: local."
+    )
     policy: Policy = Field(default_factory=Policy, description="Plan-time policy. Default: none.")
 
 
 class Workspace(Document):
     KIND = "Workspace"
     kind: Literal["Workspace"] = Field(description="Workspace. Required.")
-    spec: WorkspaceSpec = Field(default_factory=WorkspaceSpec, description="Workspace settings. Default: every setting's own default.")
+    spec: WorkspaceSpec = Field(
+        default_factory=WorkspaceSpec,
+        description="Workspace settings. Default: every setting's own default.",
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from rich.console import Console
@@ -13,7 +14,15 @@ from reconciler.diagnostics import Diagnostic, Diagnostics, Severity
 
 def console(stderr: bool = False) -> Console:
     """A console that honours NO_COLOR and plain output when not on a terminal."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
+    plain = bool(os.environ.get("NO_COLOR"))  # no-color.org: no styling at all, bold included
+    return Console(
+        stderr=stderr,
+        highlight=False,
+        soft_wrap=True,
+        emoji=False,
+        no_color=plain or None,
+        color_system=None if plain else "auto",
+    )
 
 
 def _line(d: Diagnostic) -> Text:
