@@ -17,7 +17,15 @@ from pydantic import BaseModel, ValidationError
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, Position, error, suggestion
 from reconciler.kinds import API_VERSION, KINDS, Document, Workspace
-from reconciler.yamlsource import MAX_FILES, DataPath, RawDocument, display_path, read_file, spec_files
+from reconciler.kinds.common import ADDRESS, DNS_LABEL, ENV_NAME, FieldError
+from reconciler.yamlsource import (
+    MAX_FILES,
+    DataPath,
+    RawDocument,
+    display_path,
+    read_file,
+    spec_files,
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class SpecTree:
     files: list[str] = field(default_factory=list)
 
     def by_kind(self, kind: str) -> list[LoadedDocument]:
-        return [d for d in self.documents.values() if d.model.KIND == kind]
+        return [d for d in self.documents.values() if kind == d.model.KIND]
 
 
 def format_path(path: DataPath) -> str:
@@ -55,10 +63,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> DataPath:
     path: list[str | int] = []
     node = data
     for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if _contains(node, part):
             path.append(part)
             node = node[part]
         elif i == len(loc) - 1 or not isinstance(node, dict | list):
@@ -90,9 +95,13 @@ def known_fields(tp: Any, path: DataPath, data: Any) -> list[str]:
     for member in _members(tp):
         if isinstance(member, type) and issubclass(member, BaseModel):
             type_field = member.model_fields.get("type")
-            if type_field is not None and isinstance(data, dict) and "type" in data:
-                if data["type"] not in typing.get_args(type_field.annotation):
-                    continue
+            if (
+                type_field is not None
+                and isinstance(data, dict)
+                and "type" in data
+                and data["type"] not in typing.get_args(type_field.annotation)
+            ):
+                continue  # another member of a tagged union
             if not path:
                 out.extend(_field_names(member))
                 continue
@@ -102,15 +111,57 @@ def known_fields(tp: Any, path: DataPath, data: Any) -> list[str]:
                     out.extend(known_fields(info.annotation, path[1:], sub))
         elif path and typing.get_origin(member) in (list, dict):
             inner = typing.get_args(member)[-1]
-            sub = data[path[0]] if isinstance(data, dict | list) and _has(data, path[0]) else None
-            out.extend(known_fields(inner, path[1:], sub))
+            out.extend(known_fields(inner, path[1:], _child(data, path[0])))
     return out
 
 
-def _has(data: dict[Any, Any] | list[Any], key: Any) -> bool:
+def _contains(data: Any, key: Any) -> bool:
     if isinstance(data, dict):
         return key in data
-    return isinstance(key, int) and 0 <= key < len(data)
+    return isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data)
+
+
+def _child(data: Any, key: Any) -> Any:
+    return data[key] if _contains(data, key) else None
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it in YAML terms, short."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "null (nothing)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+_PATTERN_HINTS = {
+    DNS_LABEL: "use lower-case letters, digits and '-', starting and ending with a letter or digit, such as my-name",
+    ADDRESS: "write Kind/name, such as Secret/db-password",
+    ENV_NAME: "use letters, digits and '_', not starting with a digit",
+    r"^[A-Z]{3}$": "use an ISO 4217 currency code such as USD or EUR",
+}
+
+
+def _type_hint(kind: str, value: Any) -> str | None:
+    """Why YAML may have read a value as another type than meant, and the fix."""
+    if kind == "string_type" and isinstance(value, bool):
+        return "put it in quotes: YAML reads unquoted yes, no, on, off, true and false as booleans"
+    if kind == "string_type" and isinstance(value, int | float):
+        return f'put it in quotes ("{value}") to make it text'
+    if kind.startswith(("int_", "float_")) and isinstance(value, str):
+        return "write a plain number, without quotes or units"
+    if kind.startswith("bool_"):
+        return "write true or false"
+    if kind == "list_type":
+        return "write a list: [a, b] or one '- item' per line"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "write a mapping: {key: value} or one 'key: value' per indented line"
+    return None
 
 
 def _describe(err: Any, path: DataPath, model: type[Document], data: Any) -> tuple[str, str | None]:
@@ -119,51 +170,87 @@ def _describe(err: Any, path: DataPath, model: type[Document], data: Any) -> tup
     if kind == "extra_forbidden":
         known = known_fields(model, path[:-1], data)
         return f"{where} is not a known field", suggestion(str(path[-1]), known) or (
-            f"known fields here: {', '.join(sorted(known))}" if known else "remove it")
+            f"known fields here: {', '.join(sorted(known))}" if known else "remove it"
+        )
     if kind == "missing":
         return f"{where} is required", f"add {path[-1]}"
     if kind == "union_tag_invalid":
         tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
         tag = ctx.get("tag")
-        return (f"{where}.{ctx.get('discriminator', 'type').strip(chr(39))}: {tag!r} is not a known type",
-                suggestion(str(tag), tags) or f"use one of {', '.join(tags)}")
+        return (
+            f"{where}.{ctx.get('discriminator', 'type').strip(chr(39))}: {tag!r} is not a known type",
+            suggestion(str(tag), tags) or f"use one of {', '.join(tags)}",
+        )
     if kind == "missing_key":
-        return f"{where} {err['msg']}", "write exactly one of these keys"
+        value = err.get("input")
+        return f"{where} {err['msg']}", (
+            "write exactly one of these keys"
+            if isinstance(value, dict)
+            else f"write a mapping with one of these keys, not {_shown(value)}"
+        )
     if kind == "union_tag_not_found":
         return f"{where} needs a {ctx.get('discriminator', 'type')!s}".replace("'", ""), None
     message = str(err["msg"])
-    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    value = err.get("input")
     hint = None
-    if kind in ("literal_error", "enum"):
+    if kind in (
+        "value_error",
+        "assertion_error",
+    ):  # our own validators' words, already phrased for users
+        message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    elif kind in ("literal_error", "enum"):
         options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        value = err.get("input")
         message = f"{value!r} is not allowed; expected {ctx.get('expected', '')}"
         hint = suggestion(str(value), options)
-    elif kind.endswith("_type") or kind.endswith("_parsing"):
-        shown = repr(err.get("input"))
-        message = f"{message[0].lower()}{message[1:]} (got {shown[:60]})"
+    elif kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern", ""))
+        message = f"{_shown(value)} is not in the expected form"
+        hint = _PATTERN_HINTS.get(pattern, f"it must match the regular expression {pattern}")
+    else:  # pydantic's own words: "Input should be greater than 0" and the like
+        message = re.sub(r"a valid dictionary( or instance of \w+)?", "a mapping", message)
+        message = f"{message[:1].lower()}{message[1:]} (got {_shown(value)})"
+        hint = _type_hint(kind, value)
     return f"{where}: {message}" if where else message, hint
 
 
 def _check_header(raw: RawDocument) -> tuple[type[Document] | None, list[Diagnostic]]:
     data = raw.data
     if not isinstance(data, dict):
-        return None, [error("a document must be a mapping with apiVersion, kind, metadata and spec",
-                            raw.start, hint="see specs/examples/quickstart for the shape")]
+        return None, [
+            error(
+                f"a document must be a mapping with apiVersion, kind, metadata and spec, not {_shown(data)}",
+                raw.start,
+                hint="see specs/examples/quickstart for the shape",
+            )
+        ]
     problems = []
     version = data.get("apiVersion")
     if version is None:
-        problems.append(error("apiVersion is missing", raw.start, hint=f"add apiVersion: {API_VERSION}"))
+        problems.append(
+            error("apiVersion is missing", raw.start, hint=f"add apiVersion: {API_VERSION}")
+        )
     elif version != API_VERSION:
-        problems.append(error(f"apiVersion {version!r} is not supported", raw.position(("apiVersion",)),
-                              hint=f"use apiVersion: {API_VERSION}"))
+        problems.append(
+            error(
+                f"apiVersion {version!r} is not supported",
+                raw.position(("apiVersion",)),
+                hint=f"use apiVersion: {API_VERSION}",
+            )
+        )
     kind = data.get("kind")
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if kind is None:
-        problems.append(error("kind is missing", raw.start, hint=f"add kind: one of {', '.join(KINDS)}"))
+        problems.append(
+            error("kind is missing", raw.start, hint=f"add kind: one of {', '.join(KINDS)}")
+        )
     elif model is None:
-        problems.append(error(f"kind {kind!r} is not known", raw.position(("kind",)),
-                              hint=suggestion(str(kind), KINDS) or f"use one of {', '.join(KINDS)}"))
+        problems.append(
+            error(
+                f"kind {kind!r} is not known",
+                raw.position(("kind",)),
+                hint=suggestion(str(kind), KINDS) or f"use one of {', '.join(KINDS)}",
+            )
+        )
     return (None if problems else model), problems
 
 
@@ -171,7 +258,7 @@ def _address(raw: RawDocument) -> str | None:
     data = raw.data if isinstance(raw.data, dict) else {}
     kind, meta = data.get("kind"), data.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
-    if isinstance(kind, str) and isinstance(name, str):
+    if isinstance(kind, str) and isinstance(name, str) and name:
         return f"{kind}/{name}"
     return kind if isinstance(kind, str) else None
 
@@ -187,13 +274,24 @@ def parse_document(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]
         seen: set[DataPath] = set()
         for err in exc.errors(include_url=False):
             path = _data_path(raw.data, err["loc"])
+            cause = (err.get("ctx") or {}).get("error")
+            if isinstance(cause, FieldError):  # a check over a whole value that knows which part
+                path = (*path, *cause.path)
             if path in seen:  # one message per place: unions report every member's failure
                 continue
             seen.add(path)
             message, hint = _describe(err, path, model, raw.data)
-            at = path if err["type"] != "missing" else path[:-1]
-            problems.append(error(message, raw.position(at), hint=hint, address=_address(raw),
-                                  path=format_path(path)))
+            kind = err["type"]
+            where = (
+                raw.key_position(path)
+                if kind == "extra_forbidden"
+                else raw.position(path[:-1])
+                if kind == "missing"
+                else raw.position(path)
+            )
+            problems.append(
+                error(message, where, hint=hint, address=_address(raw), path=format_path(path))
+            )
         return None, problems
 
 
@@ -206,12 +304,20 @@ def read_tree(paths: list[Path], diagnostics: Diagnostics) -> tuple[list[RawDocu
     files: list[Path] = []
     for path in paths:
         if not path.exists():
-            diagnostics.add(error(f"{path}: no such file or directory", hint="give a spec directory or YAML file"))
+            diagnostics.add(
+                error(
+                    f"{path}: no such file or directory", hint="give a spec directory or YAML file"
+                )
+            )
             continue
         files.extend(spec_files(path))
     if len(files) > MAX_FILES:
-        diagnostics.add(error(f"the spec tree has {len(files):,} YAML files; at most {MAX_FILES:,} are read",
-                              hint="point pipeform at the spec directory, not a parent of it"))
+        diagnostics.add(
+            error(
+                f"the spec tree has {len(files):,} YAML files; at most {MAX_FILES:,} are read",
+                hint="point pipeform at the spec directory, not a parent of it",
+            )
+        )
         return [], []
     documents: list[RawDocument] = []
     shown: list[str] = []
@@ -220,8 +326,12 @@ def read_tree(paths: list[Path], diagnostics: Diagnostics) -> tuple[list[RawDocu
         shown.append(display)
         documents.extend(read_file(path, display, diagnostics))
     if paths and not files and not diagnostics.has_errors:
-        diagnostics.add(error(f"no *.yaml or *.yml files under {', '.join(map(str, paths))}",
-                              hint="give the directory that holds your specs"))
+        diagnostics.add(
+            error(
+                f"no *.yaml or *.yml files under {', '.join(map(str, paths))}",
+                hint="give the directory that holds your specs",
+            )
+        )
     return documents, shown
 
 
@@ -229,8 +339,13 @@ def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
     """Read and validate every document; duplicate addresses and Workspaces are errors."""
     raws, files = read_tree(paths, diagnostics)
     root = paths[0] if paths and paths[0].is_dir() else (paths[0].parent if paths else Path("."))
-    tree = SpecTree(root=root, workspace=Workspace.model_validate(
-        {"apiVersion": API_VERSION, "kind": "Workspace", "metadata": {"name": "default"}}), files=files)
+    tree = SpecTree(
+        root=root,
+        workspace=Workspace.model_validate(
+            {"apiVersion": API_VERSION, "kind": "Workspace", "metadata": {"name": "default"}}
+        ),
+        files=files,
+    )
     for raw in raws:
         model, problems = parse_document(raw)
         diagnostics.extend(problems)
@@ -239,16 +354,27 @@ def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
         loaded = LoadedDocument(model, raw)
         if isinstance(model, Workspace):
             if tree.workspace_source is not None:
-                diagnostics.add(error("a second Workspace document", raw.start, address=model.address,
-                                      hint=f"keep one; the first is at {tree.workspace_source.position()}"))
+                diagnostics.add(
+                    error(
+                        "a second Workspace document",
+                        raw.start,
+                        address=model.address,
+                        hint=f"keep one; the first is at {tree.workspace_source.position()}",
+                    )
+                )
                 continue
             tree.workspace, tree.workspace_source = model, loaded
             continue
         first = tree.documents.get(model.address)
         if first is not None:
-            diagnostics.add(error(f"duplicate address {model.address}", raw.position(("metadata", "name")),
-                                  address=model.address,
-                                  hint=f"first defined at {first.position()}; rename one of them"))
+            diagnostics.add(
+                error(
+                    f"duplicate address {model.address}",
+                    raw.position(("metadata", "name")),
+                    address=model.address,
+                    hint=f"first defined at {first.position()}; rename one of them",
+                )
+            )
             continue
         tree.documents[model.address] = loaded
     return tree

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter
 
 from reconciler.kinds import KINDS, Document
+from reconciler.kinds.units import UNIT_KEY, format_default
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://pipeform.dev/schema/v1/"
@@ -31,8 +32,21 @@ def find_kind(name: str) -> type[Document] | None:
     return None
 
 
+def _units_in_user_terms(node: Any) -> Any:
+    """Write unit defaults as users do (6h, 2Gi) and drop the unit markers."""
+    if isinstance(node, list):
+        return [_units_in_user_terms(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _units_in_user_terms(value) for key, value in node.items() if key != UNIT_KEY}
+    unit = node.get(UNIT_KEY)
+    if unit and "default" in node:
+        out["default"] = format_default(unit, node["default"])
+    return out
+
+
 def kind_schema(model: type[Document]) -> dict[str, Any]:
-    body = model.model_json_schema(by_alias=True, mode="validation")
+    body = _units_in_user_terms(model.model_json_schema(by_alias=True, mode="validation"))
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": BASE_ID + file_name(model.KIND),
@@ -45,7 +59,7 @@ def document_schema() -> dict[str, Any]:
     # A discriminated union of every kind, built at run time from the registry.
     union: Any = Annotated[Union[tuple(KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
     adapter: TypeAdapter[Document] = TypeAdapter(union)
-    body = adapter.json_schema(by_alias=True, mode="validation")
+    body = _units_in_user_terms(adapter.json_schema(by_alias=True, mode="validation"))
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": BASE_ID + ANY_FILE,

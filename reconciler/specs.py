@@ -59,9 +59,11 @@ def check(paths: list[Path]) -> CheckedTree:
     check_ignore_changes(tree, diagnostics)
     check_jobs(tree, diagnostics)
     if not tree.documents and not diagnostics.has_errors:
+        where = tree.workspace_source.position() if tree.workspace_source else None
         diagnostics.add(
             error(
                 "the spec tree holds no resources, only a Workspace",
+                where,
                 hint="add Dataset, FeatureSet, TrainingJob or other documents",
             )
         )

@@ -2,18 +2,22 @@
 
 Safe by construction: only the YAML core schema (mappings, sequences, strings, numbers,
 booleans, null) is built; any other tag, a duplicate key, a binary or non-UTF-8 file,
-an oversized file, too many documents, deep nesting or alias expansion past a node
+an oversized file, too many documents, deep nesting or alias expansion past a value
 budget (the "billion laughs" attack) is reported as a diagnostic with file:line:column.
 Timestamps stay strings: the models decide what a value means.
+
+Data is built straight from the parser's events, never from a composed node tree, so
+a limit stops the work as soon as the parser reaches the place that breaks it: the time
+spent on any file is bounded by the limits below, not by what the file asks for.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -22,25 +26,34 @@ from reconciler.diagnostics import Diagnostics, Position, error
 MAX_FILE_BYTES = 8 * 2**20
 MAX_DOCUMENTS_PER_FILE = 10_000
 MAX_NODES_PER_DOCUMENT = 100_000
+MAX_NODES_PER_FILE = 200_000
 MAX_DEPTH = 64
 MAX_FILES = 10_000
 
 DataPath = tuple[str | int, ...]
+Place = tuple[int, int]
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
 _TAG = "tag:yaml.org,2002:"
 _SCALARS = {f"{_TAG}{t}" for t in ("null", "bool", "int", "float")}
+_MAY_RESOLVE = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
 
 
 @dataclass
 class RawDocument:
-    """One YAML document as plain data, with the position of every key and item."""
+    """One YAML document as plain data, with the position of every key and value.
+
+    ``positions`` holds, for a scalar, where the value is written and, for a list or
+    mapping under a key, where that key is written (the line a reader looks for);
+    ``key_positions`` holds where each mapping key is written.
+    """
 
     file: str
     index: int
     data: Any
-    positions: dict[DataPath, tuple[int, int]] = field(default_factory=dict)
+    positions: dict[DataPath, Place] = field(default_factory=dict)
+    key_positions: dict[DataPath, Place] = field(default_factory=dict)
 
     @property
     def start(self) -> Position:
@@ -55,108 +68,334 @@ class RawDocument:
                 return Position(self.file, *found)
         return self.start
 
+    def key_position(self, path: DataPath) -> Position:
+        """Where the key of path is written (for unknown or duplicate fields)."""
+        found = self.key_positions.get(tuple(path))
+        return Position(self.file, *found) if found else self.position(path)
+
 
 class _Limit(Exception):
-    def __init__(self, message: str, node: yaml.Node, hint: str) -> None:
+    """A problem that stops the document; ``fatal`` ones stop the whole file."""
+
+    def __init__(self, message: str, mark: Any, hint: str, fatal: bool = False) -> None:
         super().__init__(message)
-        self.node = node
+        self.where = _mark(mark)
         self.hint = hint
+        self.fatal = fatal
+
+
+@dataclass
+class _Anchor:
+    data: Any
+    path: DataPath  # where the anchored value was written
+    mark: Place
+    places: tuple[int, int]  # its slice of _Builder.places
+    keys: tuple[int, int]  # its slice of _Builder.keys
+    size: int  # values in it, aliases expanded
+    height: int  # levels of nesting in it
+    line: int
+
+
+def _show_tag(tag: str) -> str:
+    return "!!" + tag.removeprefix(_TAG) if tag.startswith(_TAG) else tag
+
+
+class _Budget:
+    """Values built (aliases expanded) in one document and in the whole file."""
+
+    def __init__(self) -> None:
+        self.file = 0
+        self.document = 0
+        self.aliased = False  # whether an alias was expanded in this file
+
+    def charge(self, n: int, mark: Any) -> None:
+        self.file += n
+        self.document += n
+        if self.document > MAX_NODES_PER_DOCUMENT:
+            raise self._over(
+                f"document {self._verb} more than {MAX_NODES_PER_DOCUMENT:,} values",
+                mark,
+                "document",
+            )
+        if self.file > MAX_NODES_PER_FILE:
+            raise self._over(
+                f"file {self._verb} more than {MAX_NODES_PER_FILE:,} values in all", mark, "file"
+            )
+
+    @property
+    def _verb(self) -> str:
+        return "expands to" if self.aliased else "holds"
+
+    def _over(self, what: str, mark: Any, unit: str) -> _Limit:
+        if self.aliased:
+            return _Limit(
+                f"{what} (aliases repeated too often: a YAML bomb?); the rest of the file is not read",
+                mark,
+                f"split the {unit}, or write the values out instead of nesting aliases",
+                fatal=True,
+            )
+        return _Limit(
+            f"{what}; the rest of the file is not read",
+            mark,
+            f"split the {unit}; spec documents are small, so large data belongs in a Dataset's source",
+            fatal=True,
+        )
+
+
+class _MergeSlot:
+    """Stands in a path for the value of a merge key (<<) while it is being built."""
 
 
 class _Builder:
-    """Turns composed nodes into plain data, counting nodes so that aliases cannot explode."""
+    """Turns one document's parse events into plain data with positions, as they stream.
 
-    def __init__(self, positions: dict[DataPath, tuple[int, int]]) -> None:
-        self.positions = positions
-        self.count = 0
+    Nothing is composed ahead: every limit (values, depth, tags, duplicate keys) is
+    checked as soon as the parser reaches the offending place, and an alias is charged
+    the size of what it stands for before its positions are copied. Positions are
+    appended to lists (a later entry for the same path wins), so that an anchored
+    value's positions are one slice, cheap to copy under an alias's path.
+    """
 
-    def build(self, node: yaml.Node, path: DataPath, depth: int = 0) -> Any:
-        self.count += 1
-        if self.count > MAX_NODES_PER_DOCUMENT:
-            raise _Limit(
-                f"document expands to more than {MAX_NODES_PER_DOCUMENT:,} values "
-                "(aliases repeated too often: a YAML bomb?)",
-                node,
-                "write the values out instead of nesting aliases",
-            )
+    def __init__(self, loader: Any, budget: _Budget) -> None:
+        self.loader = loader
+        self.budget = budget
+        self.places: list[tuple[DataPath, Place]] = []
+        self.keys: list[tuple[DataPath, Place]] = []
+        self.anchors: dict[str, _Anchor] = {}
+        self.open: dict[str, int] = {}  # anchors whose value is being built -> line
+        self.merged = False
+
+    def document(self) -> tuple[Any, dict[DataPath, Place], dict[DataPath, Place]]:
+        data, _ = self.build((), 0, keyed=False)
+        places, keys = dict(self.places), dict(self.keys)
+        if self.merged:  # drop where merge values were first built
+            places = {
+                p: v for p, v in places.items() if not any(isinstance(x, _MergeSlot) for x in p)
+            }
+            keys = {p: v for p, v in keys.items() if not any(isinstance(x, _MergeSlot) for x in p)}
+        return data, places, keys
+
+    def build(self, path: DataPath, depth: int, keyed: bool) -> tuple[Any, int]:
+        """The next value, at path (under a mapping key when keyed); returns it and its height."""
+        event = self.loader.get_event()
+        mark = event.start_mark
+        if isinstance(event, yaml.AliasEvent):
+            return self._alias(event, path, depth, keyed)
         if depth > MAX_DEPTH:
             raise _Limit(
-                f"nesting deeper than {MAX_DEPTH} levels (or an alias that contains itself)",
-                node,
-                "flatten the document",
+                f"nesting deeper than {MAX_DEPTH} levels", mark, "flatten the document", fatal=True
             )
-        if isinstance(node, yaml.ScalarNode):
-            return self._scalar(node)
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != f"{_TAG}seq":
-                raise _Limit(f"tag {node.tag} is not allowed", node, "remove the tag")
-            out = []
-            for i, item in enumerate(node.value):
-                self.positions[(*path, i)] = _mark(item)
-                out.append(self.build(item, (*path, i), depth + 1))
-            return out
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
-        raise _Limit(f"unexpected YAML node {type(node).__name__}", node, "check the syntax")
+        self.budget.charge(1, mark)
+        scalar = isinstance(event, yaml.ScalarEvent)
+        anchor = event.anchor
+        if anchor is not None:
+            if anchor in self.anchors or anchor in self.open:
+                first = self.anchors[anchor].line if anchor in self.anchors else self.open[anchor]
+                raise _Limit(
+                    f"anchor &{anchor} is defined twice (first at line {first})",
+                    mark,
+                    "give each anchor its own name",
+                )
+            self.open[anchor] = mark.line + 1
+        if scalar or not keyed:
+            self.places.append((path, _mark(mark)))
+        places, keys, before = len(self.places), len(self.keys), self.budget.document
+        data, height = self._value(event, path, depth)
+        if anchor is not None:
+            del self.open[anchor]
+            self.anchors[anchor] = _Anchor(
+                data,
+                path,
+                _mark(mark),
+                (places, len(self.places)),
+                (keys, len(self.keys)),
+                self.budget.document - before + 1,
+                height,
+                mark.line + 1,
+            )
+        return data, height
 
-    def _scalar(self, node: yaml.ScalarNode) -> Any:
-        if node.tag == f"{_TAG}str" or node.tag == f"{_TAG}timestamp":
-            return node.value
-        if node.tag in _SCALARS:
-            return _constructor.yaml_constructors[node.tag](_constructor, node)
+    def _alias(self, event: Any, path: DataPath, depth: int, keyed: bool) -> tuple[Any, int]:
+        mark, name = event.start_mark, event.anchor
+        if name in self.open:
+            raise _Limit(
+                f"alias *{name} is used inside the value of its own anchor &{name} "
+                f"(line {self.open[name]}), which would make it infinite",
+                mark,
+                f"an alias may only refer to a value that is complete; remove *{name} here",
+            )
+        anchor = self.anchors.get(name)
+        if anchor is None:
+            raise _Limit(
+                f"alias *{name} has no anchor &{name} before it in this document",
+                mark,
+                f"define &{name} earlier in the same document, or quote the value if '*' is meant literally",
+            )
+        if depth + anchor.height > MAX_DEPTH:
+            raise _Limit(
+                f"nesting deeper than {MAX_DEPTH} levels once alias *{name} is expanded",
+                mark,
+                "flatten the document",
+                fatal=True,
+            )
+        self.budget.aliased = True
+        self.budget.charge(anchor.size, mark)
+        if not keyed or not isinstance(anchor.data, dict | list):
+            self.places.append((path, anchor.mark))
+        cut = len(anchor.path)
+        for target, (first, last) in ((self.places, anchor.places), (self.keys, anchor.keys)):
+            target.extend([((*path, *p[cut:]), where) for p, where in target[first:last]])
+        return anchor.data, anchor.height
+
+    def _value(self, event: Any, path: DataPath, depth: int) -> tuple[Any, int]:
+        if isinstance(event, yaml.ScalarEvent):
+            return self._scalar(event), 0
+        tag = event.tag
+        if isinstance(event, yaml.SequenceStartEvent):
+            if tag not in (None, "!", f"{_TAG}seq"):
+                raise _not_allowed(tag, event.start_mark)
+            items: list[Any] = []
+            height = 0
+            while not self.loader.check_event(yaml.SequenceEndEvent):
+                item, h = self.build((*path, len(items)), depth + 1, keyed=False)
+                items.append(item)
+                height = max(height, h + 1)
+            self.loader.get_event()
+            return items, height
+        if isinstance(event, yaml.MappingStartEvent):
+            if tag not in (None, "!", f"{_TAG}map"):
+                raise _not_allowed(tag, event.start_mark)
+            return self._mapping(path, depth)
         raise _Limit(
-            f"tag {node.tag} is not allowed in specs (only plain YAML values are)",
-            node,
-            "remove the tag; pipeform never constructs objects from YAML",
+            f"unexpected YAML event {type(event).__name__}", event.start_mark, "check the syntax"
         )
 
-    def _pairs(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
-        """Key/value pairs, with merge keys (<<) expanded; explicit keys win."""
-        merged: list[tuple[yaml.Node, yaml.Node]] = []
-        own: list[tuple[yaml.Node, yaml.Node]] = []
-        for key, value in node.value:
-            if key.tag == f"{_TAG}merge":
-                sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
-                for source in sources:
-                    if not isinstance(source, yaml.MappingNode):
-                        raise _Limit("a merge key (<<) takes a mapping or a list of mappings", source, "fix the merge")
-                    merged.extend(source.value)
-            else:
-                own.append((key, value))
-        explicit = {k.value for k, _ in own if isinstance(k, yaml.ScalarNode)}
-        seen: set[Any] = set()
-        for key, value in merged:
-            if key.value not in explicit and key.value not in seen:
-                seen.add(key.value)
-                yield key, value
-        yield from own
-
-    def _mapping(self, node: yaml.MappingNode, path: DataPath, depth: int) -> dict[Any, Any]:
-        if node.tag != f"{_TAG}map":
-            raise _Limit(f"tag {node.tag} is not allowed", node, "remove the tag")
-        out: dict[Any, Any] = {}
-        first_seen: dict[Any, yaml.Node] = {}
-        for key_node, value_node in self._pairs(node):
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise _Limit("mapping keys must be plain text", key_node, "use a plain key")
-            key = self._scalar(key_node)
-            if key is None or isinstance(key, bool | float):
-                key = key_node.value
-            if key in first_seen:
-                line = first_seen[key].start_mark.line + 1
+    def _scalar(self, event: Any) -> Any:
+        tag, value = event.tag, event.value
+        if tag is None or tag == "!":
+            if not event.implicit[0] or (value and value[0] not in _MAY_RESOLVE):
+                return value  # quoted, or plain text that no implicit type can match (fast path)
+            tag = self.loader.resolve(yaml.ScalarNode, value, event.implicit)
+            if (
+                tag == f"{_TAG}int"
+                and value.isascii()
+                and value.isdigit()
+                and (value[0] != "0" or value == "0")
+            ):
+                return int(value)  # plain decimal (a leading 0 means octal in YAML 1.1)
+        if tag in (f"{_TAG}str", f"{_TAG}timestamp"):
+            return value
+        if tag in _SCALARS:
+            try:
+                return _constructor.yaml_constructors[tag](
+                    _constructor, yaml.ScalarNode(tag, value)
+                )
+            except (ValueError, yaml.YAMLError) as exc:
                 raise _Limit(
-                    f"duplicate key {key!r} (first at line {line})",
-                    key_node,
+                    f"{value!r} is not a valid {_show_tag(tag)}",
+                    event.start_mark,
+                    f"remove the tag {_show_tag(tag)} or fix the value",
+                ) from exc
+        raise _not_allowed(tag, event.start_mark)
+
+    def _key(self) -> tuple[Any, Any]:
+        event = self.loader.get_event()
+        if not isinstance(event, yaml.ScalarEvent):
+            what = "an alias" if isinstance(event, yaml.AliasEvent) else "a list or mapping"
+            raise _Limit(
+                f"mapping keys must be plain text, not {what}",
+                event.start_mark,
+                "write the key as plain text",
+            )
+        tag = event.tag
+        if (tag is None or tag == "!") and event.implicit[0] and event.value == "<<":
+            return _MERGE, event.start_mark
+        key = self._scalar(event)
+        if key is None or isinstance(key, bool | float):
+            key = event.value
+        return key, event.start_mark
+
+    def _mapping(self, path: DataPath, depth: int) -> tuple[Any, int]:
+        own: dict[Any, Any] = {}
+        first_seen: dict[Any, int] = {}
+        merges: list[tuple[Any, DataPath, tuple[int, int], Any]] = []
+        height = 0
+        while not self.loader.check_event(yaml.MappingEndEvent):
+            key, mark = self._key()
+            if key is _MERGE:
+                slot = (*path, cast(str, _MergeSlot()))
+                starts = (len(self.places), len(self.keys))
+                value, h = self.build(slot, depth + 1, keyed=False)
+                merges.append((value, slot, starts, mark))
+                self.merged = True
+                height = max(height, h)
+                continue
+            if key in first_seen:
+                raise _Limit(
+                    f"duplicate key {key!r} (first at line {first_seen[key]})",
+                    mark,
                     "remove one of them; YAML would silently keep only the last",
                 )
-            first_seen[key] = key_node
-            self.positions[(*path, key)] = _mark(key_node)
-            out[key] = self.build(value_node, (*path, key), depth + 1)
+            first_seen[key] = mark.line + 1
+            self.keys.append(((*path, key), _mark(mark)))
+            self.places.append(((*path, key), _mark(mark)))
+            own[key], h = self.build((*path, key), depth + 1, keyed=True)
+            height = max(height, h + 1)
+        self.loader.get_event()
+        return (self._merge(own, merges, path), height) if merges else (own, height)
+
+    def _merge(
+        self,
+        own: dict[Any, Any],
+        merges: list[tuple[Any, DataPath, tuple[int, int], Any]],
+        path: DataPath,
+    ) -> dict[Any, Any]:
+        """Explicit keys win over merged ones, and earlier merges over later ones (YAML's rule)."""
+        out: dict[Any, Any] = {}
+        for value, slot, starts, mark in merges:
+            sources = (
+                [value] if isinstance(value, dict) else value if isinstance(value, list) else []
+            )
+            if not sources or not all(isinstance(v, dict) for v in sources):
+                raise _Limit(
+                    "a merge key (<<) takes a mapping or a list of mappings",
+                    mark,
+                    "write <<: *anchor or <<: [*one, *two] where each anchor is a mapping",
+                )
+            taken: list[set[Any]] = []
+            for source in sources:
+                keys = {k for k in source if k not in own and k not in out}
+                out.update((k, source[k]) for k in keys)
+                taken.append(keys)
+            skip = len(slot) + (0 if isinstance(value, dict) else 1)
+            for target, start in zip((self.places, self.keys), starts, strict=True):
+                self.budget.charge(
+                    (len(target) - start) // 2, mark
+                )  # copying positions is work too
+                copied = []
+                for p, where in target[start:]:
+                    if len(p) > skip and p[: len(slot)] == slot:
+                        which = 0 if skip == len(slot) else cast(int, p[len(slot)])
+                        if p[skip] in taken[which]:
+                            copied.append(((*path, *p[skip:]), where))
+                target.extend(copied)
+        out.update(own)
         return out
 
 
-def _mark(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+_MERGE = object()
+
+
+def _not_allowed(tag: str, mark: Any) -> _Limit:
+    return _Limit(
+        f"tag {_show_tag(tag)} is not allowed in specs (only plain YAML values are)",
+        mark,
+        "remove the tag; pipeform never constructs objects from YAML",
+    )
+
+
+def _mark(mark: Any) -> Place:
+    return mark.line + 1, mark.column + 1
 
 
 def _line_col(data: bytes, offset: int) -> tuple[int, int]:
@@ -171,63 +410,136 @@ def _decode(data: bytes, display: str, diagnostics: Diagnostics) -> str | None:
         return None
     nul = data.find(b"\x00")
     if nul >= 0:
-        diagnostics.add(error("binary file, not YAML text (it contains NUL bytes)", Position(display, *_line_col(data, nul)),
-                              hint="remove it from the spec tree or rename it away from .yaml/.yml"))
+        diagnostics.add(
+            error(
+                "binary file, not YAML text (it contains NUL bytes)",
+                Position(display, *_line_col(data, nul)),
+                hint="remove it from the spec tree or rename it away from .yaml/.yml",
+            )
+        )
         return None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        diagnostics.add(error(f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
-                              Position(display, *_line_col(data, exc.start)),
-                              hint="save the file as UTF-8"))
+        diagnostics.add(
+            error(
+                f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                Position(display, *_line_col(data, exc.start)),
+                hint="save the file as UTF-8",
+            )
+        )
         return None
+
+
+_SYNTAX_HINTS = (
+    (
+        "mapping values are not allowed",
+        "a ': ' inside a plain value starts a new key: quote the value, "
+        "or put each key on its own line",
+    ),
+    ("did not find expected key", "keys of one mapping must line up at the same indentation"),
+    ("did not find expected ',' or", "separate the entries with commas and close the bracket"),
+    (
+        "did not find expected '-' indicator",
+        "items of one list must line up at the same indentation",
+    ),
+    ("exceeded maximum nesting depth", "flatten the document"),
+    ("cannot start any token", "quote the value"),
+    ("undefined tag handle", "remove the tag"),
+)
 
 
 def _yaml_error(exc: yaml.YAMLError, text: str, display: str) -> tuple[str, Position, str]:
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        line_text = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
-        problem = exc.problem or "invalid YAML"
-        hint = "check the indentation and quoting around this place"
-        if "\t" in line_text[: mark.column + 1] or "found character that cannot start any token" in problem and "\t" in line_text:
-            problem, hint = "a tab character is used for indentation", "YAML allows only spaces for indentation; replace tabs with spaces"
-        if exc.context:
-            problem = f"{exc.context}: {problem}"
+        mark, context_mark = exc.problem_mark, exc.context_mark
+        lines = text.splitlines()
+        line_text = lines[mark.line] if mark.line < len(lines) else ""
+        problem, context = exc.problem or "invalid YAML", exc.context
+        hint = next(
+            (h for key, h in _SYNTAX_HINTS if key in problem),
+            "check the indentation and quoting around this place",
+        )
+        if "\t" in line_text[: mark.column + 1] or (
+            "cannot start any token" in problem and "\t" in line_text
+        ):
+            problem, context = "a tab character is used for indentation", None
+            hint = "YAML allows only spaces for indentation; replace tabs with spaces"
+        elif "end of stream" in problem and context_mark is not None:
+            # "unexpected end of stream" points past the last line; the cause is where it began
+            what = (context or "").removeprefix("while scanning ").removeprefix("while parsing ")
+            quoted = "quoted scalar" in what
+            problem = f"{'the quoted string' if quoted else what or 'this value'} starting here is never closed"
+            mark, context = context_mark, None
+            hint = "add the closing quote" if quoted else "close it, or check the indentation"
+        elif context and context_mark is not None and context_mark.line != mark.line:
+            context = f"{context} (which starts at line {context_mark.line + 1})"
+        if context:
+            problem = f"{context}: {problem}"
         return f"invalid YAML: {problem}", Position(display, mark.line + 1, mark.column + 1), hint
     if isinstance(exc, yaml.reader.ReaderError):
-        raw = text.encode("utf-8")
-        line, col = _line_col(raw, min(exc.position, len(raw)))
-        return f"invalid YAML: {exc.reason} (character #x{exc.character:04x})" if isinstance(exc.character, int) else f"invalid YAML: {exc.reason}", Position(display, line, col), "remove the control character"
+        before = text[: max(0, exc.position)]
+        line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+        reason = (
+            f"{exc.reason} (character #x{exc.character:04x})"
+            if isinstance(exc.character, int)
+            else exc.reason
+        )
+        return (
+            f"invalid YAML: {reason}",
+            Position(display, line, col),
+            "remove the control character",
+        )
     return f"invalid YAML: {exc}", Position(display), "check the syntax"
+
+
+def _skip_document(loader: Any, budget: _Budget) -> None:
+    """Drop the rest of a document after a problem in it; skipping is charged like building."""
+    while True:
+        event = loader.get_event()
+        if isinstance(event, yaml.DocumentEndEvent):
+            return
+        budget.charge(1, event.start_mark)
 
 
 def parse_text(text: str, display: str, diagnostics: Diagnostics) -> list[RawDocument]:
     """Every non-empty document of one file's text; problems go to diagnostics."""
     documents: list[RawDocument] = []
     loader = _Loader(text)
+    budget = _Budget()
     index = 0
     try:
-        while loader.check_node():
-            node = loader.get_node()
+        loader.get_event()  # StreamStartEvent
+        while not loader.check_event(yaml.StreamEndEvent):
+            start = loader.get_event()  # DocumentStartEvent
             index += 1
             if index > MAX_DOCUMENTS_PER_FILE:
-                diagnostics.add(error(f"more than {MAX_DOCUMENTS_PER_FILE:,} documents in one file",
-                                      Position(display, *_mark(node)), hint="split the file"))
+                diagnostics.add(
+                    error(
+                        f"more than {MAX_DOCUMENTS_PER_FILE:,} documents in one file; the rest is not read",
+                        Position(display, *_mark(start.start_mark)),
+                        hint="split the file",
+                    )
+                )
                 return documents
-            if isinstance(node, yaml.ScalarNode) and node.tag == f"{_TAG}null":
-                continue  # an empty document between separators
-            positions: dict[DataPath, tuple[int, int]] = {(): _mark(node)}
+            empty = loader.check_event(yaml.ScalarEvent) and loader.peek_event().value == ""
+            budget.document = 0
             try:
-                data = _Builder(positions).build(node, ())
+                data, positions, keys = _Builder(loader, budget).document()
+                loader.get_event()  # DocumentEndEvent
             except _Limit as exc:
-                diagnostics.add(error(str(exc), Position(display, *_mark(exc.node)), hint=exc.hint))
+                if exc.fatal:
+                    raise
+                diagnostics.add(error(str(exc), Position(display, *exc.where), hint=exc.hint))
+                _skip_document(loader, budget)
                 continue
-            documents.append(RawDocument(display, index, data, positions))
+            if data is None and empty:
+                continue  # an empty document between separators
+            documents.append(RawDocument(display, index, data, positions, keys))
+    except _Limit as exc:  # a limit that stops the file: what was read before it is kept
+        diagnostics.add(error(str(exc), Position(display, *exc.where), hint=exc.hint))
     except yaml.YAMLError as exc:
         message, position, hint = _yaml_error(exc, text, display)
         diagnostics.add(error(message, position, hint=hint))
-    except RecursionError:
-        diagnostics.add(error(f"nesting deeper than {MAX_DEPTH} levels", Position(display), hint="flatten the document"))
     finally:
         loader.dispose()
     return documents
@@ -235,16 +547,46 @@ def parse_text(text: str, display: str, diagnostics: Diagnostics) -> list[RawDoc
 
 def read_file(path: Path, display: str, diagnostics: Diagnostics) -> list[RawDocument]:
     """Read and parse one file, refusing what is too large, binary or not UTF-8."""
+    too_large = "split it into several files, or move data out of specs"
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            diagnostics.add(error(
-                f"file is {size / 2**20:.1f} MiB; spec files may be at most {MAX_FILE_BYTES // 2**20} MiB",
-                Position(display), hint="split it into several files, or move data out of specs"))
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            diagnostics.add(
+                error(
+                    "not a regular file (a device, pipe or socket)",
+                    Position(display),
+                    hint="remove it from the spec tree or rename it away from .yaml/.yml",
+                )
+            )
             return []
-        data = path.read_bytes()
+        if info.st_size > MAX_FILE_BYTES:
+            diagnostics.add(
+                error(
+                    f"file is {info.st_size / 2**20:.1f} MiB; spec files may be at most {MAX_FILE_BYTES // 2**20} MiB",
+                    Position(display),
+                    hint=too_large,
+                )
+            )
+            return []
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # never more, even if the file grows meanwhile
+        if len(data) > MAX_FILE_BYTES:
+            diagnostics.add(
+                error(
+                    f"file is larger than {MAX_FILE_BYTES // 2**20} MiB",
+                    Position(display),
+                    hint=too_large,
+                )
+            )
+            return []
     except OSError as exc:
-        diagnostics.add(error(f"cannot read file: {exc.strerror}", Position(display), hint="check the path and its permissions"))
+        diagnostics.add(
+            error(
+                f"cannot read file: {exc.strerror}",
+                Position(display),
+                hint="check the path and its permissions",
+            )
+        )
         return []
     text = _decode(data, display, diagnostics)
     if text is None:
@@ -252,19 +594,28 @@ def read_file(path: Path, display: str, diagnostics: Diagnostics) -> list[RawDoc
     before = len(diagnostics)
     documents = parse_text(text, display, diagnostics)
     if not documents and len(diagnostics) == before:
-        diagnostics.add(error("file holds no documents", Position(display),
-                              hint="add a document (apiVersion, kind, metadata, spec) or delete the file"))
+        diagnostics.add(
+            error(
+                "file holds no documents",
+                Position(display),
+                hint="add a document (apiVersion, kind, metadata, spec) or delete the file",
+            )
+        )
     return documents
 
 
 def spec_files(root: Path) -> list[Path]:
     """*.yaml and *.yml under root, recursively and sorted, skipping hidden directories."""
-    if root.is_file():
-        return [root]
-    found = []
+    if not root.is_dir():
+        return [root]  # a file named on the command line, whatever its kind
+    found: list[Path] = []
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        found.extend(Path(directory) / f for f in sorted(files) if f.endswith((".yaml", ".yml")) and not f.startswith("."))
+        found.extend(
+            Path(directory) / f
+            for f in sorted(files)
+            if f.endswith((".yaml", ".yml")) and not f.startswith(".")
+        )
     return found
 
 

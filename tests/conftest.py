@@ -29,8 +29,16 @@ def write_tree(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
     """Run the real `pipeform` console script."""
-    return subprocess.run([str(PIPEFORM), *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=timeout, check=False)
+    return subprocess.run(
+        [str(PIPEFORM), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )

@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "pipeform/v1"
@@ -24,6 +24,18 @@ _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ADDRESS = r"^[A-Za-z]+/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class FieldError(ValueError):
+    """A check over a whole value that knows which part is wrong: ``path`` is under it.
+
+    Raised from validators of a model or a list, so that the error points at the item
+    (``gates[1].metric``) rather than at the enclosing value.
+    """
+
+    def __init__(self, message: str, *path: str | int) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class SpecModel(BaseModel):
@@ -55,7 +67,7 @@ def check_dns_label(value: str) -> str:
 Name = Annotated[
     str,
     AfterValidator(check_dns_label),
-    Field(min_length=1, max_length=63, pattern=DNS_LABEL),
+    WithJsonSchema({"type": "string", "pattern": DNS_LABEL, "minLength": 1, "maxLength": 63}),
 ]
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from reconciler.kinds.common import Document, Name, Reference, ResourceSpec, SpecModel
+from reconciler.kinds.common import Document, FieldError, Name, Reference, ResourceSpec, SpecModel
 from reconciler.kinds.units import Duration
 
 Scalar = int | float | str | bool
@@ -188,9 +188,9 @@ class DatasetSpec(ResourceSpec):
     @classmethod
     def _unique_columns(cls, columns: list[Column]) -> list[Column]:
         seen: set[str] = set()
-        for column in columns:
+        for i, column in enumerate(columns):
             if column.name in seen:
-                raise ValueError(f"column {column.name!r} is declared twice")
+                raise FieldError(f"column {column.name!r} is declared twice", i, "name")
             seen.add(column.name)
         return columns
 
@@ -210,23 +210,23 @@ class Dataset(Document):
 
 
 class Passthrough(SpecModel):
-    type: Literal["passthrough"]
+    type: Literal["passthrough"] = Field(description="passthrough selects this variant. Required.")
 
 
 class Standardize(SpecModel):
-    type: Literal["standardize"]
+    type: Literal["standardize"] = Field(description="standardize selects this variant. Required.")
 
 
 class MinMax(SpecModel):
-    type: Literal["minmax"]
+    type: Literal["minmax"] = Field(description="minmax selects this variant. Required.")
 
 
 class Log1p(SpecModel):
-    type: Literal["log1p"]
+    type: Literal["log1p"] = Field(description="log1p selects this variant. Required.")
 
 
 class Clip(SpecModel):
-    type: Literal["clip"]
+    type: Literal["clip"] = Field(description="clip selects this variant. Required.")
     min: float | None = Field(None, description="Lower bound. Default: none.")
     max: float | None = Field(None, description="Upper bound. Default: none.")
 
@@ -240,7 +240,7 @@ class Clip(SpecModel):
 
 
 class Bucketize(SpecModel):
-    type: Literal["bucketize"]
+    type: Literal["bucketize"] = Field(description="bucketize selects this variant. Required.")
     boundaries: list[float] = Field(min_length=1, description="Increasing bucket edges. Required.")
 
     @field_validator("boundaries")
@@ -252,7 +252,7 @@ class Bucketize(SpecModel):
 
 
 class OneHot(SpecModel):
-    type: Literal["onehot"]
+    type: Literal["onehot"] = Field(description="onehot selects this variant. Required.")
     vocabulary: list[Scalar] | None = Field(
         None,
         description="The categories; others go to the 'other' bucket. Default: learned from the training split.",
@@ -264,12 +264,12 @@ class OneHot(SpecModel):
 
 
 class HashBuckets(SpecModel):
-    type: Literal["hash"]
+    type: Literal["hash"] = Field(description="hash selects this variant. Required.")
     buckets: int = Field(ge=2, le=1_000_000, description="Number of hash buckets. Required.")
 
 
 class FillNa(SpecModel):
-    type: Literal["fillna"]
+    type: Literal["fillna"] = Field(description="fillna selects this variant. Required.")
     value: Scalar | None = Field(
         None, description="A constant to fill with. Default: none (use strategy)."
     )
@@ -285,7 +285,7 @@ class FillNa(SpecModel):
 
 
 class DatetimeParts(SpecModel):
-    type: Literal["datetime"]
+    type: Literal["datetime"] = Field(description="datetime selects this variant. Required.")
     parts: list[Literal["year", "month", "day", "dayofweek", "dayofyear", "hour", "minute"]] = (
         Field(min_length=1, description="Which parts to extract. Required.")
     )
@@ -345,7 +345,7 @@ class Label(SpecModel):
 
 
 class RandomSplit(SpecModel):
-    type: Literal["random"]
+    type: Literal["random"] = Field(description="random selects this variant. Required.")
     validation_fraction: float = Field(
         0.2, gt=0, lt=1, description="Share of rows for validation. Default: 0.2."
     )
@@ -353,7 +353,7 @@ class RandomSplit(SpecModel):
 
 
 class TemporalSplit(SpecModel):
-    type: Literal["temporal"]
+    type: Literal["temporal"] = Field(description="temporal selects this variant. Required.")
     column: str = Field(description="The time (or period) column. Required.")
     validation_from: int | float | str = Field(
         description="Rows whose column is at or after this value are validation rows; "
@@ -383,9 +383,9 @@ class FeatureSetSpec(ResourceSpec):
     @classmethod
     def _unique(cls, features: list[Feature]) -> list[Feature]:
         seen: set[str] = set()
-        for feature in features:
+        for i, feature in enumerate(features):
             if feature.name in seen:
-                raise ValueError(f"feature {feature.name!r} is declared twice")
+                raise FieldError(f"feature {feature.name!r} is declared twice", i, "name")
             seen.add(feature.name)
         return features
 

@@ -40,12 +40,16 @@ PromQL = Annotated[str, Field(min_length=1)]
 
 
 class TrainingFailed(SpecModel):
-    type: Literal["training-failed"]
+    type: Literal["training-failed"] = Field(
+        description="training-failed selects this variant. Required."
+    )
     job: Name = Field(description="The TrainingJob watched. Required.")
 
 
 class TrainingNotSucceeded(SpecModel):
-    type: Literal["training-not-succeeded"]
+    type: Literal["training-not-succeeded"] = Field(
+        description="training-not-succeeded selects this variant. Required."
+    )
     job: Name = Field(description="The TrainingJob watched. Required.")
     within: Duration = Field(
         description="Fire when the job has not succeeded for this long. Required."
@@ -53,12 +57,14 @@ class TrainingNotSucceeded(SpecModel):
 
 
 class ValidationFailed(SpecModel):
-    type: Literal["validation-failed"]
+    type: Literal["validation-failed"] = Field(
+        description="validation-failed selects this variant. Required."
+    )
     dataset: Name = Field(description="The Dataset watched. Required.")
 
 
 class DataStale(SpecModel):
-    type: Literal["data-stale"]
+    type: Literal["data-stale"] = Field(description="data-stale selects this variant. Required.")
     dataset: Name = Field(description="The Dataset watched. Required.")
     max_age: Duration = Field(
         description="Fire when the newest snapshot is older than this. Required."
@@ -66,7 +72,7 @@ class DataStale(SpecModel):
 
 
 class BudgetBurn(SpecModel):
-    type: Literal["budget-burn"]
+    type: Literal["budget-burn"] = Field(description="budget-burn selects this variant. Required.")
     budget: Name = Field(description="The Budget watched. Required.")
     threshold: float = Field(
         80.0, gt=0, le=1000, description="Percent of the budget spent. Default: 80."
@@ -138,18 +144,24 @@ class Alert(Document):
 
 
 class TrainingSuccessRate(SpecModel):
-    type: Literal["training-success-rate"]
+    type: Literal["training-success-rate"] = Field(
+        description="training-success-rate selects this variant. Required."
+    )
     job: Name = Field(description="The TrainingJob measured. Required.")
 
 
 class DataFreshness(SpecModel):
-    type: Literal["data-freshness"]
+    type: Literal["data-freshness"] = Field(
+        description="data-freshness selects this variant. Required."
+    )
     dataset: Name = Field(description="The Dataset measured. Required.")
     max_age: Duration = Field(description="A snapshot younger than this is good. Required.")
 
 
 class RegistrationLatency(SpecModel):
-    type: Literal["registration-latency"]
+    type: Literal["registration-latency"] = Field(
+        description="registration-latency selects this variant. Required."
+    )
     job: Name = Field(description="The TrainingJob measured. Required.")
     threshold: Duration = Field(description="A registration faster than this is good. Required.")
 

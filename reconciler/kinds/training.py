@@ -12,6 +12,7 @@ from reconciler.kinds.common import (
     DNS_LABEL,
     ENV_NAME,
     Document,
+    FieldError,
     Name,
     Reference,
     ResourceSpec,
@@ -255,11 +256,14 @@ class TrainingJobSpec(ResourceSpec):
     @model_validator(mode="after")
     def _metrics_fit_task(self) -> TrainingJobSpec:
         allowed = METRICS_BY_TASK[Task(self.model.task)]
-        for gate in self.gates:
+        for i, gate in enumerate(self.gates):
             if gate.metric not in allowed:
-                raise ValueError(
+                raise FieldError(
                     f"gate metric {gate.metric!r} does not exist for {self.model.task}; "
-                    f"use one of {', '.join(allowed)}"
+                    f"use one of {', '.join(allowed)}",
+                    "gates",
+                    i,
+                    "metric",
                 )
         return self
 

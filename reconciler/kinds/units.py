@@ -13,6 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+UNIT_KEY = "x-pipeform-unit"
+"""Marks unit types in generated JSON Schemas so their defaults can be written in units."""
+
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 DURATION_PATTERN = r"^(\d+(\.\d+)?(ms|s|m|h|d|w))+$"
@@ -57,6 +60,7 @@ Duration = Annotated[
             "type": "string",
             "pattern": DURATION_PATTERN,
             "examples": ["30s", "10m", "24h", "28d"],
+            UNIT_KEY: "duration",
         }
     ),
 ]
@@ -138,6 +142,7 @@ CpuQuantity = Annotated[
                 {"type": "string", "pattern": QUANTITY_PATTERN},
             ],
             "examples": [2, "500m"],
+            UNIT_KEY: "cpu",
         }
     ),
 ]
@@ -153,6 +158,7 @@ MemoryQuantity = Annotated[
                 {"type": "string", "pattern": QUANTITY_PATTERN},
             ],
             "examples": ["512Mi", "32Gi"],
+            UNIT_KEY: "memory",
         }
     ),
 ]
@@ -199,6 +205,7 @@ def _money_type(places: int) -> Any:
                     {"type": "string", "pattern": MONEY_PATTERN},
                 ],
                 "examples": [1000, "1,000.50"] if places == 2 else [0.04, 2.5],
+                UNIT_KEY: "money",
             }
         ),
     ]
@@ -208,3 +215,14 @@ Money = _money_type(2)
 """An amount, such as a budget: at most 2 decimal places."""
 UnitPrice = _money_type(6)
 """A price per unit of use, such as per CPU-hour: at most 6 decimal places."""
+
+
+def format_default(unit: str, value: Any) -> Any:
+    """A model default (seconds, bytes, cores) as a user writes it (6h, 2Gi, 500m)."""
+    if unit == "duration" and isinstance(value, int | float):
+        return format_duration(value)
+    if unit == "memory" and isinstance(value, int):
+        return format_memory(value)
+    if unit == "cpu" and isinstance(value, int | float | str):
+        return format_cpu(Decimal(str(value)))
+    return value

@@ -19,7 +19,7 @@ class EnvRef(SpecModel):
 
 
 class SqliteState(SpecModel):
-    backend: Literal["sqlite"]
+    backend: Literal["sqlite"] = Field(description="sqlite selects this variant. Required.")
     path: str = Field(
         ".pipeform/state.db",
         description="State file, relative to the spec tree. Default: .pipeform/state.db.",
@@ -27,7 +27,7 @@ class SqliteState(SpecModel):
 
 
 class PostgresState(SpecModel):
-    backend: Literal["postgres"]
+    backend: Literal["postgres"] = Field(description="postgres selects this variant. Required.")
     dsn: EnvRef = Field(
         description="Connection string, read from an environment variable (it may hold a password). Required."
     )
@@ -39,7 +39,7 @@ class PostgresState(SpecModel):
 
 
 class S3State(SpecModel):
-    backend: Literal["s3"]
+    backend: Literal["s3"] = Field(description="s3 selects this variant. Required.")
     bucket: str = Field(min_length=3, description="Bucket holding the state object. Required.")
     key: str = Field("pipeform/state.json", description="Object key. Default: pipeform/state.json.")
     region: str | None = Field(None, description="AWS region. Default: the aws provider's region.")

@@ -42,6 +42,13 @@ def _line(d: Diagnostic) -> Text:
 
 
 def print_diagnostics(diagnostics: Diagnostics, out: Console, summary: bool = True) -> None:
+    if not out.is_terminal or out.no_color:  # plain text: skip rich's per-line rendering
+        stream = out.file
+        stream.write("".join(_line(d).plain + "\n" for d in diagnostics.sorted()))
+        if summary and diagnostics.has_errors:
+            stream.write(diagnostics.summary() + "\n")
+        stream.flush()
+        return
     for d in diagnostics.sorted():
         out.print(_line(d))
     if summary and diagnostics.has_errors:

@@ -27,7 +27,9 @@ def test_help_imports_no_heavy_library() -> None:
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
         "print('pydantic' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     heavy, pydantic_loaded = out.strip().splitlines()[-2:]
     assert heavy == "[]"
     assert pydantic_loaded == "False"  # not even the models: --help is click alone
@@ -45,13 +47,20 @@ def test_validate_defaults_to_the_current_directory() -> None:
 
 
 def test_validate_json_reports_every_error_with_a_range(write_tree: Any) -> None:
-    root = write_tree(**{"a.yaml": "apiVersion: pipeform/v1\nkind: Quota\nmetadata: {name: q}\nspec: {gpuz: 1}\n",
-                         "b.yaml": "apiVersion: pipeform/v2\nkind: Quota\nmetadata: {name: r}\nspec: {gpus: 1}\n"})
+    root = write_tree(
+        **{
+            "a.yaml": "apiVersion: pipeform/v1\nkind: Quota\nmetadata: {name: q}\nspec: {gpuz: 1}\n",
+            "b.yaml": "apiVersion: pipeform/v2\nkind: Quota\nmetadata: {name: r}\nspec: {gpus: 1}\n",
+        }
+    )
     result = run_cli("validate", "--json", str(root))
     assert result.returncode == 1
     body = json.loads(result.stdout)
     assert body["valid"] is False and body["error_count"] == 2
-    lines = sorted((Path(d["range"]["filename"]).name, d["range"]["start"]["line"]) for d in body["diagnostics"])
+    lines = sorted(
+        (Path(d["range"]["filename"]).name, d["range"]["start"]["line"])
+        for d in body["diagnostics"]
+    )
     assert lines == [("a.yaml", 4), ("b.yaml", 1)]
     assert any(d["detail"] == "did you mean gpus?" for d in body["diagnostics"])
 
@@ -152,7 +161,10 @@ def test_version() -> None:
 def test_checked_in_schemas_match_the_models() -> None:
     from reconciler.schema import rendered
 
-    stale = [name for name, text in rendered().items()
-             if not (ROOT / "specs" / "schema" / name).exists()
-             or (ROOT / "specs" / "schema" / name).read_text() != text]
+    stale = [
+        name
+        for name, text in rendered().items()
+        if not (ROOT / "specs" / "schema" / name).exists()
+        or (ROOT / "specs" / "schema" / name).read_text() != text
+    ]
     assert not stale, f"specs/schema is out of date ({', '.join(stale)}): run `make generate`"

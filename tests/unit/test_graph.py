@@ -17,7 +17,11 @@ HEAD = "apiVersion: pipeform/v1\n"
 def test_quickstart_levels_put_data_before_training_before_alerts() -> None:
     levels = check([QUICKSTART]).graph.levels()
     flat = {address: i for i, level in enumerate(levels) for address in level}
-    assert flat["Dataset/rand-hie"] < flat["FeatureSet/hie-features"] < flat["TrainingJob/expense-model"]
+    assert (
+        flat["Dataset/rand-hie"]
+        < flat["FeatureSet/hie-features"]
+        < flat["TrainingJob/expense-model"]
+    )
     assert flat["Secret/metrics-token"] < flat["TrainingJob/expense-model"]
     assert flat["Quota/growth-cpu"] < flat["TrainingJob/expense-model"]
     assert flat["Budget/growth-monthly"] < flat["TrainingJob/expense-model"]
@@ -32,21 +36,34 @@ def test_dot_output_names_every_edge() -> None:
 
 
 def test_unknown_reference_names_file_line_and_suggests(write_tree: Any) -> None:
-    root = write_tree(**{"specs__data.yaml": HEAD + "kind: Dataset\nmetadata: {name: rand-hie}\n"
-                         "spec: {source: {uri: 'file://d.csv'}}\n",
-                         "specs__features.yaml": HEAD + "kind: FeatureSet\nmetadata: {name: visits}\nspec:\n"
-                         "  dataset: rand-hei\n  entity: id\n  label: {column: y}\n  features: [{name: x}]\n"})
+    root = write_tree(
+        **{
+            "specs__data.yaml": HEAD + "kind: Dataset\nmetadata: {name: rand-hie}\n"
+            "spec: {source: {uri: 'file://d.csv'}}\n",
+            "specs__features.yaml": HEAD + "kind: FeatureSet\nmetadata: {name: visits}\nspec:\n"
+            "  dataset: rand-hei\n  entity: id\n  label: {column: y}\n  features: [{name: x}]\n",
+        }
+    )
     [err] = check([root]).diagnostics.errors
     assert err.render().endswith(
         "FeatureSet/visits: spec.dataset refers to Dataset/rand-hei, which does not exist "
-        "(did you mean Dataset/rand-hie?)")
+        "(did you mean Dataset/rand-hie?)"
+    )
     assert err.position is not None and err.position.file.endswith("features.yaml")
     assert (err.position.line, err.position.column) == (5, 12)
 
 
 def test_cycles_are_printed(write_tree: Any) -> None:
     quota = HEAD + "kind: Quota\nmetadata: {name: %s, dependsOn: [Quota/%s]}\nspec: {gpus: 1}\n"
-    root = write_tree(**{"a.yaml": quota % ("a", "b") + "---\n" + quota % ("b", "c") + "---\n" + quota % ("c", "a")})
+    root = write_tree(
+        **{
+            "a.yaml": quota % ("a", "b")
+            + "---\n"
+            + quota % ("b", "c")
+            + "---\n"
+            + quota % ("c", "a")
+        }
+    )
     [err] = check([root]).diagnostics.errors
     assert err.message.startswith("dependency cycle: ")
     cycle = err.message.removeprefix("dependency cycle: ").split(" -> ")
@@ -62,10 +79,17 @@ def test_budget_scope_selects_jobs_by_label(write_tree: Any) -> None:
 
 
 def test_feature_columns_must_exist_in_the_dataset_schema(write_tree: Any) -> None:
-    root = write_tree(**{"a.yaml": HEAD + "kind: Dataset\nmetadata: {name: d}\nspec:\n  source: {uri: 'file://d.csv'}\n"
-                         "  schema: [{name: id, type: int}, {name: age, type: float}, {name: y, type: int}]\n"
-                         "---\n" + HEAD + "kind: FeatureSet\nmetadata: {name: f}\nspec:\n  dataset: d\n  entity: id\n"
-                         "  label: {column: y}\n  features: [{name: agee}]\n"})
+    root = write_tree(
+        **{
+            "a.yaml": HEAD
+            + "kind: Dataset\nmetadata: {name: d}\nspec:\n  source: {uri: 'file://d.csv'}\n"
+            "  schema: [{name: id, type: int}, {name: age, type: float}, {name: y, type: int}]\n"
+            "---\n"
+            + HEAD
+            + "kind: FeatureSet\nmetadata: {name: f}\nspec:\n  dataset: d\n  entity: id\n"
+            "  label: {column: y}\n  features: [{name: agee}]\n"
+        }
+    )
     [err] = check([root]).diagnostics.errors
     assert "reads column 'agee', which Dataset/d does not declare" in err.message
     assert err.hint == "did you mean age?"
@@ -76,8 +100,9 @@ def test_feature_columns_must_exist_in_the_dataset_schema(write_tree: Any) -> No
 def dags(draw: Any) -> Graph:
     n = draw(st.integers(min_value=1, max_value=30))
     nodes = [f"Quota/n{i}" for i in range(n)]
-    edges = [Edge(nodes[a], nodes[b], "x") for b in range(n) for a in range(b)
-             if draw(st.booleans())]
+    edges = [
+        Edge(nodes[a], nodes[b], "x") for b in range(n) for a in range(b) if draw(st.booleans())
+    ]
     return Graph(nodes=nodes, edges=edges)
 
 

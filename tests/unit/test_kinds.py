@@ -14,9 +14,17 @@ from tests.conftest import QUICKSTART
 
 
 def _job(**spec: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {"features": "f", "model": {"type": "mlp", "task": "binary-classification"}}
+    base: dict[str, Any] = {
+        "features": "f",
+        "model": {"type": "mlp", "task": "binary-classification"},
+    }
     base.update(spec)
-    return {"apiVersion": "pipeform/v1", "kind": "TrainingJob", "metadata": {"name": "job"}, "spec": base}
+    return {
+        "apiVersion": "pipeform/v1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "job"},
+        "spec": base,
+    }
 
 
 def test_quickstart_is_valid_and_has_every_kind() -> None:
@@ -36,12 +44,19 @@ def test_yaml_spelling_is_camel_case_and_defaults_apply() -> None:
 
 
 def test_units_are_parsed_in_specs() -> None:
-    job = TrainingJob.model_validate(_job(resources={"cpu": "500m", "memory": "32Gi"}, maxDuration="90m"))
+    job = TrainingJob.model_validate(
+        _job(resources={"cpu": "500m", "memory": "32Gi"}, maxDuration="90m")
+    )
     assert str(job.spec.resources.cpu) == "0.500"
     assert job.spec.resources.memory == 32 * 2**30
     assert job.spec.max_duration == 5400
     dumped = job.model_dump(by_alias=True, mode="json")
-    assert dumped["spec"]["resources"] == {"cpu": "500m", "memory": "32Gi", "gpus": 0, "gpuType": None}
+    assert dumped["spec"]["resources"] == {
+        "cpu": "500m",
+        "memory": "32Gi",
+        "gpus": 0,
+        "gpuType": None,
+    }
     assert dumped["spec"]["maxDuration"] == "1h30m"
 
 
@@ -59,7 +74,7 @@ def test_names_must_be_dns_labels(name: str) -> None:
 
 
 def test_gate_metric_must_exist_for_the_task() -> None:
-    with pytest.raises(ValidationError, match="rmse.*does not exist for binary-classification"):
+    with pytest.raises(ValidationError, match=r"rmse.*does not exist for binary-classification"):
         TrainingJob.model_validate(_job(gates=[{"metric": "rmse", "max": 1}]))
 
 
@@ -67,20 +82,35 @@ def test_env_from_secrets_is_a_reference_never_a_value() -> None:
     job = TrainingJob.model_validate(_job(env={"API_KEY": {"secret": "api-key"}}))
     refs = {r.address for r in job.references()}
     assert "Secret/api-key" in refs
-    assert "api-key" not in str(job.spec.env["API_KEY"].model_dump()).replace("'secret': 'api-key'", "")
+    assert "api-key" not in str(job.spec.env["API_KEY"].model_dump()).replace(
+        "'secret': 'api-key'", ""
+    )
 
 
 def test_secret_values_cannot_be_written_inline() -> None:
-    doc = {"apiVersion": "pipeform/v1", "kind": "Secret", "metadata": {"name": "s"},
-           "spec": {"from": {"value": "hunter2"}}}
+    doc = {
+        "apiVersion": "pipeform/v1",
+        "kind": "Secret",
+        "metadata": {"name": "s"},
+        "spec": {"from": {"value": "hunter2"}},
+    }
     with pytest.raises(ValidationError, match="may not be written in specs") as info:
         Secret.model_validate(doc)
     assert "hunter2" not in str(info.value).replace("'value': 'hunter2'", "")
 
 
 def test_secret_sources() -> None:
-    for source in ({"env": "TOKEN"}, {"file": "secrets/token"}, {"awsSecretsManager": {"secretId": "prod/token"}}):
-        doc = {"apiVersion": "pipeform/v1", "kind": "Secret", "metadata": {"name": "s"}, "spec": {"from": source}}
+    for source in (
+        {"env": "TOKEN"},
+        {"file": "secrets/token"},
+        {"awsSecretsManager": {"secretId": "prod/token"}},
+    ):
+        doc = {
+            "apiVersion": "pipeform/v1",
+            "kind": "Secret",
+            "metadata": {"name": "s"},
+            "spec": {"from": source},
+        }
         assert Secret.model_validate(doc).spec.targets[0].provider == "local"
 
 
@@ -100,7 +130,9 @@ def test_plain_secret_looking_env_is_a_warning(tmp_path: Path) -> None:
 
 
 def test_lifecycle_ignore_changes_must_name_spec_fields(write_tree: Any) -> None:
-    root = write_tree(**{"a.yaml": """
+    root = write_tree(
+        **{
+            "a.yaml": """
         apiVersion: pipeform/v1
         kind: Quota
         metadata:
@@ -109,7 +141,9 @@ def test_lifecycle_ignore_changes_must_name_spec_fields(write_tree: Any) -> None
             preventDestroy: true
             ignoreChanges: [gpus, cpuu]
         spec: {gpus: 2, cpu: 4}
-        """})
+        """
+        }
+    )
     checked = check([root])
     [err] = checked.diagnostics.errors
     assert "'cpuu' is not a field of the Quota spec" in err.message
@@ -118,7 +152,9 @@ def test_lifecycle_ignore_changes_must_name_spec_fields(write_tree: Any) -> None
 
 
 def test_workspace_defaults_without_a_workspace_document(write_tree: Any) -> None:
-    root = write_tree(**{"q.yaml": "apiVersion: pipeform/v1\nkind: Quota\nmetadata: {name: q}\nspec: {gpus: 1}\n"})
+    root = write_tree(
+        **{"q.yaml": "apiVersion: pipeform/v1\nkind: Quota\nmetadata: {name: q}\nspec: {gpus: 1}\n"}
+    )
     checked = check([root])
     assert checked.ok
     assert checked.tree.workspace.spec.state.backend == "sqlite"
@@ -127,7 +163,12 @@ def test_workspace_defaults_without_a_workspace_document(write_tree: Any) -> Non
 
 def test_two_workspaces_are_an_error(write_tree: Any) -> None:
     ws = "apiVersion: pipeform/v1\nkind: Workspace\nmetadata: {name: %s}\n"
-    root = write_tree(**{"a.yaml": ws % "a", "b.yaml": ws % "b",
-                         "q.yaml": "apiVersion: pipeform/v1\nkind: Quota\nmetadata: {name: q}\nspec: {gpus: 1}\n"})
+    root = write_tree(
+        **{
+            "a.yaml": ws % "a",
+            "b.yaml": ws % "b",
+            "q.yaml": "apiVersion: pipeform/v1\nkind: Quota\nmetadata: {name: q}\nspec: {gpus: 1}\n",
+        }
+    )
     [err] = check([root]).diagnostics.errors
     assert "second Workspace" in err.message and "a.yaml:1:1" in (err.hint or "")

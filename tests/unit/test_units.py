@@ -11,8 +11,16 @@ from reconciler.kinds import units
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("10m", 600), ("24h", 86400), ("28d", 28 * 86400), ("1h30m", 5400),
-     ("1w", 604800), ("250ms", 0.25), ("1.5h", 5400)],
+    [
+        ("30s", 30),
+        ("10m", 600),
+        ("24h", 86400),
+        ("28d", 28 * 86400),
+        ("1h30m", 5400),
+        ("1w", 604800),
+        ("250ms", 0.25),
+        ("1.5h", 5400),
+    ],
 )
 def test_durations_parse_to_seconds(text: str, seconds: float) -> None:
     assert units.parse_duration(text) == seconds
@@ -30,7 +38,8 @@ def test_duration_format_round_trips(seconds: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "cores"), [("500m", Decimal("0.5")), ("2", Decimal(2)), (2, Decimal(2)), (1.5, Decimal("1.5"))]
+    ("text", "cores"),
+    [("500m", Decimal("0.5")), ("2", Decimal(2)), (2, Decimal(2)), (1.5, Decimal("1.5"))],
 )
 def test_cpu_quantities(text: object, cores: Decimal) -> None:
     assert units.parse_cpu(text) == cores
@@ -62,7 +71,12 @@ def test_memory_format_round_trips(size: int) -> None:
 
 @pytest.mark.parametrize(
     ("text", "amount"),
-    [(1000, Decimal("1000.00")), ("$1,000.50", Decimal("1000.50")), ("12.5", Decimal("12.50")), (0, Decimal("0.00"))],
+    [
+        (1000, Decimal("1000.00")),
+        ("$1,000.50", Decimal("1000.50")),
+        ("12.5", Decimal("12.50")),
+        (0, Decimal("0.00")),
+    ],
 )
 def test_money(text: object, amount: Decimal) -> None:
     assert units.parse_money(text) == amount
