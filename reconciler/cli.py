@@ -193,3 +193,6 @@ def main(argv: list[str] | None = None) -> Any:
         _report(exc)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+from reconciler import cli_engine  # noqa: E402,F401  (registers plan, apply, state, ...)

@@ -1,0 +1,231 @@
+"""The provider protocol, its errors, and the provider registry.
+
+A provider realises kinds on one platform. Its calls follow Terraform's provider
+protocol (one request in, one response out, so fields can be added without breaking
+anyone) and Crossplane's external-client contract: every call is idempotent, reading
+never mutates, deleting what is gone succeeds, and creating what already exists and is
+ours (found by the ownership labels: address and state lineage) adopts it.
+
+Errors a provider raises::
+
+    ProviderError          anything a provider reports; the resource fails
+    ├── RetryableError     transient (a timeout, a busy server): the applier retries
+    │                      with backoff, after ``delay`` seconds at least
+    └── PermanentError     retrying cannot help (bad credentials, invalid request)
+
+Providers are found through the ``pipeform.providers`` entry-point group, so a third
+party adds one with ``pip install``; tests may also ``register`` a class directly.
+Providers import only this module, never the CLI or the planner.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+from reconciler.diagnostics import Diagnostic
+
+OWNER_ADDRESS = "pipeform.dev/address"
+OWNER_LINEAGE = "pipeform.dev/lineage"
+ENTRY_POINT_GROUP = "pipeform.providers"
+
+JSON = dict[str, Any]
+
+
+class ProviderError(Exception):
+    """A provider call failed; the message is shown to the user as is."""
+
+
+class RetryableError(ProviderError):
+    def __init__(self, message: str, delay: float = 1.0) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(ProviderError):
+    pass
+
+
+@dataclass(frozen=True)
+class ResourceContext:
+    """Who a call is about: the resource, the state it belongs to, where specs live."""
+
+    address: str
+    kind: str
+    name: str
+    lineage: str
+    root: Path  # the spec tree, for relative paths
+
+    @property
+    def owner_labels(self) -> dict[str, str]:
+        """Labels/tags that mark an external object as this resource's, for adoption."""
+        return {OWNER_ADDRESS: self.address, OWNER_LINEAGE: self.lineage}
+
+
+@dataclass(frozen=True)
+class ReadRequest:
+    ctx: ResourceContext
+    spec: JSON | None  # the spec last applied (from state), None on import
+    outputs: JSON  # the outputs last recorded
+    external_id: str | None
+
+
+@dataclass(frozen=True)
+class ReadResponse:
+    exists: bool
+    observed: JSON = field(default_factory=dict)  # live attributes, compared for drift
+    outputs: JSON = field(default_factory=dict)
+    external_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    ctx: ResourceContext
+    prior_spec: JSON | None  # None when creating
+    desired_spec: JSON
+    prior_outputs: JSON
+    upstream: Mapping[str, JSON]  # outputs of dependencies, by address
+
+
+@dataclass(frozen=True)
+class PlanResponse:
+    requires_replace: list[str] = field(default_factory=list)  # changed field paths that force it
+    unknown_outputs: list[str] = field(default_factory=list)  # outputs known only after apply
+    inputs_fingerprint: str | None = None  # content address of everything the result depends on
+
+
+@dataclass(frozen=True)
+class ApplyRequest:
+    ctx: ResourceContext
+    spec: JSON
+    prior_spec: JSON | None
+    prior_outputs: JSON
+    external_id: str | None
+    upstream: Mapping[str, JSON]
+
+
+@dataclass(frozen=True)
+class ApplyResponse:
+    outputs: JSON = field(default_factory=dict)
+    external_id: str | None = None
+    observed: JSON = field(default_factory=dict)  # live attributes right after the change
+
+
+@dataclass(frozen=True)
+class DeleteRequest:
+    ctx: ResourceContext
+    spec: JSON | None
+    outputs: JSON
+    external_id: str | None
+
+
+@dataclass(frozen=True)
+class ImportRequest:
+    ctx: ResourceContext
+    id: str
+
+
+@dataclass(frozen=True)
+class ImportResponse:
+    observed: JSON
+    spec: JSON | None = None  # the live object's document (metadata, spec) in spec terms, if known
+    outputs: JSON = field(default_factory=dict)
+    external_id: str | None = None
+
+
+class Provider(abc.ABC):
+    """Base class of providers. Subclasses set ``name`` and ``kinds``."""
+
+    name: ClassVar[str] = ""
+    kinds: ClassVar[frozenset[str]] = frozenset()
+    #: spec fields (dotted, under spec) whose change forces replacement, per kind
+    replace_on: ClassVar[Mapping[str, frozenset[str]]] = {}
+    #: outputs that only a create or update can tell, per kind
+    computed_outputs: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def __init__(self, config: JSON | None = None, root: Path | None = None) -> None:
+        """config: this provider's Workspace settings; root: the spec tree."""
+        self.config: JSON = dict(config or {})
+        self.root = root or Path(".")
+
+    def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
+        """Provider-specific checks beyond the spec model; no I/O against live things."""
+        return []
+
+    @abc.abstractmethod
+    def read(self, request: ReadRequest) -> ReadResponse:
+        """Observe the live object; never change anything."""
+
+    def plan(self, request: PlanRequest) -> PlanResponse:
+        """Which changed fields force a replacement and which outputs become unknown."""
+        changed = changed_paths(request.prior_spec or {}, request.desired_spec)
+        forcing = self.replace_on.get(request.ctx.kind, frozenset())
+        replace = sorted(
+            p for p in changed if any(p == f or p.startswith(f + ".") for f in forcing)
+        )
+        unknown = list(self.computed_outputs.get(request.ctx.kind, ()))
+        return PlanResponse(
+            requires_replace=replace if request.prior_spec else [], unknown_outputs=unknown
+        )
+
+    @abc.abstractmethod
+    def create(self, request: ApplyRequest) -> ApplyResponse:
+        """Make the object; if one that is ours already exists, adopt it."""
+
+    @abc.abstractmethod
+    def update(self, request: ApplyRequest) -> ApplyResponse:
+        """Change the object in place."""
+
+    @abc.abstractmethod
+    def delete(self, request: DeleteRequest) -> None:
+        """Remove the object; succeed when it is already gone."""
+
+    def import_(self, request: ImportRequest) -> ImportResponse:
+        raise PermanentError(f"provider {self.name} cannot import {request.ctx.kind} resources")
+
+
+def changed_paths(before: JSON, after: JSON, prefix: str = "") -> set[str]:
+    """Dotted paths whose values differ between two JSON-like mappings."""
+    out: set[str] = set()
+    for key in set(before) | set(after):
+        path = f"{prefix}{key}"
+        a, b = before.get(key), after.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out |= changed_paths(a, b, path + ".")
+        elif a != b:
+            out.add(path)
+    return out
+
+
+_registry: dict[str, type[Provider]] = {}
+
+
+def register(provider: type[Provider]) -> None:
+    """Make a provider class available by its name (tests, embedded plug-ins)."""
+    _registry[provider.name] = provider
+
+
+def unregister(name: str) -> None:
+    _registry.pop(name, None)
+
+
+def available() -> dict[str, type[Provider]]:
+    """Every provider: registered classes, then entry points not shadowed by them."""
+    found = dict(_registry)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in found:
+            found[ep.name] = ep.load()
+    return found
+
+
+def load(name: str) -> type[Provider] | None:
+    if name in _registry:
+        return _registry[name]
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        provider: type[Provider] = ep.load()
+        return provider
+    return None

@@ -1,0 +1,172 @@
+"""The fake provider: a test double with a call log, and a tiny "live system" on disk.
+
+As httpx's MockTransport is for clients, this is for the engine: it realises every kind
+by writing one JSON file per object into ``config["store"]`` (so separate processes,
+including ones killed with SIGKILL, see the same live objects), and appends every call
+to ``calls.jsonl`` beside them. Objects carry the ownership labels, so a create retried
+after a crash adopts what it made. ``config["fail"]`` maps an address to "permanent",
+"retryable" (always) or "retryable:N" (the first N calls fail) to exercise error paths.
+Data-bearing kinds get a ``version`` output that is unknown until apply, which makes
+changes flow downstream as they do for real Datasets and FeatureSets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from providers.base import (
+    JSON,
+    ApplyRequest,
+    ApplyResponse,
+    DeleteRequest,
+    ImportRequest,
+    ImportResponse,
+    PermanentError,
+    PlanRequest,
+    PlanResponse,
+    Provider,
+    ReadRequest,
+    ReadResponse,
+    RetryableError,
+)
+
+ALL_KINDS = frozenset(
+    {"Dataset", "FeatureSet", "TrainingJob", "Quota", "Secret", "Alert", "SLO", "Budget"}
+)
+DATA_KINDS = ("Dataset", "FeatureSet", "TrainingJob")
+_lock = threading.Lock()
+
+
+class FakeProvider(Provider):
+    name: ClassVar[str] = "fake"
+    kinds: ClassVar[frozenset[str]] = ALL_KINDS
+    replace_on: ClassVar[dict[str, frozenset[str]]] = {
+        k: frozenset({"spec.immutable"}) for k in ALL_KINDS
+    }
+    computed_outputs: ClassVar[dict[str, tuple[str, ...]]] = {k: ("version",) for k in DATA_KINDS}
+
+    @property
+    def store(self) -> Path:
+        path = Path(
+            self.config.get("store") or os.environ.get("PIPEFORM_FAKE_STORE") or ".pipeform/fake"
+        )
+        path = path if path.is_absolute() else self.root / path
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _log(self, call: str, address: str, **extra: Any) -> None:
+        line = json.dumps({"call": call, "address": address, **extra}, sort_keys=True)
+        with _lock, open(self.store / "calls.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def calls(self) -> list[dict[str, Any]]:
+        path = self.store / "calls.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+    def _file(self, address: str) -> Path:
+        return self.store / (address.replace("/", "__") + ".json")
+
+    def _maybe_fail(self, address: str) -> None:
+        rule = (self.config.get("fail") or {}).get(address)
+        if not rule:
+            return
+        if rule == "permanent":
+            raise PermanentError(f"fake provider: {address} fails permanently")
+        if rule.startswith("retryable"):
+            _, _, count = rule.partition(":")
+            counter = self.store / f"{address.replace('/', '__')}.failures"
+            seen = int(counter.read_text()) if counter.exists() else 0
+            if not count or seen < int(count):
+                counter.write_text(str(seen + 1))
+                raise RetryableError(f"fake provider: {address} is busy", delay=0.01)
+
+    def _write(self, request: ApplyRequest) -> ApplyResponse:
+        path = self._file(request.ctx.address)
+        existing = json.loads(path.read_text()) if path.exists() else None
+        version = (existing or {}).get("version", 0) + 1
+        body = {"spec": request.spec, "labels": request.ctx.owner_labels, "version": version}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(body, sort_keys=True))
+        tmp.replace(path)
+        return ApplyResponse(
+            outputs={"version": version, "id": path.stem},
+            external_id=path.stem,
+            observed=_observed(body),
+        )
+
+    def read(self, request: ReadRequest) -> ReadResponse:
+        self._log("read", request.ctx.address)
+        path = self._file(request.ctx.address)
+        if not path.exists():
+            return ReadResponse(exists=False)
+        body = json.loads(path.read_text())
+        return ReadResponse(
+            True, _observed(body), {"version": body.get("version"), "id": path.stem}, path.stem
+        )
+
+    def plan(self, request: PlanRequest) -> PlanResponse:
+        self._log("plan", request.ctx.address)
+        response = super().plan(request)
+        if request.ctx.kind not in DATA_KINDS:
+            return response
+        upstream = {
+            a: o.get("version")
+            for a, o in sorted(request.upstream.items())
+            if a.split("/", 1)[0] in DATA_KINDS
+        }
+        if any(v == "(known after apply)" for v in upstream.values()):
+            fingerprint = "(known after apply)"
+        else:
+            fingerprint = json.dumps(
+                {"spec": request.desired_spec.get("spec"), "upstream": upstream}, sort_keys=True
+            )
+        return PlanResponse(response.requires_replace, response.unknown_outputs, fingerprint)
+
+    def create(self, request: ApplyRequest) -> ApplyResponse:
+        self._log("create", request.ctx.address)
+        self._maybe_fail(request.ctx.address)
+        path = self._file(request.ctx.address)
+        if path.exists():
+            labels = json.loads(path.read_text()).get("labels", {})
+            if labels != request.ctx.owner_labels:
+                raise PermanentError(
+                    f"{path.stem} exists and is not ours (labels {labels}); "
+                    f"import it with pipeform import {request.ctx.address} {path.stem}"
+                )
+            self._log("adopt", request.ctx.address)
+        return self._write(request)
+
+    def update(self, request: ApplyRequest) -> ApplyResponse:
+        self._log("update", request.ctx.address)
+        self._maybe_fail(request.ctx.address)
+        return self._write(request)
+
+    def delete(self, request: DeleteRequest) -> None:
+        self._log("delete", request.ctx.address)
+        self._maybe_fail(request.ctx.address)
+        self._file(request.ctx.address).unlink(missing_ok=True)
+
+    def import_(self, request: ImportRequest) -> ImportResponse:
+        self._log("import", request.ctx.address, id=request.id)
+        path = self.store / f"{request.id}.json"
+        if not path.exists():
+            raise PermanentError(f"no object {request.id!r} to import")
+        body = json.loads(path.read_text())
+        body["labels"] = request.ctx.owner_labels
+        path.write_text(json.dumps(body, sort_keys=True))
+        return ImportResponse(
+            _observed(body),
+            body.get("spec"),
+            {"version": body["version"], "id": path.stem},
+            path.stem,
+        )
+
+
+def _observed(body: JSON) -> JSON:
+    return {"spec": body.get("spec", {}).get("spec"), "version": body.get("version")}

@@ -1,0 +1,156 @@
+"""State inspection and repair commands: state list|show|rm|versions, force-unlock, history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from reconciler.cli import cli
+from reconciler.cli_engine import LOCK_TIMEOUT, _out, _seconds
+from reconciler.diagnostics import PipeformError
+
+CHDIR = click.option(
+    "-C",
+    "--dir",
+    "root",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The spec tree whose state to use.",
+)
+
+
+@cli.group()
+def state() -> None:
+    """Inspect and repair the state."""
+
+
+@state.command("list")
+@CHDIR
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def state_list(root: Path, as_json: bool) -> int:
+    """List managed resources: address, status, last change."""
+    from reconciler.engine import open_state
+
+    current = open_state(root).read()
+    rows = [
+        {
+            "address": r.address,
+            "status": r.status.value,
+            "provider": r.provider,
+            "updated_at": r.updated_at,
+        }
+        for r in current.resources.values()
+    ]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {"lineage": current.lineage, "serial": current.serial, "resources": rows}, indent=2
+            )
+        )
+        return 0
+    for row in rows:
+        click.echo(
+            f"{row['address']:<48} {row['status']:<8} {row['provider']:<10} {row['updated_at'][:19]}"
+        )
+    return 0
+
+
+@state.command("show")
+@click.argument("address")
+@CHDIR
+def state_show(address: str, root: Path) -> int:
+    """Print what state records for ADDRESS (spec as applied, outputs, status)."""
+    from reconciler.diagnostics import suggestion
+    from reconciler.engine import open_state
+
+    current = open_state(root).read()
+    resource = current.resources.get(address)
+    if resource is None:
+        raise PipeformError(
+            f"{address} is not in the state "
+            f"({suggestion(address, current.resources) or 'see pipeform state list'})"
+        )
+    click.echo(json.dumps(resource.to_dict(), indent=2, sort_keys=True))
+    return 0
+
+
+@state.command("rm")
+@click.argument("addresses", nargs=-1, required=True)
+@CHDIR
+@LOCK_TIMEOUT
+def state_rm(addresses: tuple[str, ...], root: Path, lock_timeout: str) -> int:
+    """Forget ADDRESSES without destroying them (they stay live, unmanaged)."""
+    from reconciler.engine import locked, open_state
+
+    backend = open_state(root)
+    with locked(backend, _seconds(lock_timeout)):
+        current = backend.read()
+        missing = [a for a in addresses if a not in current.resources]
+        if missing:
+            raise PipeformError(f"not in the state: {', '.join(missing)}; nothing was removed")
+        serial = current.serial
+        for address in addresses:
+            serial = backend.remove(serial, address)
+            _out().print(f"Removed {address} from the state (the object itself is untouched).")
+    _out().print(f"State saved (serial {serial}).")
+    return 0
+
+
+@state.command("versions")
+@CHDIR
+@click.option("--limit", default=50, show_default=True)
+def state_versions(root: Path, limit: int) -> int:
+    """List the kept state versions: each write's serial, time and resource."""
+    from reconciler.engine import open_state
+
+    for version in open_state(root).versions(limit):
+        click.echo(
+            f"{version.serial:>6}  {version.at[:19]}  {version.operation:<6}  {version.address}"
+        )
+    return 0
+
+
+@cli.command("force-unlock")
+@click.argument("lock_id", metavar="ID")
+@CHDIR
+def force_unlock(lock_id: str, root: Path) -> int:
+    """Release the state lock ID left by a process that is gone. Use with care."""
+    from reconciler.engine import open_state
+
+    backend = open_state(root)
+    holder = backend.lock_holder()
+    if not backend.force_unlock(lock_id):
+        current = f"the current lock is {holder.id}" if holder else "the state is not locked"
+        raise PipeformError(f"no lock with id {lock_id} ({current})")
+    _out().print(f"Released {holder.describe() if holder else lock_id}.")
+    return 0
+
+
+@cli.command()
+@CHDIR
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def history(root: Path, limit: int, as_json: bool) -> int:
+    """The journal of applies: who, when, which spec commit, what changed."""
+    from reconciler.engine import open_state
+
+    entries = open_state(root).journal(limit)
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+        return 0
+    for entry in entries:
+        failed = sum(1 for r in entry.results if r["status"] == "failed")
+        click.echo(
+            f"{entry.finished_at[:19]}  {entry.who:<24} {entry.command:<18} serial {entry.serial_before}"
+            f"->{entry.serial_after}  commit {(entry.spec_commit or '-')[:12]}  "
+            f"{len(entry.results)} changes, {failed} failed"
+        )
+        for result in entry.results:
+            click.echo(
+                f"    {result['action']:<20} {result['address']:<40} {result['status']}"
+                + (f": {result['error']}" if result.get("error") else "")
+            )
+    return 0

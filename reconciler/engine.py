@@ -1,0 +1,311 @@
+"""Wiring for the writing commands: specs, providers, state, lock, plan, apply, journal.
+
+The CLI calls these functions; they hold no argument parsing and print nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from providers import base
+from reconciler import plan as plans
+from reconciler.applier import Applier, ApplyReport, Listener
+from reconciler.diagnostics import PipeformError
+from reconciler.planner import PlanOptions, Providers, canonical_hash, make_plan
+from reconciler.specs import CheckedTree, check
+from reconciler.state import open_backend
+from reconciler.state.backend import StateBackend
+from reconciler.state.model import JournalEntry, LockInfo, State, argv_command, now
+
+PLAN_FILE_FORMAT = "pipeform-plan/1"
+
+
+@dataclass
+class Session:
+    checked: CheckedTree
+    backend: StateBackend
+    providers: Providers
+
+    @property
+    def root(self) -> Path:
+        return self.checked.tree.root
+
+
+def load_specs(paths: list[Path]) -> CheckedTree:
+    checked = check(paths)
+    if checked.diagnostics.has_errors:
+        raise PipeformError(checked.diagnostics)
+    return checked
+
+
+def specs_digest(checked: CheckedTree) -> str:
+    docs = {a: d.raw.data for a, d in checked.tree.documents.items()}
+    workspace = checked.tree.workspace_source.raw.data if checked.tree.workspace_source else None
+    return canonical_hash({"workspace": workspace, "documents": docs})
+
+
+def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
+    settings = getattr(checked.tree.workspace.spec.providers, name, None)
+    return settings.model_dump(mode="json", by_alias=True) if settings is not None else {}
+
+
+def load_providers(checked: CheckedTree, state: State) -> Providers:
+    default = checked.tree.workspace.spec.defaults.provider
+    names = {default} | {r.provider for r in state.resources.values()}
+    for loaded in checked.tree.documents.values():
+        spec = getattr(loaded.model, "spec", None)
+        names.add(getattr(spec, "provider", None) or default)
+    instances = {}
+    for name in sorted(names):
+        cls = base.load(name)
+        if cls is None:
+            raise PipeformError(
+                f"provider {name!r} is not installed (no entry point in group "
+                f"{base.ENTRY_POINT_GROUP}); pip install the package that provides it"
+            )
+        instances[name] = cls(provider_config(checked, name), checked.tree.root)
+    unsupported = [
+        (a, d)
+        for a, d in checked.tree.documents.items()
+        if d.model.KIND not in type(instances[_provider_of(d.model, default)]).kinds
+    ]
+    if unsupported:
+        from reconciler.diagnostics import Diagnostics, error
+
+        raise PipeformError(
+            Diagnostics(
+                [
+                    error(
+                        f"provider {_provider_of(d.model, default)} cannot realise {d.model.KIND} resources yet",
+                        d.position(),
+                        address=a,
+                        hint="pick another provider in spec.provider, or remove it for now",
+                    )
+                    for a, d in sorted(unsupported)
+                ]
+            )
+        )
+    return Providers(instances, default)
+
+
+def _provider_of(model: Any, default: str) -> str:
+    spec = getattr(model, "spec", None)
+    return getattr(spec, "provider", None) or default
+
+
+def open_session(paths: list[Path]) -> Session:
+    checked = load_specs(paths)
+    backend = open_backend(checked.tree.workspace, checked.tree.root)
+    return Session(checked, backend, load_providers(checked, backend.read()))
+
+
+@contextmanager
+def locked(
+    backend: StateBackend, timeout: float, command: str | None = None
+) -> Iterator[list[str]]:
+    info = LockInfo.for_this_process(command or argv_command())
+    notes = backend.acquire_lock(info, timeout)
+    try:
+        yield notes
+    finally:
+        backend.release_lock(info.id)
+
+
+def plan(session: Session, options: PlanOptions) -> plans.Plan:
+    state = session.backend.read()
+    return make_plan(
+        session.checked, state, session.providers, options, specs_digest(session.checked)
+    )
+
+
+def save_plan(plan: plans.Plan, path: Path) -> None:
+    body = {"format": PLAN_FILE_FORMAT, "plan": plans.to_dict(plan)}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=1, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_plan(path: Path) -> plans.Plan:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        if body.get("format") != PLAN_FILE_FORMAT:
+            raise ValueError(f"format {body.get('format')!r}")
+        return plans.from_dict(body["plan"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PipeformError(
+            f"{path} is not a pipeform plan file ({exc}); make one with pipeform plan --out FILE"
+        ) from exc
+
+
+def check_fresh(saved: plans.Plan, session: Session) -> None:
+    """Refuse a saved plan made against another state or other specs."""
+    state = session.backend.read()
+    if saved.lineage != state.lineage:
+        raise PipeformError(
+            f"saved plan belongs to another state (lineage {saved.lineage} "
+            f"vs {state.lineage}). Run pipeform plan --out FILE against this state."
+        )
+    if saved.serial != state.serial:
+        raise PipeformError(
+            f"saved plan is stale: the state changed since the plan was made "
+            f"(serial {saved.serial} -> {state.serial}).\n  Run pipeform plan --out FILE again."
+        )
+    if saved.specs_digest != specs_digest(session.checked):
+        raise PipeformError(
+            "saved plan is stale: the specs changed since the plan was made.\n"
+            "  Run pipeform plan --out FILE again."
+        )
+
+
+def spec_commit(root: Path) -> str | None:
+    """The git commit of the spec tree, with -dirty when it has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def apply(
+    session: Session,
+    plan: plans.Plan,
+    command: str,
+    parallelism: int,
+    listener: Listener | None = None,
+) -> ApplyReport:
+    state = session.backend.read()
+    started = now()
+    report = Applier(
+        session.backend, state, session.providers, session.root, parallelism, listener
+    ).apply(plan)
+    session.backend.append_journal(
+        JournalEntry(
+            command=command,
+            who=LockInfo.for_this_process(command).who,
+            started_at=started,
+            finished_at=now(),
+            plan_digest=plan.digest(),
+            spec_commit=spec_commit(session.root),
+            serial_before=state.serial,
+            serial_after=report.serial,
+            results=[o.to_dict() for o in report.outcomes],
+        )
+    )
+    return report
+
+
+def apply_refresh(session: Session, plan: plans.Plan) -> int:
+    """Record what a refresh-only plan observed: live values kept, vanished objects forgotten."""
+    from dataclasses import replace as _replace
+
+    state = session.backend.read()
+    serial = state.serial
+    for drift in plan.drift:
+        prior = state.resources.get(drift.address)
+        if prior is None:
+            continue
+        if not drift.exists:
+            serial = session.backend.remove(serial, drift.address)
+            continue
+        provider = session.providers.get(prior.provider, drift.address)
+        kind, name = drift.address.split("/", 1)
+        live = provider.read(
+            base.ReadRequest(
+                base.ResourceContext(drift.address, kind, name, state.lineage, session.root),
+                prior.spec,
+                prior.outputs,
+                prior.external_id,
+            )
+        )
+        serial = session.backend.put(
+            serial,
+            _replace(
+                prior,
+                observed=live.observed,
+                outputs=live.outputs or prior.outputs,
+                updated_at=now(),
+            ),
+        )
+    return serial
+
+
+def import_resource(session: Session, address: str, external_id: str) -> int:
+    from reconciler.planner import desired_document
+    from reconciler.state.model import ResourceState
+
+    loaded = session.checked.tree.documents.get(address)
+    if loaded is None:
+        raise PipeformError(
+            f"{address} is not in the specs: write its document first, then import it"
+        )
+    state = session.backend.read()
+    if address in state.resources:
+        raise PipeformError(
+            f"{address} is already managed (in state); pipeform state rm {address} first "
+            "to import another object in its place"
+        )
+    name = session.providers.for_document(loaded.model)
+    provider = session.providers.get(name, address)
+    kind, short = address.split("/", 1)
+    response = provider.import_(
+        base.ImportRequest(
+            base.ResourceContext(address, kind, short, state.lineage, session.root), external_id
+        )
+    )
+    desired = desired_document(loaded.model, session.checked.tree.workspace.spec.defaults.labels)
+    spec = (
+        {"metadata": {"labels": {}, "annotations": {}}, "spec": response.spec}
+        if response.spec is not None
+        else desired
+    )
+    return session.backend.put(
+        state.serial,
+        ResourceState(
+            address=address,
+            kind=kind,
+            provider=name,
+            spec=spec,
+            spec_hash=canonical_hash(spec),
+            outputs=response.outputs,
+            observed=response.observed,
+            external_id=response.external_id,
+            dependencies=session.checked.graph.dependencies(address),
+            prevent_destroy=loaded.model.metadata.lifecycle.prevent_destroy,
+        ),
+    )
+
+
+def open_state(root: Path) -> StateBackend:
+    """The state backend for the spec tree at root, even when other documents are invalid."""
+    from reconciler.diagnostics import Diagnostics
+    from reconciler.loader import load_tree
+
+    diagnostics = Diagnostics()
+    tree = load_tree([root], diagnostics)
+    workspace_errors = [
+        d for d in diagnostics.errors if d.address and d.address.startswith("Workspace/")
+    ]
+    if workspace_errors:
+        raise PipeformError(Diagnostics(workspace_errors))
+    return open_backend(tree.workspace, tree.root)

@@ -1,0 +1,176 @@
+"""A plan is data: the resource changes and drift that apply would act on.
+
+Modelled on Terraform's ``internal/plans``: a ``Plan`` holds ``ResourceChange``s, each
+an ``Action`` with ``before``/``after`` values and per-field changes. The reason only
+explains the change to people; apply never branches on it. Renderers (text, JSON,
+Markdown) are separate modules over this data. Plans are saved to a file, reloaded, and
+refused when the state (lineage, serial) or the specs (digest) moved since.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FORMAT_VERSION = "1.0"
+UNKNOWN = "(known after apply)"
+SENSITIVE = "(sensitive)"
+
+
+class Action(enum.StrEnum):
+    NOOP = "no-op"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE_THEN_CREATE = "delete-then-create"
+    CREATE_THEN_DELETE = "create-then-delete"
+    DELETE = "delete"
+    READ = "read"
+
+    @property
+    def is_replace(self) -> bool:
+        return self in (Action.DELETE_THEN_CREATE, Action.CREATE_THEN_DELETE)
+
+    @property
+    def terraform_actions(self) -> list[str]:
+        """The ``change.actions`` list of ``terraform show -json``."""
+        return {
+            Action.NOOP: ["no-op"],
+            Action.CREATE: ["create"],
+            Action.UPDATE: ["update"],
+            Action.DELETE_THEN_CREATE: ["delete", "create"],
+            Action.CREATE_THEN_DELETE: ["create", "delete"],
+            Action.DELETE: ["delete"],
+            Action.READ: ["read"],
+        }[self]
+
+
+class Reason(enum.StrEnum):
+    NEW = "new resource"
+    SPEC_CHANGED = "spec changed"
+    INPUT_CHANGED = "input changed"
+    REPLACE_REQUESTED = "replace requested"
+    REPLACE_BY_FIELDS = "a changed field forces replacement"
+    GONE = "deleted outside pipeform"
+    DRIFTED = "changed outside pipeform"
+    REMOVED = "removed from specs"
+    TAINTED = "tainted by a failed apply"
+    DESTROY = "destroy requested"
+    NONE = ""
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    path: str  # dotted, under spec (hyperparameters.learningRate)
+    before: Any
+    after: Any
+    forces_replacement: bool = False
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    address: str
+    kind: str
+    provider: str
+    action: Action
+    reason: Reason = Reason.NONE
+    reason_detail: str = ""  # e.g. "input Dataset/rand-hie changed"
+    before: dict[str, Any] | None = None  # redacted spec as applied
+    after: dict[str, Any] | None = None  # redacted spec as desired
+    after_unknown: list[str] = field(default_factory=list)  # outputs known after apply
+    field_changes: list[FieldChange] = field(default_factory=list)
+    dependencies: list[str] = field(default_factory=list)
+    sensitive_paths: list[str] = field(default_factory=list)
+    inputs_fingerprint: str | None = None
+    prevent_destroy: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.address.split("/", 1)[1]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A difference between what pipeform last applied and what is live."""
+
+    address: str
+    kind: str
+    exists: bool
+    field_changes: list[FieldChange] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Plan:
+    lineage: str
+    serial: int
+    specs_digest: str
+    created_at: str
+    mode: str = "normal"  # normal | destroy | refresh-only
+    changes: list[ResourceChange] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    replace: list[str] = field(default_factory=list)
+    format_version: str = FORMAT_VERSION
+
+    @property
+    def actionable(self) -> list[ResourceChange]:
+        return [c for c in self.changes if c.action is not Action.NOOP]
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.actionable) or (self.mode == "refresh-only" and bool(self.drift))
+
+    def counts(self) -> dict[str, int]:
+        out = {"add": 0, "change": 0, "replace": 0, "destroy": 0}
+        for change in self.changes:
+            if change.action is Action.CREATE:
+                out["add"] += 1
+            elif change.action is Action.UPDATE:
+                out["change"] += 1
+            elif change.action.is_replace:
+                out["replace"] += 1
+            elif change.action is Action.DELETE:
+                out["destroy"] += 1
+        return out
+
+    def summary(self) -> str:
+        c = self.counts()
+        return (
+            f"Plan: {c['add']} to add, {c['change']} to change, "
+            f"{c['replace']} to replace, {c['destroy']} to destroy."
+        )
+
+    def digest(self) -> str:
+        """A content hash of what apply would do (journaled with every apply)."""
+        body = json.dumps(to_dict(self), sort_keys=True, default=str).encode()
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def to_dict(plan: Plan) -> dict[str, Any]:
+    return asdict(plan)
+
+
+def from_dict(data: dict[str, Any]) -> Plan:
+    def change(c: dict[str, Any]) -> ResourceChange:
+        return ResourceChange(
+            **{
+                **c,
+                "action": Action(c["action"]),
+                "reason": Reason(c["reason"]),
+                "field_changes": [FieldChange(**f) for f in c["field_changes"]],
+            }
+        )
+
+    def drift(d: dict[str, Any]) -> Drift:
+        return Drift(**{**d, "field_changes": [FieldChange(**f) for f in d["field_changes"]]})
+
+    return Plan(
+        **{
+            **data,
+            "changes": [change(c) for c in data["changes"]],
+            "drift": [drift(d) for d in data["drift"]],
+        }
+    )

@@ -1,0 +1,373 @@
+"""Desired specs x prior state x live objects -> a Plan.
+
+Steps, as Terraform's: refresh (read every recorded object; report drift), diff each
+desired document against what was applied (deepdiff, per field, ignoring
+lifecycle.ignoreChanges paths), ask the provider which changes force replacement and
+which outputs become unknown, carry unknown outputs to dependents (a changed Dataset
+re-materialises its FeatureSet), delete what left the specs, and refuse any plan that
+would destroy a resource protected by lifecycle.preventDestroy (kept in state).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from deepdiff import DeepDiff
+
+from providers.base import (
+    PlanRequest,
+    Provider,
+    ProviderError,
+    ReadRequest,
+    ReadResponse,
+    ResourceContext,
+)
+from reconciler.diagnostics import Diagnostics, PipeformError, error
+from reconciler.kinds import Document
+from reconciler.loader import LoadedDocument
+from reconciler.plan import UNKNOWN, Action, Drift, FieldChange, Plan, Reason, ResourceChange
+from reconciler.specs import CheckedTree
+from reconciler.state.model import ResourceState, State, Status, now
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    mode: str = "normal"  # normal | destroy | refresh-only
+    refresh: bool = True
+    targets: tuple[str, ...] = ()
+    replace: tuple[str, ...] = ()
+
+
+@dataclass
+class Providers:
+    """Provider instances by name, and which provider realises each address."""
+
+    instances: Mapping[str, Provider]
+    default: str = "local"
+
+    def for_document(self, doc: Document) -> str:
+        spec = getattr(doc, "spec", None)
+        return getattr(spec, "provider", None) or self.default
+
+    def get(self, name: str, address: str) -> Provider:
+        provider = self.instances.get(name)
+        if provider is None:
+            raise PipeformError(f"{address}: provider {name!r} is not installed or not configured")
+        return provider
+
+
+def canonical_hash(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def desired_document(doc: Document, default_labels: Mapping[str, str]) -> dict[str, Any]:
+    """What is diffed and stored: effective labels and annotations, and the full spec."""
+    dumped = doc.model_dump(mode="json", by_alias=True)
+    return {
+        "metadata": {
+            "labels": {**default_labels, **doc.metadata.labels},
+            "annotations": dict(doc.metadata.annotations),
+        },
+        "spec": dumped.get("spec", {}),
+    }
+
+
+def _path_text(deep_path: list[Any]) -> str:
+    return ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in deep_path).replace(
+        ".[", "["
+    )
+
+
+def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
+    """Per-field differences (leaf values, lists compared as wholes)."""
+    diff = DeepDiff(
+        before, after, ignore_order=False, verbose_level=2, view="tree", threshold_to_diff_deeper=0
+    )
+    out: list[FieldChange] = []
+    for kind in (
+        "values_changed",
+        "type_changes",
+        "dictionary_item_added",
+        "dictionary_item_removed",
+        "iterable_item_added",
+        "iterable_item_removed",
+    ):
+        for item in diff.get(kind, []):
+            path = item.path(output_format="list")
+            if any(isinstance(p, int) for p in path):  # a list changed: show the whole list
+                cut = next(i for i, p in enumerate(path) if isinstance(p, int))
+                path = path[:cut]
+            b, a = _get(before, path), _get(after, path)
+            out.append(FieldChange(_path_text(path), b, a))
+    unique = {c.path: c for c in out}
+    return sorted(unique.values(), key=lambda c: c.path)
+
+
+_MISSING = None
+
+
+def _get(data: Any, path: Iterable[Any]) -> Any:
+    for part in path:
+        if (isinstance(data, dict) and part in data) or (isinstance(data, list) and isinstance(part, int) and part < len(data)):
+            data = data[part]
+        else:
+            return _MISSING
+    return data
+
+
+def _apply_ignore(
+    prior: Mapping[str, Any], desired: dict[str, Any], paths: Iterable[str]
+) -> dict[str, Any]:
+    """Desired with ignored spec paths set back to what was applied."""
+    out = json.loads(json.dumps(desired))
+    for dotted in paths:
+        parts = dotted.removeprefix("spec.").split(".")
+        old = _get(prior.get("spec", {}), parts)
+        node = out["spec"]
+        for part in parts[:-1]:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            if old is None:
+                node.pop(parts[-1], None)
+            else:
+                node[parts[-1]] = old
+    return out
+
+
+@dataclass
+class _Context:
+    checked: CheckedTree
+    state: State
+    providers: Providers
+    options: PlanOptions
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    live: dict[str, ReadResponse] = field(default_factory=dict)
+    changes: dict[str, ResourceChange] = field(default_factory=dict)
+
+    def ctx(self, address: str) -> ResourceContext:
+        kind, name = address.split("/", 1)
+        return ResourceContext(address, kind, name, self.state.lineage, self.checked.tree.root)
+
+
+T = TypeVar("T")
+
+
+def _call(provider: str, address: str, what: str, call: Callable[[], T]) -> T:
+    """A provider call during planning; any failure becomes one clear error."""
+    try:
+        return call()
+    except ProviderError as exc:
+        raise PipeformError(f"{address}: provider {provider} could not {what} it: {exc}") from exc
+    except Exception as exc:
+        raise PipeformError(
+            f"{address}: provider {provider} crashed during {what}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def refresh(c: _Context, addresses: Iterable[str]) -> list[Drift]:
+    """Read every recorded object; a difference from what was recorded is drift."""
+    drift: list[Drift] = []
+    for address in addresses:
+        prior = c.state.resources[address]
+        provider = c.providers.get(prior.provider, address)
+        response = _call(
+            prior.provider,
+            address,
+            "read",
+            lambda: provider.read(
+                ReadRequest(c.ctx(address), prior.spec, prior.outputs, prior.external_id)
+            ),
+        )
+        c.live[address] = response
+        if not response.exists:
+            drift.append(Drift(address, prior.kind, exists=False))
+        elif prior.observed and response.observed != prior.observed:
+            drift.append(
+                Drift(address, prior.kind, True, field_changes(prior.observed, response.observed))
+            )
+    return drift
+
+
+def _scope(c: _Context) -> tuple[set[str], set[str]]:
+    """(desired addresses, state addresses) the plan may touch, narrowed by --target."""
+    desired = set(c.checked.tree.documents)
+    recorded = set(c.state.resources)
+    if not c.options.targets:
+        return desired, recorded
+    graph = c.checked.graph
+    if c.options.mode == "destroy":  # a target and everything that depends on it
+        wanted = set(c.options.targets)
+        for address in list(wanted):
+            stack = [address]
+            while stack:
+                for dependent in graph.dependents(stack.pop()):
+                    if dependent not in wanted:
+                        wanted.add(dependent)
+                        stack.append(dependent)
+        return desired & wanted, recorded & wanted
+    wanted = graph.closure(c.options.targets)
+    return desired & wanted, recorded & wanted
+
+
+def _upstream_outputs(c: _Context, address: str) -> dict[str, dict[str, Any]]:
+    out = {}
+    for dep in c.checked.graph.dependencies(address):
+        change = c.changes.get(dep)
+        prior = c.state.resources.get(dep)
+        outputs = dict(prior.outputs) if prior else {}
+        if change is not None:
+            for key in change.after_unknown:
+                outputs[key] = UNKNOWN
+        out[dep] = outputs
+    return out
+
+
+def _changed_inputs(c: _Context, address: str) -> list[str]:
+    return [
+        dep
+        for dep in c.checked.graph.dependencies(address)
+        if (ch := c.changes.get(dep)) is not None
+        and ch.action is not Action.NOOP
+        and ch.after_unknown
+    ]
+
+
+def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> ResourceChange:
+    doc = loaded.model
+    provider_name = c.providers.for_document(doc)
+    provider = c.providers.get(provider_name, address)
+    desired = desired_document(doc, c.checked.tree.workspace.spec.defaults.labels)
+    prior = c.state.resources.get(address)
+    live = c.live.get(address)
+    lifecycle = doc.metadata.lifecycle
+    upstream = _upstream_outputs(c, address)
+    if prior is not None:
+        desired = _apply_ignore(prior.spec, desired, lifecycle.ignore_changes)
+    response = _call(provider_name, address, "plan", lambda: provider.plan(PlanRequest(
+        c.ctx(address), prior.spec if prior else None, desired, prior.outputs if prior else {}, upstream)))
+    change = ResourceChange(
+        address=address, kind=doc.KIND, provider=provider_name, action=Action.NOOP,
+        before=prior.spec if prior else None, after=desired,
+        dependencies=c.checked.graph.dependencies(address), prevent_destroy=lifecycle.prevent_destroy,
+        inputs_fingerprint=response.inputs_fingerprint)
+    unknown = response.unknown_outputs
+    if prior is None or (live is not None and not live.exists):
+        reason = Reason.NEW if prior is None else Reason.GONE
+        return replace(change, action=Action.CREATE, reason=reason, after_unknown=unknown)
+    forcing = set(response.requires_replace)
+    fields = [replace(f, forces_replacement=_forces(f.path, forcing)) for f in field_changes(prior.spec, desired)]
+    change = replace(change, field_changes=fields)
+    inputs = _changed_inputs(c, address)
+    fingerprint_moved = (response.inputs_fingerprint is not None and prior.inputs_fingerprint is not None
+                         and response.inputs_fingerprint != prior.inputs_fingerprint)
+    if address in c.options.replace:
+        return replace(change, action=Action.DELETE_THEN_CREATE, reason=Reason.REPLACE_REQUESTED,
+                       after_unknown=unknown)
+    if prior.status is Status.TAINTED:
+        return replace(change, action=Action.DELETE_THEN_CREATE, reason=Reason.TAINTED, after_unknown=unknown)
+    if any(f.forces_replacement for f in fields):
+        return replace(change, action=Action.DELETE_THEN_CREATE, reason=Reason.REPLACE_BY_FIELDS,
+                       after_unknown=unknown)
+    if fields or prior.status is Status.FAILED:
+        return replace(change, action=Action.UPDATE, reason=Reason.SPEC_CHANGED, after_unknown=unknown)
+    if inputs or fingerprint_moved:
+        detail = f"input {', '.join(inputs)} changed" if inputs else "inputs changed"
+        return replace(change, action=Action.UPDATE, reason=Reason.INPUT_CHANGED, reason_detail=detail,
+                       after_unknown=unknown)
+    if live is not None and prior.observed and live.observed != prior.observed:
+        return replace(change, action=Action.UPDATE, reason=Reason.DRIFTED, after_unknown=unknown)
+    return change
+
+
+def _forces(path: str, forcing: set[str]) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in forcing)
+
+
+def _delete(c: _Context, prior: ResourceState, reason: Reason) -> ResourceChange:
+    return ResourceChange(
+        address=prior.address,
+        kind=prior.kind,
+        provider=prior.provider,
+        action=Action.DELETE,
+        reason=reason,
+        before=prior.spec,
+        dependencies=list(prior.dependencies),
+        prevent_destroy=prior.prevent_destroy,
+    )
+
+
+def _check_protection(c: _Context) -> None:
+    for change in c.changes.values():
+        if (change.action is Action.DELETE or change.action.is_replace) and change.prevent_destroy:
+            loaded = c.checked.tree.documents.get(change.address)
+            verb = "destroy" if change.action is Action.DELETE else "replace"
+            c.diagnostics.add(
+                error(
+                    f"the plan would {verb} {change.address}, which has lifecycle.preventDestroy set",
+                    loaded.position(("metadata", "lifecycle")) if loaded else None,
+                    address=change.address,
+                    hint="remove preventDestroy from its metadata and apply that first, if you really mean it"
+                    if loaded
+                    else "it was protected when last applied: restore its document, or apply with "
+                    "preventDestroy: false before removing it",
+                )
+            )
+
+
+def make_plan(
+    checked: CheckedTree,
+    state: State,
+    providers: Providers,
+    options: PlanOptions,
+    specs_digest: str,
+) -> Plan:
+    """The plan; raises PipeformError when it would break a protection."""
+    c = _Context(checked, state, providers, options)
+    desired, recorded = _scope(c)
+    drift = refresh(c, sorted(recorded)) if options.refresh else []
+    order = [a for a in checked.graph.order() if a in desired]
+    if options.mode == "normal":
+        for address in order:
+            c.changes[address] = plan_resource(c, address, checked.tree.documents[address])
+        for address in sorted(recorded - set(checked.tree.documents)):
+            c.changes[address] = _delete(c, state.resources[address], Reason.REMOVED)
+    elif options.mode == "destroy":
+        for address in sorted(recorded):
+            c.changes[address] = _delete(c, state.resources[address], Reason.DESTROY)
+    _check_protection(c)
+    if c.diagnostics.has_errors:
+        raise PipeformError(c.diagnostics)
+    changes = _ordered(c, list(c.changes.values()))
+    return Plan(
+        lineage=state.lineage,
+        serial=state.serial,
+        specs_digest=specs_digest,
+        created_at=now(),
+        mode=options.mode,
+        changes=changes,
+        drift=drift,
+        targets=list(options.targets),
+        replace=list(options.replace),
+    )
+
+
+def _ordered(c: _Context, changes: list[ResourceChange]) -> list[ResourceChange]:
+    """Creates and updates in graph order, then deletions in reverse dependency order."""
+    rank = {address: i for i, address in enumerate(c.checked.graph.order())}
+    keep = [ch for ch in changes if ch.action is not Action.DELETE]
+    gone = [ch for ch in changes if ch.action is Action.DELETE]
+    keep.sort(key=lambda ch: rank.get(ch.address, 0))
+    gone.sort(key=lambda ch: (-_depth(ch.address, c.state), ch.address))
+    return keep + gone
+
+
+def _depth(address: str, state: State, seen: frozenset[str] = frozenset()) -> int:
+    prior = state.resources.get(address)
+    if prior is None or address in seen:
+        return 0
+    return 1 + max((_depth(d, state, seen | {address}) for d in prior.dependencies), default=0)

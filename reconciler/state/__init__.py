@@ -1,0 +1,22 @@
+"""State: model, backend interface, and the backend a Workspace selects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.diagnostics import PipeformError
+from reconciler.kinds.workspace import Workspace
+from reconciler.state.backend import StateBackend
+
+
+def open_backend(workspace: Workspace, root: Path) -> StateBackend:
+    """The backend the Workspace configures (sqlite unless it says otherwise)."""
+    config = workspace.spec.state
+    if config.backend == "sqlite":
+        from reconciler.state.sqlite import SqliteBackend
+
+        path = Path(config.path)
+        return SqliteBackend(path if path.is_absolute() else root / path)
+    raise PipeformError(
+        f"the {config.backend} state backend is not available yet; use backend: sqlite"
+    )

@@ -1,0 +1,144 @@
+"""What pipeform last applied and observed: the state model, its journal and lock records.
+
+State never holds a secret value: specs are stored redacted, and providers return only
+fingerprints (keyed hashes) of sensitive things as outputs.
+"""
+
+from __future__ import annotations
+
+import enum
+import getpass
+import os
+import socket
+import sys
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Status(enum.StrEnum):
+    READY = "ready"
+    TAINTED = "tainted"  # a failed create or replace left something behind: replace next time
+    FAILED = "failed"  # the last update failed: the prior spec is kept, the update retried
+
+
+@dataclass(frozen=True)
+class ResourceState:
+    address: str
+    kind: str
+    provider: str
+    spec: dict[str, Any]  # the applied document (metadata labels + spec), redacted
+    spec_hash: str
+    inputs_fingerprint: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    observed: dict[str, Any] = field(default_factory=dict)  # live attributes at apply/refresh
+    external_id: str | None = None
+    dependencies: list[str] = field(default_factory=list)
+    status: Status = Status.READY
+    prevent_destroy: bool = False
+    created_at: str = field(default_factory=now)
+    updated_at: str = field(default_factory=now)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResourceState:
+        return cls(**{**data, "status": Status(data.get("status", "ready"))})
+
+
+@dataclass(frozen=True)
+class State:
+    lineage: str
+    serial: int
+    resources: dict[str, ResourceState] = field(default_factory=dict)
+
+    @staticmethod
+    def new_lineage() -> str:
+        return str(uuid.uuid4())
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds the state lock, shown to anyone who finds it taken."""
+
+    id: str
+    who: str
+    host: str
+    pid: int
+    command: str
+    since: str
+
+    @classmethod
+    def for_this_process(cls, command: str) -> LockInfo:
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):
+            user = str(os.getuid())
+        return cls(
+            id=str(uuid.uuid4()),
+            who=f"{user}@{socket.gethostname()}",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            command=command,
+            since=now(),
+        )
+
+    def describe(self) -> str:
+        return (
+            f"lock id {self.id} held by {self.who} (pid {self.pid}, `{self.command}`) "
+            f"since {self.since.replace('T', ' ')[:19]} UTC"
+        )
+
+    def holder_is_dead(self) -> bool:
+        """True when the holder ran on this host and its process is gone (a crashed apply)."""
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        cmdline = f"/proc/{self.pid}/cmdline"
+        if os.path.exists(cmdline):  # a reused pid that is not pipeform is dead for us
+            with open(cmdline, "rb") as fh:
+                text = fh.read().replace(b"\0", b" ")
+            return b"pipeform" not in text and b"reconciler" not in text and b"pytest" not in text
+        return False
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One apply, destroy or state edit: who, when, from which commit, what changed."""
+
+    command: str
+    who: str
+    started_at: str
+    finished_at: str
+    plan_digest: str | None
+    spec_commit: str | None
+    serial_before: int
+    serial_after: int
+    results: list[dict[str, Any]] = field(default_factory=list)  # address, action, outcome, error
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Version:
+    serial: int
+    at: str
+    address: str
+    operation: str  # put | remove
+
+
+def argv_command() -> str:
+    args = [os.path.basename(sys.argv[0]) if sys.argv else "pipeform", *sys.argv[1:]]
+    return " ".join(args)

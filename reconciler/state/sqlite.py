@@ -1,0 +1,179 @@
+"""SQLite state backend (the embedded default): one file, WAL, a row per resource.
+
+Each write touches one resource row, bumps the serial and appends to the version log
+inside one ``BEGIN IMMEDIATE`` transaction that first checks the serial (compare-and-
+swap). The lock is a row holding its holder's details; a lock whose holder was a local
+process that has died (kill -9, a cancelled CI job) is detected and broken.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from reconciler.state.backend import LockHeld, StateBackend, StateConflict, StateError
+from reconciler.state.model import JournalEntry, LockInfo, ResourceState, State, Version, now
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS resources (address TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+    serial INTEGER PRIMARY KEY, at TEXT NOT NULL, address TEXT NOT NULL,
+    operation TEXT NOT NULL, data TEXT);
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lock (
+    singleton INTEGER PRIMARY KEY CHECK (singleton = 1), id TEXT NOT NULL, data TEXT NOT NULL);
+"""
+
+
+class SqliteBackend(StateBackend):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(SCHEMA)
+            with self._tx():
+                row = self._db.execute("SELECT value FROM meta WHERE key='lineage'").fetchone()
+                if row is None:
+                    self._db.execute(
+                        "INSERT INTO meta VALUES ('lineage', ?), ('serial', '0'), ('created_at', ?)",
+                        (State.new_lineage(), now()),
+                    )
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot open the state database {path}: {exc}") from exc
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _meta(self, key: str) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        if row is None:
+            raise StateError(
+                f"the state database {self.path} has no {key}: it is not a pipeform state"
+            )
+        return str(row[0])
+
+    def read(self) -> State:
+        self._db.execute("BEGIN")
+        try:
+            lineage, serial = self._meta("lineage"), int(self._meta("serial"))
+            rows = self._db.execute("SELECT data FROM resources ORDER BY address").fetchall()
+        finally:
+            self._db.execute("COMMIT")
+        resources = {
+            r.address: r for r in (ResourceState.from_dict(json.loads(d)) for (d,) in rows)
+        }
+        return State(lineage, serial, resources)
+
+    def _write(self, expected_serial: int, address: str, data: str | None) -> int:
+        with self._tx():
+            serial = int(self._meta("serial"))
+            if serial != expected_serial:
+                raise StateConflict(
+                    f"the state changed while this command ran (serial {expected_serial} -> "
+                    f"{serial}): another writer bypassed the lock. Re-run the command."
+                )
+            if data is None:
+                self._db.execute("DELETE FROM resources WHERE address=?", (address,))
+            else:
+                self._db.execute(
+                    "INSERT INTO resources VALUES (?, ?) ON CONFLICT(address) DO UPDATE "
+                    "SET data=excluded.data",
+                    (address, data),
+                )
+            self._db.execute("UPDATE meta SET value=? WHERE key='serial'", (str(serial + 1),))
+            self._db.execute(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?)",
+                (serial + 1, now(), address, "remove" if data is None else "put", data),
+            )
+        return serial + 1
+
+    def put(self, expected_serial: int, resource: ResourceState) -> int:
+        return self._write(
+            expected_serial, resource.address, json.dumps(resource.to_dict(), sort_keys=True)
+        )
+
+    def remove(self, expected_serial: int, address: str) -> int:
+        return self._write(expected_serial, address, None)
+
+    def acquire_lock(self, info: LockInfo, timeout: float = 0.0) -> list[str]:
+        notes: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._tx():
+                holder = self.lock_holder()
+                if holder is not None and holder.holder_is_dead():
+                    self._db.execute("DELETE FROM lock")
+                    notes.append(f"broke a stale lock: {holder.describe()}; that process is gone")
+                    holder = None
+                if holder is None:
+                    self._db.execute(
+                        "INSERT INTO lock VALUES (1, ?, ?)", (info.id, json.dumps(info.__dict__))
+                    )
+                    return notes
+            if time.monotonic() >= deadline:
+                raise LockHeld(holder)
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def release_lock(self, lock_id: str) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM lock WHERE id=?", (lock_id,))
+
+    def force_unlock(self, lock_id: str) -> bool:
+        with self._tx():
+            return self._db.execute("DELETE FROM lock WHERE id=?", (lock_id,)).rowcount > 0
+
+    def lock_holder(self) -> LockInfo | None:
+        row = self._db.execute("SELECT data FROM lock").fetchone()
+        return LockInfo(**json.loads(row[0])) if row else None
+
+    def append_journal(self, entry: JournalEntry) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT INTO journal (data) VALUES (?)", (json.dumps(entry.to_dict()),)
+            )
+
+    def journal(self, limit: int = 50) -> list[JournalEntry]:
+        rows = self._db.execute(
+            "SELECT data FROM journal ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [JournalEntry(**json.loads(d)) for (d,) in reversed(rows)]
+
+    def versions(self, limit: int = 50) -> list[Version]:
+        rows = self._db.execute(
+            "SELECT serial, at, address, operation FROM versions ORDER BY serial DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [Version(*row) for row in reversed(rows)]
+
+    def state_at(self, serial: int) -> State:
+        resources: dict[str, ResourceState] = {}
+        rows = self._db.execute(
+            "SELECT address, operation, data FROM versions WHERE serial <= ? ORDER BY serial",
+            (serial,),
+        ).fetchall()
+        for address, operation, data in rows:
+            if operation == "remove":
+                resources.pop(address, None)
+            else:
+                resources[address] = ResourceState.from_dict(json.loads(data))
+        return State(self._meta("lineage"), serial, resources)
+
+    def close(self) -> None:
+        self._db.close()
