@@ -69,8 +69,9 @@ class FakeProvider(Provider):
             return []
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
-    def _file(self, address: str) -> Path:
-        return self.store / (address.replace("/", "__") + ".json")
+    def _file(self, address: str, external_id: str | None = None) -> Path:
+        """The object's file: its recorded external id, else the deterministic name."""
+        return self.store / ((external_id or address.replace("/", "__")) + ".json")
 
     def _maybe_fail(self, address: str) -> None:
         rule = (self.config.get("fail") or {}).get(address)
@@ -87,7 +88,7 @@ class FakeProvider(Provider):
                 raise RetryableError(f"fake provider: {address} is busy", delay=0.01)
 
     def _write(self, request: ApplyRequest) -> ApplyResponse:
-        path = self._file(request.ctx.address)
+        path = self._file(request.ctx.address, request.external_id)
         existing = json.loads(path.read_text()) if path.exists() else None
         version = (existing or {}).get("version", 0) + 1
         body = {"spec": request.spec, "labels": request.ctx.owner_labels, "version": version}
@@ -102,7 +103,7 @@ class FakeProvider(Provider):
 
     def read(self, request: ReadRequest) -> ReadResponse:
         self._log("read", request.ctx.address)
-        path = self._file(request.ctx.address)
+        path = self._file(request.ctx.address, request.external_id)
         if not path.exists():
             return ReadResponse(exists=False)
         body = json.loads(path.read_text())
@@ -150,7 +151,7 @@ class FakeProvider(Provider):
     def delete(self, request: DeleteRequest) -> None:
         self._log("delete", request.ctx.address)
         self._maybe_fail(request.ctx.address)
-        self._file(request.ctx.address).unlink(missing_ok=True)
+        self._file(request.ctx.address, request.external_id).unlink(missing_ok=True)
 
     def import_(self, request: ImportRequest) -> ImportResponse:
         self._log("import", request.ctx.address, id=request.id)

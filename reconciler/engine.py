@@ -51,8 +51,11 @@ def specs_digest(checked: CheckedTree) -> str:
 
 
 def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
-    settings = getattr(checked.tree.workspace.spec.providers, name, None)
-    return settings.model_dump(mode="json", by_alias=True) if settings is not None else {}
+    providers = checked.tree.workspace.spec.providers
+    if name in type(providers).model_fields and name != "plugins":
+        settings = getattr(providers, name)
+        return settings.model_dump(mode="json", by_alias=True) if settings is not None else {}
+    return dict(providers.plugins.get(name, {}))
 
 
 def load_providers(checked: CheckedTree, state: State) -> Providers:
@@ -91,7 +94,31 @@ def load_providers(checked: CheckedTree, state: State) -> Providers:
                 ]
             )
         )
+    _validate_with_providers(checked, instances, default)
     return Providers(instances, default)
+
+
+def _validate_with_providers(
+    checked: CheckedTree, instances: dict[str, base.Provider], default: str
+) -> None:
+    """Provider-specific checks (such as a Secret target the provider cannot serve), at plan time."""
+    from reconciler.diagnostics import Diagnostic, Diagnostics
+    from reconciler.planner import desired_document
+
+    found = Diagnostics()
+    labels = checked.tree.workspace.spec.defaults.labels
+    for address, loaded in sorted(checked.tree.documents.items()):
+        name = _provider_of(loaded.model, default)
+        kind, short = address.split("/", 1)
+        ctx = base.ResourceContext(address, kind, short, "", checked.tree.root)
+        for d in instances[name].validate(ctx, desired_document(loaded.model, labels)):
+            found.add(
+                Diagnostic(
+                    d.severity, d.message, d.position or loaded.position(), address, d.hint, d.path
+                )
+            )
+    if found.has_errors:
+        raise PipeformError(found)
 
 
 def _provider_of(model: Any, default: str) -> str:

@@ -6,6 +6,10 @@ the resource address and, for misspellings, a "did you mean".
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
+import multiprocessing as mp
+import os
 import re
 import types
 import typing
@@ -299,6 +303,37 @@ def _with_address(d: Diagnostic, raw: RawDocument) -> Diagnostic:
     return Diagnostic(d.severity, d.message, d.position, _address(raw), d.hint, d.path)
 
 
+PARALLEL_MIN_BYTES = 2 * 2**20  # below this, starting workers costs more than it saves
+
+
+def _read_one(job: tuple[Path, str]) -> tuple[list[RawDocument], list[Diagnostic]]:
+    problems = Diagnostics()
+    found = read_file(job[0], job[1], problems)
+    return found, problems.items
+
+
+def _read_files(jobs: list[tuple[Path, str]]) -> list[tuple[list[RawDocument], list[Diagnostic]]]:
+    """Parse files, in forked worker processes when the tree is large and cores allow.
+
+    YAML parsing is CPU-bound Python, so threads would not help; results keep file order.
+    """
+    workers = min(os.cpu_count() or 1, 8)
+    size = 0
+    for path, _ in jobs:
+        with contextlib.suppress(OSError):
+            size += path.stat().st_size
+    if (
+        workers < 2
+        or len(jobs) < 4
+        or size < PARALLEL_MIN_BYTES
+        or "fork" not in mp.get_all_start_methods()
+    ):
+        return [_read_one(job) for job in jobs]
+    chunk = max(1, len(jobs) // (workers * 4))
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(_read_one, jobs, chunksize=chunk))
+
+
 def read_tree(paths: list[Path], diagnostics: Diagnostics) -> tuple[list[RawDocument], list[str]]:
     """Every raw document in the given files and directories."""
     files: list[Path] = []
@@ -319,12 +354,11 @@ def read_tree(paths: list[Path], diagnostics: Diagnostics) -> tuple[list[RawDocu
             )
         )
         return [], []
+    shown = [display_path(path) for path in files]
     documents: list[RawDocument] = []
-    shown: list[str] = []
-    for path in files:
-        display = display_path(path)
-        shown.append(display)
-        documents.extend(read_file(path, display, diagnostics))
+    for found, problems in _read_files(list(zip(files, shown, strict=True))):
+        documents.extend(found)
+        diagnostics.extend(problems)
     if paths and not files and not diagnostics.has_errors:
         diagnostics.add(
             error(

@@ -63,7 +63,7 @@ class Reason(enum.StrEnum):
 
 @dataclass(frozen=True)
 class FieldChange:
-    path: str  # dotted, under spec (hyperparameters.learningRate)
+    path: str  # dotted, from the document root (spec.hyperparameters.learningRate)
     before: Any
     after: Any
     forces_replacement: bool = False

@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, TypeVar
 
 from deepdiff import DeepDiff
@@ -113,7 +114,9 @@ _MISSING = None
 
 def _get(data: Any, path: Iterable[Any]) -> Any:
     for part in path:
-        if (isinstance(data, dict) and part in data) or (isinstance(data, list) and isinstance(part, int) and part < len(data)):
+        if (isinstance(data, dict) and part in data) or (
+            isinstance(data, list) and isinstance(part, int) and part < len(data)
+        ):
             data = data[part]
         else:
             return _MISSING
@@ -124,7 +127,7 @@ def _apply_ignore(
     prior: Mapping[str, Any], desired: dict[str, Any], paths: Iterable[str]
 ) -> dict[str, Any]:
     """Desired with ignored spec paths set back to what was applied."""
-    out = json.loads(json.dumps(desired))
+    out: dict[str, Any] = json.loads(json.dumps(desired))
     for dotted in paths:
         parts = dotted.removeprefix("spec.").split(".")
         old = _get(prior.get("spec", {}), parts)
@@ -175,14 +178,8 @@ def refresh(c: _Context, addresses: Iterable[str]) -> list[Drift]:
     for address in addresses:
         prior = c.state.resources[address]
         provider = c.providers.get(prior.provider, address)
-        response = _call(
-            prior.provider,
-            address,
-            "read",
-            lambda: provider.read(
-                ReadRequest(c.ctx(address), prior.spec, prior.outputs, prior.external_id)
-            ),
-        )
+        request = ReadRequest(c.ctx(address), prior.spec, prior.outputs, prior.external_id)
+        response = _call(prior.provider, address, "read", partial(provider.read, request))
         c.live[address] = response
         if not response.exists:
             drift.append(Drift(address, prior.kind, exists=False))
@@ -248,37 +245,78 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
     upstream = _upstream_outputs(c, address)
     if prior is not None:
         desired = _apply_ignore(prior.spec, desired, lifecycle.ignore_changes)
-    response = _call(provider_name, address, "plan", lambda: provider.plan(PlanRequest(
-        c.ctx(address), prior.spec if prior else None, desired, prior.outputs if prior else {}, upstream)))
+    response = _call(
+        provider_name,
+        address,
+        "plan",
+        lambda: provider.plan(
+            PlanRequest(
+                c.ctx(address),
+                prior.spec if prior else None,
+                desired,
+                prior.outputs if prior else {},
+                upstream,
+            )
+        ),
+    )
     change = ResourceChange(
-        address=address, kind=doc.KIND, provider=provider_name, action=Action.NOOP,
-        before=prior.spec if prior else None, after=desired,
-        dependencies=c.checked.graph.dependencies(address), prevent_destroy=lifecycle.prevent_destroy,
-        inputs_fingerprint=response.inputs_fingerprint)
+        address=address,
+        kind=doc.KIND,
+        provider=provider_name,
+        action=Action.NOOP,
+        before=prior.spec if prior else None,
+        after=desired,
+        dependencies=c.checked.graph.dependencies(address),
+        prevent_destroy=lifecycle.prevent_destroy,
+        inputs_fingerprint=response.inputs_fingerprint,
+    )
     unknown = response.unknown_outputs
     if prior is None or (live is not None and not live.exists):
         reason = Reason.NEW if prior is None else Reason.GONE
         return replace(change, action=Action.CREATE, reason=reason, after_unknown=unknown)
     forcing = set(response.requires_replace)
-    fields = [replace(f, forces_replacement=_forces(f.path, forcing)) for f in field_changes(prior.spec, desired)]
+    fields = [
+        replace(f, forces_replacement=_forces(f.path, forcing))
+        for f in field_changes(prior.spec, desired)
+    ]
     change = replace(change, field_changes=fields)
     inputs = _changed_inputs(c, address)
-    fingerprint_moved = (response.inputs_fingerprint is not None and prior.inputs_fingerprint is not None
-                         and response.inputs_fingerprint != prior.inputs_fingerprint)
+    fingerprint_moved = (
+        response.inputs_fingerprint is not None
+        and prior.inputs_fingerprint is not None
+        and response.inputs_fingerprint != prior.inputs_fingerprint
+    )
     if address in c.options.replace:
-        return replace(change, action=Action.DELETE_THEN_CREATE, reason=Reason.REPLACE_REQUESTED,
-                       after_unknown=unknown)
+        return replace(
+            change,
+            action=Action.DELETE_THEN_CREATE,
+            reason=Reason.REPLACE_REQUESTED,
+            after_unknown=unknown,
+        )
     if prior.status is Status.TAINTED:
-        return replace(change, action=Action.DELETE_THEN_CREATE, reason=Reason.TAINTED, after_unknown=unknown)
+        return replace(
+            change, action=Action.DELETE_THEN_CREATE, reason=Reason.TAINTED, after_unknown=unknown
+        )
     if any(f.forces_replacement for f in fields):
-        return replace(change, action=Action.DELETE_THEN_CREATE, reason=Reason.REPLACE_BY_FIELDS,
-                       after_unknown=unknown)
+        return replace(
+            change,
+            action=Action.DELETE_THEN_CREATE,
+            reason=Reason.REPLACE_BY_FIELDS,
+            after_unknown=unknown,
+        )
     if fields or prior.status is Status.FAILED:
-        return replace(change, action=Action.UPDATE, reason=Reason.SPEC_CHANGED, after_unknown=unknown)
+        return replace(
+            change, action=Action.UPDATE, reason=Reason.SPEC_CHANGED, after_unknown=unknown
+        )
     if inputs or fingerprint_moved:
         detail = f"input {', '.join(inputs)} changed" if inputs else "inputs changed"
-        return replace(change, action=Action.UPDATE, reason=Reason.INPUT_CHANGED, reason_detail=detail,
-                       after_unknown=unknown)
+        return replace(
+            change,
+            action=Action.UPDATE,
+            reason=Reason.INPUT_CHANGED,
+            reason_detail=detail,
+            after_unknown=unknown,
+        )
     if live is not None and prior.observed and live.observed != prior.observed:
         return replace(change, action=Action.UPDATE, reason=Reason.DRIFTED, after_unknown=unknown)
     return change

@@ -36,6 +36,7 @@ Place = tuple[int, int]
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _constructor = yaml.constructor.SafeConstructor()
 _TAG = "tag:yaml.org,2002:"
+_RESOLVED: dict[tuple[str, tuple[bool, bool]], str] = {}  # (plain scalar, implicit) -> tag
 _SCALARS = {f"{_TAG}{t}" for t in ("null", "bool", "int", "float")}
 _MAY_RESOLVE = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
 
@@ -275,7 +276,12 @@ class _Builder:
         if tag is None or tag == "!":
             if not event.implicit[0] or (value and value[0] not in _MAY_RESOLVE):
                 return value  # quoted, or plain text that no implicit type can match (fast path)
-            tag = self.loader.resolve(yaml.ScalarNode, value, event.implicit)
+            implicit = event.implicit
+            tag = _RESOLVED.get((value, implicit))
+            if tag is None:  # the resolver is pure Python regex work: remember its answers
+                tag = self.loader.resolve(yaml.ScalarNode, value, implicit)
+                if len(_RESOLVED) < 65_536:
+                    _RESOLVED[(value, implicit)] = tag
             if (
                 tag == f"{_TAG}int"
                 and value.isascii()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -119,6 +119,12 @@ class Providers(SpecModel):
     prometheus: PrometheusProvider = Field(
         default_factory=PrometheusProvider,
         description="Prometheus rules. Default: rule files under .pipeform/rules.",
+    )
+    plugins: dict[Annotated[str, Field(pattern=DNS_LABEL)], dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Settings of third-party providers (installed with pip, found through the "
+        "pipeform.providers entry points), by provider name; each provider checks its own. "
+        "Default: none.",
     )
 
 

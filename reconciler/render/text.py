@@ -8,6 +8,7 @@ from typing import Any
 from rich.text import Text
 
 from reconciler.plan import SENSITIVE, Action, Drift, Plan, Reason, ResourceChange
+from reconciler.render import redact
 
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
@@ -66,7 +67,7 @@ def change_lines(change: ResourceChange, width: int) -> list[Text]:
     if reason:
         line.append(f"   ({reason})", style="dim")
     lines = [line]
-    for f in change.field_changes:
+    for f in redact.masked_field_changes(change):
         field = Text(f"        ~ {f.path.removeprefix('spec.')}: ", style="yellow")
         field.append(f"{value(f.before)} -> {value(f.after)}")
         if f.forces_replacement:
@@ -89,7 +90,7 @@ def drift_lines(drift: list[Drift]) -> list[Text]:
             out.append(Text(f"  - {d.address}   deleted outside pipeform", style="red"))
             continue
         out.append(Text(f"  ~ {d.address}   changed outside pipeform", style="yellow"))
-        for f in d.field_changes:
+        for f in (redact.mask_field(f) for f in d.field_changes):
             out.append(Text(f"        ~ {f.path}: {value(f.before)} -> {value(f.after)}"))
     return out
 

@@ -1,0 +1,82 @@
+"""The local provider: the embedded default, realising kinds on this machine's filesystem.
+
+Everything it makes lives under the Workspace's ``providers.local.dataDir`` (default
+``.pipeform/data``, relative to the spec tree). Each kind family is one module with a
+``KindHandler`` (``quota``, ``secrets``); this module only dispatches the provider calls
+to the handler for the request's kind. Adding a kind is one module and one entry in
+``HANDLERS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import ClassVar
+
+from providers.base import (
+    JSON,
+    ApplyRequest,
+    ApplyResponse,
+    DeleteRequest,
+    ImportRequest,
+    ImportResponse,
+    PermanentError,
+    Provider,
+    ReadRequest,
+    ReadResponse,
+    ResourceContext,
+)
+from providers.local.kind import KindHandler
+from providers.local.quota import QuotaHandler
+from providers.local.secrets import SecretHandler
+from providers.local.settings import LocalSettings
+from reconciler.diagnostics import Diagnostic
+
+HANDLERS: Mapping[str, type[KindHandler]] = {
+    handler.kind: handler for handler in (QuotaHandler, SecretHandler)
+}
+
+
+class LocalProvider(Provider):
+    name: ClassVar[str] = "local"
+    kinds: ClassVar[frozenset[str]] = frozenset(HANDLERS)
+    # Quota and Secret change in place: no field forces a replacement, no output waits.
+    replace_on: ClassVar[Mapping[str, frozenset[str]]] = {}
+    computed_outputs: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+
+    def __init__(self, config: JSON | None = None, root: Path | None = None) -> None:
+        super().__init__(config, root)
+        self.settings = LocalSettings.from_config(self.config, self.root)
+        self._handlers: dict[str, KindHandler] = {}
+
+    def handler(self, kind: str) -> KindHandler:
+        if kind not in self._handlers:
+            cls = HANDLERS.get(kind)
+            if cls is None:
+                raise PermanentError(
+                    f"the local provider cannot realise {kind} resources yet "
+                    f"(it realises {', '.join(sorted(HANDLERS))})"
+                )
+            self._handlers[kind] = cls(self.settings)
+        return self._handlers[kind]
+
+    def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
+        return self.handler(ctx.kind).validate(ctx, spec)
+
+    def read(self, request: ReadRequest) -> ReadResponse:
+        return self.handler(request.ctx.kind).read(request)
+
+    def create(self, request: ApplyRequest) -> ApplyResponse:
+        return self.handler(request.ctx.kind).create(request)
+
+    def update(self, request: ApplyRequest) -> ApplyResponse:
+        return self.handler(request.ctx.kind).update(request)
+
+    def delete(self, request: DeleteRequest) -> None:
+        self.handler(request.ctx.kind).delete(request)
+
+    def import_(self, request: ImportRequest) -> ImportResponse:
+        return self.handler(request.ctx.kind).import_(request)
+
+
+__all__ = ["HANDLERS", "LocalProvider"]

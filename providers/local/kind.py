@@ -1,0 +1,59 @@
+"""What one kind family of the local provider implements, so kinds plug in one module each.
+
+``providers.local.LocalProvider`` dispatches every call to the handler registered for the
+request's kind. A new kind (Dataset, TrainingJob, Alert...) is a subclass of
+``KindHandler`` in its own module, added to ``providers.local.HANDLERS``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+from providers.base import (
+    JSON,
+    ApplyRequest,
+    ApplyResponse,
+    DeleteRequest,
+    ImportRequest,
+    ImportResponse,
+    PermanentError,
+    ReadRequest,
+    ReadResponse,
+    ResourceContext,
+)
+from providers.local.settings import LocalSettings
+from reconciler.diagnostics import Diagnostic
+
+
+class KindHandler(abc.ABC):
+    """The provider protocol for one kind, with the local provider's settings at hand."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, settings: LocalSettings) -> None:
+        self.settings = settings
+
+    def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
+        return []
+
+    @abc.abstractmethod
+    def read(self, request: ReadRequest) -> ReadResponse: ...
+
+    @abc.abstractmethod
+    def create(self, request: ApplyRequest) -> ApplyResponse: ...
+
+    @abc.abstractmethod
+    def update(self, request: ApplyRequest) -> ApplyResponse: ...
+
+    @abc.abstractmethod
+    def delete(self, request: DeleteRequest) -> None: ...
+
+    def import_(self, request: ImportRequest) -> ImportResponse:
+        raise PermanentError(f"the local provider cannot import {self.kind} resources")
+
+
+def inner_spec(document: JSON | None) -> JSON:
+    """The ``spec`` part of a desired or applied document (``{metadata, spec}``)."""
+    spec = (document or {}).get("spec")
+    return spec if isinstance(spec, dict) else {}

@@ -1,0 +1,152 @@
+"""A Plan as a JSON document for tools, modelled on ``terraform show -json``.
+
+``render(plan)`` returns a plain dict (JSON-serialisable, deterministic) that CI jobs,
+policy engines and dashboards read instead of scraping the text plan. The format is
+documented field by field in docs/reference/plan-json.md; ``FORMAT_VERSION`` follows
+Terraform's rule: the minor version grows with additions, the major one with breaks.
+
+Sensitive values never leave this module: a field change marked ``sensitive`` and every
+path in ``ResourceChange.sensitive_paths`` render as ``"(sensitive)"``. The masking
+helpers live in ``reconciler.render.redact``, shared by every renderer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any
+
+from reconciler.plan import Action, Drift, FieldChange, Plan, Reason, ResourceChange
+from reconciler.render.redact import (
+    mask_field,
+    masked_after,
+    masked_before,
+    masked_field_changes,
+    sensitive_paths,
+)
+
+FORMAT_VERSION = "1.0"
+
+# action_reason values. Where Terraform has a name for the same cause, it is reused, so
+# tools written for `terraform show -json` read these without a lookup table.
+ACTION_REASONS: dict[Reason, str | None] = {
+    Reason.NEW: "create_because_new",
+    Reason.GONE: "create_because_deleted_outside",
+    Reason.SPEC_CHANGED: "update_because_spec_changed",
+    Reason.INPUT_CHANGED: "update_because_input_changed",
+    Reason.DRIFTED: "update_because_changed_outside",
+    Reason.REPLACE_BY_FIELDS: "replace_because_cannot_update",
+    Reason.REPLACE_REQUESTED: "replace_by_request",
+    Reason.TAINTED: "replace_because_tainted",
+    Reason.REMOVED: "delete_because_no_resource_config",
+    Reason.DESTROY: "delete_because_destroy_requested",
+    Reason.NONE: None,
+}
+
+
+def action_reason(reason: Reason) -> str | None:
+    """The stable snake_case name of a reason (null when there is none)."""
+    if reason in ACTION_REASONS:
+        return ACTION_REASONS[reason]
+    # A reason added to the plan model before this table learnt it: still stable text.
+    return re.sub(r"[^a-z0-9]+", "_", reason.value.lower()).strip("_") or None
+
+
+def pipeform_version() -> str:
+    try:
+        return metadata.version("pipeform")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# -- JSON ------------------------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON values, object keys sorted, so equal plans print identically."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _field_changes(fields: list[FieldChange]) -> list[dict[str, Any]]:
+    return [
+        {
+            "path": f.path,
+            "before": jsonable(f.before),
+            "after": jsonable(f.after),
+            "forces_replacement": f.forces_replacement,
+            "sensitive": f.sensitive,
+        }
+        for f in fields
+    ]
+
+
+def resource_change(change: ResourceChange) -> dict[str, Any]:
+    """One entry of ``resource_changes``."""
+    paths = sensitive_paths(change)
+    fields = masked_field_changes(change)
+    unknown = [] if change.action is Action.DELETE else change.after_unknown
+    return {
+        "address": change.address,
+        "kind": change.kind,
+        "name": change.name,
+        "provider": change.provider,
+        "change": {
+            "actions": change.action.terraform_actions,
+            "before": jsonable(masked_before(change)),
+            "after": jsonable(masked_after(change)),
+            "after_unknown": {name: True for name in sorted(unknown)},
+            "before_sensitive": paths if change.before is not None else [],
+            "after_sensitive": paths if change.after is not None else [],
+            "replace_paths": [f.path for f in fields if f.forces_replacement],
+            "field_changes": _field_changes(fields),
+        },
+        "action_reason": action_reason(change.reason),
+        "reason_detail": change.reason_detail or None,
+        "dependencies": sorted(change.dependencies),
+        "prevent_destroy": change.prevent_destroy,
+    }
+
+
+def resource_drift(drift: Drift) -> dict[str, Any]:
+    """One entry of ``resource_drift``: how the live object differs from the state."""
+    return {
+        "address": drift.address,
+        "kind": drift.kind,
+        "name": drift.address.split("/", 1)[-1],
+        "exists": drift.exists,
+        "change": {
+            "actions": ["update"] if drift.exists else ["delete"],
+            "field_changes": _field_changes([mask_field(f) for f in drift.field_changes]),
+        },
+    }
+
+
+def render(plan: Plan) -> dict[str, Any]:
+    """The whole plan as a JSON-ready dict (see docs/reference/plan-json.md)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "pipeform_version": pipeform_version(),
+        "lineage": plan.lineage,
+        "serial": plan.serial,
+        "specs_digest": plan.specs_digest,
+        "timestamp": plan.created_at,
+        "mode": plan.mode,
+        "targets": sorted(plan.targets),
+        "replace": sorted(plan.replace),
+        "resource_changes": [resource_change(c) for c in plan.changes],
+        "resource_drift": [resource_drift(d) for d in plan.drift],
+        # Budget, quota and required-label policy, and cost estimates, arrive with their
+        # own issue; the keys are here now so tools can rely on them. "evaluated": false
+        # says that nothing was checked (an empty "failed" list alone would read as a pass).
+        "policy": {"evaluated": False, "passed": [], "failed": []},
+        "cost": {"estimated": False, "currency": None, "total": None, "items": []},
+        "summary": plan.counts(),
+        "has_changes": plan.has_changes,
+    }

@@ -1,0 +1,342 @@
+"""A Plan as a pull-request comment in GitHub-flavoured Markdown.
+
+The comment has a heading with the counts, the drift found by refresh, one table row per
+change grouped by area (data, training, platform, monitoring) saying what happens and
+why, and a collapsed ``diff`` block with every changed field. It stays under
+``MAX_CHARS``: when the whole comment would be longer, the details go first, then the
+table is cut short with "... and N more changes", and the comment says so. User text is
+escaped; sensitive values show as "(sensitive)" (masked as the JSON plan masks them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from reconciler.plan import SENSITIVE, UNKNOWN, Action, Drift, FieldChange, Plan
+from reconciler.plan import ResourceChange as Change
+from reconciler.render import redact
+
+MAX_CHARS = 60_000  # GitHub refuses comments over 65,536 characters; keep a margin
+MARKER = "<!-- pipeform-plan -->"  # lets CI find and edit its earlier comment
+AREAS = {
+    "Dataset": "data",
+    "FeatureSet": "data",
+    "TrainingJob": "training",
+    "Quota": "platform",
+    "Secret": "platform",
+    "Budget": "platform",
+    "Alert": "monitoring",
+    "SLO": "monitoring",
+}
+AREA_ORDER = ("data", "training", "platform", "monitoring", "other")
+SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.DELETE: "-",
+    Action.DELETE_THEN_CREATE: "-/+",
+    Action.CREATE_THEN_DELETE: "+/-",
+    Action.READ: "<=",
+    Action.NOOP: "",
+}
+VERBS = {
+    Action.CREATE: "create",
+    Action.UPDATE: "update",
+    Action.DELETE: "destroy",
+    Action.DELETE_THEN_CREATE: "replace",
+    Action.CREATE_THEN_DELETE: "replace",
+    Action.READ: "read",
+    Action.NOOP: "no change",
+}
+# What the change means for each kind, in its users' words (as in the text plan)
+KIND_VERBS = {
+    ("Dataset", Action.CREATE): "snapshot",
+    ("Dataset", Action.UPDATE): "re-snapshot",
+    ("Dataset", Action.DELETE_THEN_CREATE): "re-snapshot",
+    ("FeatureSet", Action.CREATE): "materialise",
+    ("FeatureSet", Action.UPDATE): "re-materialise",
+    ("FeatureSet", Action.DELETE_THEN_CREATE): "re-materialise",
+    ("TrainingJob", Action.CREATE): "train",
+    ("TrainingJob", Action.UPDATE): "retrain",
+    ("TrainingJob", Action.DELETE_THEN_CREATE): "retrain",
+}
+_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+_FIELDS_IN_WHY = 2  # changed fields named in the table; the rest are in the details
+
+
+def escape(text: str) -> str:
+    """``text`` safe inside a Markdown table cell: no formatting, no HTML, no mentions,
+    one line."""
+    text = " ".join(text.split())
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = text.replace("@", "@&#8203;")  # as Dependabot does: no one is @-mentioned
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def short(value: Any, limit: int = 40) -> str:
+    """A field value as one short line of text."""
+    if value in (SENSITIVE, UNKNOWN):
+        return str(value)
+    text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def heading(plan: Plan) -> str:
+    counts = plan.counts()
+    mode = {"destroy": " (destroy)", "refresh-only": " (refresh only)"}.get(plan.mode, "")
+    if plan.mode == "refresh-only":
+        what = f"{len(plan.drift)} changed outside pipeform" if plan.drift else "no changes"
+    elif plan.actionable:
+        what = (
+            f"{counts['add']} to add, {counts['change']} to change, "
+            f"{counts['replace']} to replace, {counts['destroy']} to destroy"
+        )
+    else:
+        what = "no changes"
+    return f"### pipeform plan{mode} — {what}"
+
+
+# -- table -----------------------------------------------------------------------------
+
+
+def area(kind: str) -> str:
+    return AREAS.get(kind, "other")
+
+
+def action_label(change: Change) -> str:
+    verb = KIND_VERBS.get((change.kind, change.action), VERBS[change.action])
+    return f"{SYMBOLS[change.action]} {verb}".strip()
+
+
+def _field_summary(fields: list[FieldChange]) -> str:
+    def one(f: FieldChange) -> str:
+        path = f.path.removeprefix("spec.")
+        lists = isinstance(f.before, list) and isinstance(f.after, list)
+        if lists and len(f.before) != len(f.after):
+            return f"{path} {len(f.before)} → {len(f.after)} items"
+        return f"{path} {short(f.before)} → {short(f.after)}"
+
+    shown = [one(f) for f in fields[:_FIELDS_IN_WHY]]
+    more = len(fields) - _FIELDS_IN_WHY
+    return ", ".join(shown) + (f" (+{more} more)" if more > 0 else "")
+
+
+def reason_text(change: Change) -> str:
+    """The planner's reason in words ("input Dataset/x changed", "spec changed")."""
+    return change.reason_detail or change.reason.value
+
+
+def why(change: Change) -> str:
+    """The reason column: the planner's words, then the first changed fields."""
+    reason = reason_text(change)
+    fields = redact.masked_field_changes(change)
+    if fields and change.action is not Action.DELETE:
+        summary = _field_summary(fields)
+        reason = f"{reason}: {summary}" if reason else summary
+    return reason
+
+
+def table_row(change: Change) -> str:
+    cells = (area(change.kind), change.address, action_label(change), why(change))
+    return "| " + " | ".join(escape(c) for c in cells) + " |"
+
+
+def by_area(changes: list[Change]) -> list[Change]:
+    """Changes grouped by area (stable: plan order inside each area)."""
+    return sorted(changes, key=lambda c: AREA_ORDER.index(area(c.kind)))
+
+
+TABLE_HEAD = "| area | resource | action | why |\n|---|---|---|---|"
+
+
+# -- drift -----------------------------------------------------------------------------
+
+
+def drift_line(drift: Drift) -> str:
+    address = escape(drift.address)
+    if not drift.exists:
+        return f"- **{address}** was deleted outside pipeform"
+    fields = [redact.mask_field(f) for f in drift.field_changes]
+    detail = f": {escape(_field_summary(fields))}" if fields else ""
+    return f"- **{address}** changed outside pipeform{detail}"
+
+
+# -- details ---------------------------------------------------------------------------
+
+
+def _flatten(value: Any, prefix: str) -> list[tuple[str, Any]]:
+    """Leaf fields of a new spec by path; nulls and empty lists or objects left out."""
+    if isinstance(value, dict):
+        items = [(f"{prefix}.{k}" if prefix else str(k), value[k]) for k in sorted(value)]
+    elif isinstance(value, list) and value and any(isinstance(v, dict | list) for v in value):
+        items = [(f"{prefix}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return [] if value is None or value == [] else [(prefix, value)]
+    return [leaf for path, v in items for leaf in _flatten(v, path)]
+
+
+def _diff_value(value: Any) -> str:
+    if value in (SENSITIVE, UNKNOWN):
+        return str(value)
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+
+
+_ABSENT = object()  # a side of a change that has no value (added or removed)
+
+
+def _field_lines(f: FieldChange) -> list[str]:
+    """``-``/``+`` lines for one changed field; lists item by item."""
+    path = f.path.removeprefix("spec.")
+    before, after = f.before, f.after
+    if isinstance(before, list) and isinstance(after, list):
+        pairs = [
+            (
+                f"{path}[{i}]",
+                before[i] if i < len(before) else _ABSENT,
+                after[i] if i < len(after) else _ABSENT,
+            )
+            for i in range(max(len(before), len(after)))
+        ]
+        pairs = [(p, b, a) for p, b, a in pairs if b != a]
+    else:  # the planner gives None for a field that is not there
+        pairs = [(path, _ABSENT if before is None else before, _ABSENT if after is None else after)]
+    mark = "  # forces replacement" if f.forces_replacement else ""
+    lines = []
+    for where, old, new in pairs:
+        lines += [f"- {where}: {_diff_value(old)}"] if old is not _ABSENT else []
+        lines += [f"+ {where}: {_diff_value(new)}{mark}"] if new is not _ABSENT else []
+    return lines
+
+
+def detail_lines(change: Change) -> list[str]:
+    """The ``diff`` block lines for one change: header comment, then -/+ per field."""
+    reason = reason_text(change)
+    lines = [f"# {change.address}: {action_label(change)}" + (f" ({reason})" if reason else "")]
+    if change.action is Action.CREATE:
+        spec = (redact.masked_after(change) or {}).get("spec", {})
+        lines += [f"+ {path}: {_diff_value(v)}" for path, v in _flatten(spec, "")]
+    elif change.action is not Action.DELETE:
+        for f in redact.masked_field_changes(change):
+            lines += _field_lines(f)
+    if change.after_unknown and change.action is not Action.DELETE:
+        lines.append(f"  outputs: {', '.join(change.after_unknown)} {UNKNOWN}")
+    return [" ".join(line.splitlines()) for line in lines]
+
+
+def details(changes: list[Change], drift: list[Drift]) -> str:
+    blocks: list[list[str]] = []
+    for d in drift:
+        lines = [
+            f"# drift: {d.address}"
+            + (" changed outside pipeform" if d.exists else " deleted outside pipeform")
+        ]
+        for f in (redact.mask_field(f) for f in d.field_changes):
+            lines += _field_lines(f)
+        blocks.append(lines)
+    blocks += [detail_lines(change) for change in changes]
+    body = "\n\n".join("\n".join(block) for block in blocks)
+    runs = [len(run) for run in re.findall(r"`+", body)]
+    fence = "`" * max(3, max(runs, default=0) + 1)  # never closed early by user text
+    return f"<details><summary>Details</summary>\n\n{fence}diff\n{body}\n{fence}\n\n</details>"
+
+
+# -- assembly --------------------------------------------------------------------------
+
+
+@dataclass
+class _Parts:
+    head: list[str]
+    drift: list[str]
+    rows: list[str]
+    ranks: list[int]
+    tail: list[str]
+    details: str
+
+
+def _fit(items: list[str], budget: int, more: str, rank: list[int] | None = None) -> list[str]:
+    """The items that fit in ``budget`` characters, lowest rank first, shown in their
+    original order, then a "more" line counting the rest."""
+    if sum(len(item) + 1 for item in items) <= budget:
+        return items
+    budget -= len(more.format(n=len(items))) + 1
+    order = sorted(range(len(items)), key=lambda i: (rank[i] if rank else 0, i))
+    kept: set[int] = set()
+    used = 0
+    for i in order:
+        if used + len(items[i]) + 1 > budget:
+            break
+        kept.add(i)
+        used += len(items[i]) + 1
+    return [items[i] for i in sorted(kept)] + [more.format(n=len(items) - len(kept))]
+
+
+def _rank(change: Change) -> int:
+    """Which rows a cut table keeps first: destroys, then replacements, then the rest."""
+    return 0 if change.action is Action.DELETE else 1 if change.action.is_replace else 2
+
+
+def _join(parts: _Parts, notes: list[str]) -> str:
+    blocks = ["\n".join(parts.head)]
+    if parts.drift:
+        blocks.append("\n".join(["**Changes outside pipeform (drift):**", "", *parts.drift]))
+    if parts.rows:
+        blocks.append("\n".join([TABLE_HEAD, *parts.rows]))
+    blocks += ["\n".join(parts.tail)] if parts.tail else []
+    blocks += [parts.details] if parts.details else []
+    blocks += ["\n".join(f"> {note}" for note in notes)] if notes else []
+    return "\n\n".join(blocks) + "\n"
+
+
+def _shrink(parts: _Parts, full_size: int, limit: int) -> str:
+    """Drop the details, then cut the drift list and the table, saying so."""
+    notes = [
+        f"The full plan is {full_size:,} characters, more than fits in one comment: "
+        "per-field details are left out. Run `pipeform plan` or "
+        "`pipeform plan --format json` to see everything."
+    ]
+    parts.details = ""
+    text = _join(parts, notes)
+    if len(text) <= limit:
+        return text
+    notes.append(
+        "The lists above are cut short to fit; the table keeps destroys and replacements first."
+    )
+    fixed = _Parts(parts.head, [], [], [], parts.tail, "")
+    budget = limit - len(_join(fixed, notes)) - len(TABLE_HEAD) - 100  # 100: headings, gaps
+    drift_budget = min(budget // 4, sum(len(d) + 1 for d in parts.drift))
+    parts.drift = _fit(parts.drift, drift_budget, "- ... and {n:,} more drifted resources")
+    rows_budget = budget - sum(len(d) + 1 for d in parts.drift)
+    parts.rows = _fit(parts.rows, rows_budget, "| | ... and {n:,} more changes | | |", parts.ranks)
+    return _join(parts, notes)
+
+
+def _closing(plan: Plan) -> list[str]:
+    if plan.mode == "refresh-only":
+        return (
+            ["Applying this plan records the live values above in state; nothing else changes."]
+            if plan.drift
+            else ["No changes. The live objects match the state."]
+        )
+    if not plan.actionable:
+        return ["No changes. The live objects match the specs."]
+    return []
+
+
+def render(plan: Plan, limit: int = MAX_CHARS) -> str:
+    """The comment text, at most ``limit`` characters (for any limit that leaves room
+    for the heading and the notes)."""
+    changes = by_area(plan.actionable) if plan.mode != "refresh-only" else []
+    parts = _Parts(
+        head=[MARKER, heading(plan)],
+        drift=[drift_line(d) for d in plan.drift],
+        rows=[table_row(c) for c in changes],
+        ranks=[_rank(c) for c in changes],
+        tail=_closing(plan),
+        details=details(changes, plan.drift) if changes or plan.drift else "",
+    )
+    text = _join(parts, [])
+    if len(text) <= limit:
+        return text
+    return _shrink(parts, len(text), limit)
