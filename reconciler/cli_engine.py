@@ -109,11 +109,12 @@ def _show_plan(plan: Any, fmt: str) -> None:
     "--replace", multiple=True, metavar="ADDR", help="Replace ADDR even if unchanged (repeatable)."
 )
 @click.option(
-    "--refresh/--no-refresh",
-    "refresh",
+    "--refresh",
+    type=click.BOOL,
     default=True,
     show_default=True,
-    help="Read live objects first, to detect drift.",
+    metavar="BOOL",
+    help="Read live objects first to detect drift; --refresh=false plans from state alone.",
 )
 @click.option(
     "--refresh-only",
