@@ -51,12 +51,17 @@ class FakeProvider(Provider):
 
     @property
     def store(self) -> Path:
-        path = Path(
-            self.config.get("store") or os.environ.get("PIPEFORM_FAKE_STORE") or ".pipeform/fake"
-        )
-        path = path if path.is_absolute() else self.root / path
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        cached: Path | None = self.__dict__.get("_store")
+        if cached is None:
+            cached = Path(
+                self.config.get("store")
+                or os.environ.get("PIPEFORM_FAKE_STORE")
+                or ".pipeform/fake"
+            )
+            cached = cached if cached.is_absolute() else self.root / cached
+            cached.mkdir(parents=True, exist_ok=True)
+            self.__dict__["_store"] = cached
+        return cached
 
     def _log(self, call: str, address: str, **extra: Any) -> None:
         line = json.dumps({"call": call, "address": address, **extra}, sort_keys=True)

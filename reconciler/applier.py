@@ -9,8 +9,10 @@ state did not record yet, and deleting what is already gone succeeds.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -26,8 +28,8 @@ from providers.base import (
 from reconciler import faults
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import Providers, canonical_hash
-from reconciler.state.backend import StateBackend
-from reconciler.state.model import ResourceState, State, Status, now
+from reconciler.state.backend import StateBackend, StateError
+from reconciler.state.model import JournalEntry, ResourceState, State, Status, now
 
 MAX_ATTEMPTS = 4
 MAX_BACKOFF = 30.0
@@ -77,7 +79,12 @@ class Applier:
         parallelism: int = 10,
         listener: Listener | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        journal: Callable[[Outcome], JournalEntry] | None = None,
     ):
+        """journal(outcome) makes the journal entry for one result; a success is journaled
+        in the same transaction as its state write, so history never misses a change."""
+        self.journal = journal
+        self._journaled: set[str] = set()
         self.backend = backend
         self.state = state
         self.resources = dict(state.resources)
@@ -88,18 +95,31 @@ class Applier:
         self.listener = listener or (lambda event, change, outcome: None)
         self.sleep = sleep
         self._write_lock = threading.Lock()
+        self._fatal: StateError | None = None  # set when state cannot be written: stop scheduling
 
     # -- state -------------------------------------------------------------------------
-    def _put(self, resource: ResourceState) -> None:
-        with self._write_lock:
-            self.serial = self.backend.put(self.serial, resource)
-            self.resources[resource.address] = resource
-        faults.point("after-state-write", resource.address)
+    def _record(self, change: ResourceChange | None) -> JournalEntry | None:
+        """The journal entry saying `change` succeeded, written with its state write."""
+        if change is None or self.journal is None:
+            return None
+        self._journaled.add(change.address)
+        return self.journal(Outcome(change.address, change.action, "succeeded"))
 
-    def _remove(self, address: str) -> None:
+    def _put(
+        self,
+        resource: ResourceState,
+        point: str = "after-state-write",
+        done: ResourceChange | None = None,
+    ) -> None:
+        with self._write_lock:
+            self.serial = self.backend.put(self.serial, resource, self._record(done))
+            self.resources[resource.address] = resource
+        faults.point(point, resource.address)
+
+    def _remove(self, address: str, done: ResourceChange | None = None) -> None:
         with self._write_lock:
             if address in self.resources:
-                self.serial = self.backend.remove(self.serial, address)
+                self.serial = self.backend.remove(self.serial, address, self._record(done))
                 del self.resources[address]
         faults.point("after-state-write", address)
 
@@ -147,6 +167,20 @@ class Applier:
                 request.ctx, request.prior_spec, change.after, request.prior_outputs, upstream
             )
         ).inputs_fingerprint
+        if create:  # recorded first, so a crash before the state write cannot orphan the object
+            self._put(
+                ResourceState(
+                    address=change.address,
+                    kind=change.kind,
+                    provider=change.provider,
+                    spec=change.after,
+                    spec_hash=canonical_hash(change.after),
+                    dependencies=list(change.dependencies),
+                    status=Status.PENDING,
+                    prevent_destroy=change.prevent_destroy,
+                ),
+                point="after-pending-write",
+            )
         faults.point("before-provider-call", change.address)
         call = provider.create if create else provider.update
         try:
@@ -173,10 +207,11 @@ class Applier:
                 prevent_destroy=change.prevent_destroy,
                 created_at=prior.created_at if prior and not create else now(),
                 updated_at=now(),
-            )
+            ),
+            done=change,
         )
 
-    def _delete(self, change: ResourceChange) -> None:
+    def _delete(self, change: ResourceChange, final: bool = True) -> None:
         prior = self.resources.get(change.address)
         if prior is None:
             return
@@ -188,7 +223,7 @@ class Applier:
             )
         )
         faults.point("after-provider-call", change.address)
-        self._remove(change.address)
+        self._remove(change.address, done=change if final else None)
 
     def _run(self, change: ResourceChange) -> Outcome:
         started = time.monotonic()
@@ -202,7 +237,8 @@ class Applier:
                 self._delete(change)
             elif change.action.is_replace:
                 if change.action is Action.DELETE_THEN_CREATE:
-                    self._delete(change)
+                    self._delete(change, final=False)
+                    faults.point("mid-replace", change.address)
                     self._create_or_update(change, create=True)
                 else:
                     self._create_or_update(change, create=True)
@@ -213,6 +249,8 @@ class Applier:
             outcome = Outcome(
                 change.address, change.action, "succeeded", seconds=time.monotonic() - started
             )
+        except StateError:
+            raise  # the state cannot be written: stop, do not report it as this provider's fault
         except ProviderError as exc:
             outcome = Outcome(
                 change.address, change.action, "failed", str(exc), time.monotonic() - started
@@ -225,36 +263,49 @@ class Applier:
                 f"provider {change.provider} crashed: {type(exc).__name__}: {exc}",
                 time.monotonic() - started,
             )
+        if (
+            self.journal is not None
+            and change.action is not Action.NOOP
+            and change.address not in self._journaled
+        ):
+            with self._write_lock:  # failures, and successes that wrote no state
+                self.backend.append_journal(self.journal(outcome))
         self.listener("finish", change, outcome)
         faults.point("between-resources", change.address)
         return outcome
 
     # -- scheduling --------------------------------------------------------------------
     def apply(self, plan: Plan) -> ApplyReport:
+        """Run every change once its prerequisites finished; at most `parallelism` at once."""
         report = ApplyReport()
         changes = {c.address: c for c in plan.changes}
-        deleting = {a for a, c in changes.items() if c.action is Action.DELETE}
-        # what must finish before each change may start
-        waits: dict[str, set[str]] = {a: set() for a in changes}
-        for address, change in changes.items():
-            if address in deleting:  # dependents go first when deleting
-                waits[address] |= {
-                    d
-                    for d, other in changes.items()
-                    if address in other.dependencies and d in deleting
-                }
-            else:
-                waits[address] |= {
-                    d for d in change.dependencies if d in changes and d not in deleting
-                }
+        waits = _prerequisites(changes)
+        unblocks: dict[str, list[str]] = {}
+        for address, prerequisites in waits.items():
+            for prerequisite in prerequisites:
+                unblocks.setdefault(prerequisite, []).append(address)
+        remaining = {address: len(w) for address, w in waits.items()}
+        ready = deque(a for a in changes if remaining[a] == 0)
+        results: queue.Queue[tuple[str, Outcome]] = queue.Queue()
         failed: set[str] = set()
-        done: set[str] = set()
-        pending = dict(waits)
+        finished = in_flight = 0
+
+        def complete(address: str, outcome: Outcome) -> None:
+            nonlocal finished
+            finished += 1
+            if outcome.action is not Action.NOOP or outcome.status != "succeeded":
+                report.outcomes.append(outcome)
+            if outcome.status != "succeeded":
+                failed.add(address)
+            for waiting in unblocks.get(address, ()):
+                remaining[waiting] -= 1
+                if remaining[waiting] == 0:
+                    ready.append(waiting)
+
         with cf.ThreadPoolExecutor(max_workers=self.parallelism) as pool:
-            running: dict[cf.Future[Outcome], str] = {}
-            while pending or running:
-                for address in [a for a, w in pending.items() if w <= done]:
-                    del pending[address]
+            while finished < len(changes):
+                while ready and in_flight < self.parallelism and self._fatal is None:
+                    address = ready.popleft()
                     blocked = waits[address] & failed
                     if blocked:
                         outcome = Outcome(
@@ -264,23 +315,46 @@ class Applier:
                             f"skipped because {', '.join(sorted(blocked))} failed",
                         )
                         self.listener("skip", changes[address], outcome)
-                        report.outcomes.append(outcome)
-                        failed.add(address)
-                        done.add(address)
+                        complete(address, outcome)
                         continue
-                    running[pool.submit(self._run, changes[address])] = address
-                if not running:
-                    if pending:  # only unreachable work left (cannot happen with an acyclic graph)
-                        raise RuntimeError(f"apply cannot schedule {sorted(pending)}")
-                    break
-                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-                for future in finished:
-                    address = running.pop(future)
-                    outcome = future.result()
-                    if outcome.action is not Action.NOOP:
-                        report.outcomes.append(outcome)
-                    if outcome.status == "failed":
-                        failed.add(address)
-                    done.add(address)
+                    pool.submit(self._run_into, changes[address], results)
+                    in_flight += 1
+                if in_flight == 0:
+                    if self._fatal is not None:
+                        raise self._fatal
+                    if finished < len(changes) and not ready:  # cannot happen with an acyclic graph
+                        raise RuntimeError("apply found changes it cannot schedule")
+                    continue
+                address, outcome = results.get()
+                in_flight -= 1
+                complete(address, outcome)
         report.serial = self.serial
         return report
+
+    def _run_into(self, change: ResourceChange, results: queue.Queue[tuple[str, Outcome]]) -> None:
+        """Run one change and always report back, so the scheduler never waits forever."""
+        try:
+            outcome = self._run(change)
+        except StateError as exc:
+            self._fatal = exc
+            outcome = Outcome(change.address, change.action, "failed", str(exc))
+        except BaseException as exc:  # reported as this resource's failure
+            outcome = Outcome(change.address, change.action, "failed", f"internal error: {exc!r}")
+        results.put((change.address, outcome))
+
+
+def _prerequisites(changes: dict[str, ResourceChange]) -> dict[str, set[str]]:
+    """What must finish before each change starts: dependencies first; when deleting,
+    dependents first."""
+    deleting = {a for a, c in changes.items() if c.action is Action.DELETE}
+    users: dict[str, set[str]] = {}
+    for address, change in changes.items():
+        for dependency in change.dependencies:
+            users.setdefault(dependency, set()).add(address)
+    waits: dict[str, set[str]] = {}
+    for address, change in changes.items():
+        if address in deleting:
+            waits[address] = {u for u in users.get(address, ()) if u in deleting}
+        else:
+            waits[address] = {d for d in change.dependencies if d in changes and d not in deleting}
+    return waits

@@ -10,6 +10,7 @@ import click
 from reconciler.cli import cli
 from reconciler.cli_engine import LOCK_TIMEOUT, _out, _seconds
 from reconciler.diagnostics import PipeformError
+from reconciler.state.model import JournalEntry
 
 CHDIR = click.option(
     "-C",
@@ -141,12 +142,17 @@ def history(root: Path, limit: int, as_json: bool) -> int:
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
         return 0
-    for entry in entries:
+    for entry in _runs(entries):
         failed = sum(1 for r in entry.results if r["status"] == "failed")
-        click.echo(
-            f"{entry.finished_at[:19]}  {entry.who:<24} {entry.command:<18} serial {entry.serial_before}"
-            f"->{entry.serial_after}  commit {(entry.spec_commit or '-')[:12]}  "
+        when = entry.finished_at or entry.started_at
+        outcome = (
             f"{len(entry.results)} changes, {failed} failed"
+            if entry.finished_at
+            else "INTERRUPTED: results recorded before it stopped"
+        )
+        click.echo(
+            f"{when[:19]}  {entry.who:<24} {entry.command:<18} serial {entry.serial_before}"
+            f"->{entry.serial_after}  commit {(entry.spec_commit or '-')[:12]}  {outcome}"
         )
         for result in entry.results:
             click.echo(
@@ -154,3 +160,31 @@ def history(root: Path, limit: int, as_json: bool) -> int:
                 + (f": {result['error']}" if result.get("error") else "")
             )
     return 0
+
+
+def _runs(entries: list[JournalEntry]) -> list[JournalEntry]:
+    """One entry per run: its final record, or, for a run that never finished (killed),
+    its start and progress records merged (results so far; planned ones not yet done)."""
+    from dataclasses import replace
+
+    runs: dict[tuple[str, str, str], list[JournalEntry]] = {}
+    for entry in entries:
+        runs.setdefault((entry.started_at, entry.who, entry.command), []).append(entry)
+    out = []
+    for records in runs.values():
+        final = [e for e in records if e.finished_at]
+        if final:
+            out.append(final[-1])
+            continue
+        results: dict[str, dict[str, object]] = {}
+        for record in records:
+            for result in record.results:
+                results[str(result["address"])] = result
+        out.append(
+            replace(
+                records[-1],
+                results=list(results.values()),
+                serial_after=max(e.serial_after for e in records),
+            )
+        )
+    return out

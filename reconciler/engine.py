@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from providers import base
+from reconciler import faults
 from reconciler import plan as plans
-from reconciler.applier import Applier, ApplyReport, Listener
+from reconciler.applier import Applier, ApplyReport, Listener, Outcome
 from reconciler.diagnostics import PipeformError
 from reconciler.planner import PlanOptions, Providers, canonical_hash, make_plan
 from reconciler.specs import CheckedTree, check
@@ -139,6 +140,7 @@ def locked(
     info = LockInfo.for_this_process(command or argv_command())
     notes = backend.acquire_lock(info, timeout)
     try:
+        faults.point("after-lock")
         yield notes
     finally:
         backend.release_lock(info.id)
@@ -221,22 +223,52 @@ def apply(
     parallelism: int,
     listener: Listener | None = None,
 ) -> ApplyReport:
+    """Carry out a plan under the caller's lock; journal its start and its end."""
     state = session.backend.read()
+    if (plan.lineage, plan.serial) != (state.lineage, state.serial):
+        raise PipeformError(
+            f"the state changed since this plan was made (serial {plan.serial} -> "
+            f"{state.serial}); nothing was applied. Run the command again."
+        )
     started = now()
+    who = LockInfo.for_this_process(command).who
+    commit = spec_commit(session.root)
+    digest = plan.digest()
+    planned = [
+        {"address": c.address, "action": c.action.value, "status": "planned", "error": None}
+        for c in plan.actionable
+    ]
+    session.backend.append_journal(
+        JournalEntry(command, who, started, "", digest, commit, state.serial, state.serial, planned)
+    )
+
+    def entry(outcome: Outcome) -> JournalEntry:  # one result, journaled as it lands
+        return JournalEntry(
+            command,
+            who,
+            started,
+            "",
+            digest,
+            commit,
+            state.serial,
+            state.serial,
+            [outcome.to_dict()],
+        )
+
     report = Applier(
-        session.backend, state, session.providers, session.root, parallelism, listener
+        session.backend,
+        state,
+        session.providers,
+        session.root,
+        parallelism,
+        listener,
+        journal=entry,
     ).apply(plan)
+    faults.point("before-journal")
+    results = [o.to_dict() for o in report.outcomes]
     session.backend.append_journal(
         JournalEntry(
-            command=command,
-            who=LockInfo.for_this_process(command).who,
-            started_at=started,
-            finished_at=now(),
-            plan_digest=plan.digest(),
-            spec_commit=spec_commit(session.root),
-            serial_before=state.serial,
-            serial_after=report.serial,
-            results=[o.to_dict() for o in report.outcomes],
+            command, who, started, now(), digest, commit, state.serial, report.serial, results
         )
     )
     return report

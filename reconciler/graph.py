@@ -31,11 +31,25 @@ class Graph:
     nodes: list[str] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
 
+    def _index(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(dependencies by node, dependents by node), rebuilt when edges were added."""
+        cached = self.__dict__.get("_cache")
+        if cached is not None and cached[0] == len(self.edges):
+            return cached[1], cached[2]
+        deps: dict[str, set[str]] = {}
+        users: dict[str, set[str]] = {}
+        for e in self.edges:
+            deps.setdefault(e.dependent, set()).add(e.dependency)
+            users.setdefault(e.dependency, set()).add(e.dependent)
+        index = ({k: sorted(v) for k, v in deps.items()}, {k: sorted(v) for k, v in users.items()})
+        self.__dict__["_cache"] = (len(self.edges), *index)
+        return index
+
     def dependencies(self, address: str) -> list[str]:
-        return sorted({e.dependency for e in self.edges if e.dependent == address})
+        return list(self._index()[0].get(address, ()))
 
     def dependents(self, address: str) -> list[str]:
-        return sorted({e.dependent for e in self.edges if e.dependency == address})
+        return list(self._index()[1].get(address, ()))
 
     def _sorter(self) -> graphlib.TopologicalSorter[str]:
         sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()

@@ -49,6 +49,7 @@ class Action(enum.StrEnum):
 
 class Reason(enum.StrEnum):
     NEW = "new resource"
+    INTERRUPTED = "an interrupted create is resumed"
     SPEC_CHANGED = "spec changed"
     INPUT_CHANGED = "input changed"
     REPLACE_REQUESTED = "replace requested"

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
 
-from deepdiff import DeepDiff
-
 from providers.base import (
     PlanRequest,
     Provider,
@@ -86,6 +84,10 @@ def _path_text(deep_path: list[Any]) -> str:
 
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
     """Per-field differences (leaf values, lists compared as wholes)."""
+    if before == after:  # the common case, and far cheaper than a diff
+        return []
+    from deepdiff import DeepDiff  # imported on the first real difference: it is slow to load
+
     diff = DeepDiff(
         before, after, ignore_order=False, verbose_level=2, view="tree", threshold_to_diff_deeper=0
     )
@@ -271,8 +273,14 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
         inputs_fingerprint=response.inputs_fingerprint,
     )
     unknown = response.unknown_outputs
-    if prior is None or (live is not None and not live.exists):
-        reason = Reason.NEW if prior is None else Reason.GONE
+    if prior is None or prior.status is Status.PENDING or (live is not None and not live.exists):
+        reason = (
+            Reason.NEW
+            if prior is None
+            else Reason.INTERRUPTED
+            if prior.status is Status.PENDING
+            else Reason.GONE
+        )
         return replace(change, action=Action.CREATE, reason=reason, after_unknown=unknown)
     forcing = set(response.requires_replace)
     fields = [

@@ -32,6 +32,7 @@ FORMAT_VERSION = "1.0"
 # tools written for `terraform show -json` read these without a lookup table.
 ACTION_REASONS: dict[Reason, str | None] = {
     Reason.NEW: "create_because_new",
+    Reason.INTERRUPTED: "create_because_interrupted",
     Reason.GONE: "create_because_deleted_outside",
     Reason.SPEC_CHANGED: "update_because_spec_changed",
     Reason.INPUT_CHANGED: "update_because_input_changed",

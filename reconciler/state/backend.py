@@ -42,12 +42,19 @@ class StateBackend(abc.ABC):
         """The current state; a new lineage is created on first use."""
 
     @abc.abstractmethod
-    def put(self, expected_serial: int, resource: ResourceState) -> int:
-        """Write one resource if the serial is still expected_serial; return the new serial."""
+    def put(
+        self, expected_serial: int, resource: ResourceState, journal: JournalEntry | None = None
+    ) -> int:
+        """Write one resource if the serial is still expected_serial; return the new serial.
+
+        A journal entry given is appended in the same transaction: both land, or neither.
+        """
 
     @abc.abstractmethod
-    def remove(self, expected_serial: int, address: str) -> int:
-        """Forget one resource (compare-and-swap as put); return the new serial."""
+    def remove(
+        self, expected_serial: int, address: str, journal: JournalEntry | None = None
+    ) -> int:
+        """Forget one resource (compare-and-swap and journal as put); return the new serial."""
 
     @abc.abstractmethod
     def acquire_lock(self, info: LockInfo, timeout: float = 0.0) -> list[str]:

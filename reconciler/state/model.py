@@ -25,6 +25,7 @@ class Status(enum.StrEnum):
     READY = "ready"
     TAINTED = "tainted"  # a failed create or replace left something behind: replace next time
     FAILED = "failed"  # the last update failed: the prior spec is kept, the update retried
+    PENDING = "pending"  # a create started and has not been confirmed: resumed (adopted) next time
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class LockInfo:
     pid: int
     command: str
     since: str
+    pid_start: str | None = (
+        None  # the holder's start time (/proc/PID/stat), so a reused pid is not it
+    )
 
     @classmethod
     def for_this_process(cls, command: str) -> LockInfo:
@@ -87,6 +91,7 @@ class LockInfo:
             pid=os.getpid(),
             command=command,
             since=now(),
+            pid_start=process_start(os.getpid()),
         )
 
     def describe(self) -> str:
@@ -96,7 +101,10 @@ class LockInfo:
         )
 
     def holder_is_dead(self) -> bool:
-        """True when the holder ran on this host and its process is gone (a crashed apply)."""
+        """True when the holder ran on this host and its process is gone (a crashed apply).
+
+        A live process with the same pid but another start time is a reused pid: dead too.
+        """
         if self.host != socket.gethostname():
             return False
         try:
@@ -105,12 +113,40 @@ class LockInfo:
             return True
         except PermissionError:
             return False
-        cmdline = f"/proc/{self.pid}/cmdline"
-        if os.path.exists(cmdline):  # a reused pid that is not pipeform is dead for us
-            with open(cmdline, "rb") as fh:
-                text = fh.read().replace(b"\0", b" ")
-            return b"pipeform" not in text and b"reconciler" not in text and b"pytest" not in text
-        return False
+        if self.pid_start is not None:
+            started = process_start(self.pid)
+            return started is not None and started != self.pid_start
+        began = process_started_at(self.pid)  # older locks: compare with when the lock was taken
+        try:
+            since = (
+                datetime.strptime(self.since, "%Y-%m-%dT%H:%M:%S.%fZ")
+                .replace(tzinfo=UTC)
+                .timestamp()
+            )
+        except ValueError:
+            return False
+        return began is not None and began > since + 5
+
+
+def process_started_at(pid: int) -> float | None:
+    """When a process started, in seconds since the epoch (Linux), or None where unknown."""
+    ticks = process_start(pid)
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            boot = next(float(line.split()[1]) for line in fh if line.startswith("btime "))
+        return boot + int(ticks) / os.sysconf("SC_CLK_TCK") if ticks is not None else None
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def process_start(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (Linux), or None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return fields[19]  # field 22 of stat; fields[0] is field 3 (state)
+    except (OSError, IndexError):
+        return None
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
+from reconciler import faults
 from reconciler.state.backend import LockHeld, StateBackend, StateConflict, StateError
 from reconciler.state.model import JournalEntry, LockInfo, ResourceState, State, Version, now
 
@@ -81,7 +83,13 @@ class SqliteBackend(StateBackend):
         }
         return State(lineage, serial, resources)
 
-    def _write(self, expected_serial: int, address: str, data: str | None) -> int:
+    def _write(
+        self,
+        expected_serial: int,
+        address: str,
+        data: str | None,
+        journal: JournalEntry | None = None,
+    ) -> int:
         with self._tx():
             serial = int(self._meta("serial"))
             if serial != expected_serial:
@@ -102,15 +110,24 @@ class SqliteBackend(StateBackend):
                 "INSERT INTO versions VALUES (?, ?, ?, ?, ?)",
                 (serial + 1, now(), address, "remove" if data is None else "put", data),
             )
+            if journal is not None:
+                self._db.execute(
+                    "INSERT INTO journal (data) VALUES (?)",
+                    (json.dumps(replace(journal, serial_after=serial + 1).to_dict()),),
+                )
+            faults.point("mid-state-write", address)  # inside the transaction, before COMMIT
         return serial + 1
 
-    def put(self, expected_serial: int, resource: ResourceState) -> int:
-        return self._write(
-            expected_serial, resource.address, json.dumps(resource.to_dict(), sort_keys=True)
-        )
+    def put(
+        self, expected_serial: int, resource: ResourceState, journal: JournalEntry | None = None
+    ) -> int:
+        data = json.dumps(resource.to_dict(), sort_keys=True)
+        return self._write(expected_serial, resource.address, data, journal)
 
-    def remove(self, expected_serial: int, address: str) -> int:
-        return self._write(expected_serial, address, None)
+    def remove(
+        self, expected_serial: int, address: str, journal: JournalEntry | None = None
+    ) -> int:
+        return self._write(expected_serial, address, None, journal)
 
     def acquire_lock(self, info: LockInfo, timeout: float = 0.0) -> list[str]:
         notes: list[str] = []
