@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from reconciler.diagnostics import PipeformError
-from reconciler.kinds.workspace import Workspace
 from reconciler.state.backend import StateBackend
+
+if TYPE_CHECKING:  # the models pull in pydantic; `pipeform --help` must not
+    from reconciler.kinds.workspace import Workspace
 
 
 def open_backend(workspace: Workspace, root: Path) -> StateBackend:
