@@ -188,6 +188,8 @@ class Applier:
         except ProviderError:
             if prior is not None and not create:
                 self._put(replace(prior, status=Status.FAILED, updated_at=now()))
+            elif create:  # the provider says it failed: by contract nothing is left to adopt
+                self._remove(change.address)
             raise
         assert isinstance(response, ApplyResponse)
         faults.point("after-provider-call", change.address)

@@ -129,6 +129,7 @@ def _provider_of(model: Any, default: str) -> str:
 
 def open_session(paths: list[Path]) -> Session:
     checked = load_specs(paths)
+    load_providers(checked, State("", 0))  # every spec problem is reported before state exists
     backend = open_backend(checked.tree.workspace, checked.tree.root)
     return Session(checked, backend, load_providers(checked, backend.read()))
 
