@@ -17,7 +17,7 @@ from typing import Any
 
 from reconciler.plan import SENSITIVE, UNKNOWN, Action, Drift, FieldChange, Plan
 from reconciler.plan import ResourceChange as Change
-from reconciler.render import redact
+from reconciler.render import redact, words
 
 MAX_CHARS = 60_000  # GitHub refuses comments over 65,536 characters; keep a margin
 MARKER = "<!-- pipeform-plan -->"  # lets CI find and edit its earlier comment
@@ -40,27 +40,6 @@ SYMBOLS = {
     Action.CREATE_THEN_DELETE: "+/-",
     Action.READ: "<=",
     Action.NOOP: "",
-}
-VERBS = {
-    Action.CREATE: "create",
-    Action.UPDATE: "update",
-    Action.DELETE: "destroy",
-    Action.DELETE_THEN_CREATE: "replace",
-    Action.CREATE_THEN_DELETE: "replace",
-    Action.READ: "read",
-    Action.NOOP: "no change",
-}
-# What the change means for each kind, in its users' words (as in the text plan)
-KIND_VERBS = {
-    ("Dataset", Action.CREATE): "snapshot",
-    ("Dataset", Action.UPDATE): "re-snapshot",
-    ("Dataset", Action.DELETE_THEN_CREATE): "re-snapshot",
-    ("FeatureSet", Action.CREATE): "materialise",
-    ("FeatureSet", Action.UPDATE): "re-materialise",
-    ("FeatureSet", Action.DELETE_THEN_CREATE): "re-materialise",
-    ("TrainingJob", Action.CREATE): "train",
-    ("TrainingJob", Action.UPDATE): "retrain",
-    ("TrainingJob", Action.DELETE_THEN_CREATE): "retrain",
 }
 _SPECIAL = re.compile(r"([\\`*_\[\]|])")
 _FIELDS_IN_WHY = 2  # changed fields named in the table; the rest are in the details
@@ -106,7 +85,7 @@ def area(kind: str) -> str:
 
 
 def action_label(change: Change) -> str:
-    verb = KIND_VERBS.get((change.kind, change.action), VERBS[change.action])
+    verb = words.imperative(change.kind, change.action)
     return f"{SYMBOLS[change.action]} {verb}".strip()
 
 

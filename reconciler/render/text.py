@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 
 from reconciler.plan import SENSITIVE, Action, Drift, Plan, Reason, ResourceChange
-from reconciler.render import redact
+from reconciler.render import redact, words
 
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
@@ -18,25 +18,6 @@ SYMBOLS = {
     Action.CREATE_THEN_DELETE: ("+/-", "magenta"),
     Action.READ: ("<=", "cyan"),
     Action.NOOP: (" ", "dim"),
-}
-VERBS = {
-    Action.CREATE: "will be created",
-    Action.UPDATE: "will be updated in place",
-    Action.DELETE: "will be destroyed",
-    Action.DELETE_THEN_CREATE: "will be replaced",
-    Action.CREATE_THEN_DELETE: "will be replaced (create first)",
-    Action.READ: "will be read",
-    Action.NOOP: "unchanged",
-}
-# What the change means for each kind, in its users' words
-KIND_VERBS = {
-    ("Dataset", Action.CREATE): "will be snapshotted",
-    ("Dataset", Action.UPDATE): "will be re-snapshotted",
-    ("FeatureSet", Action.CREATE): "will be materialised",
-    ("FeatureSet", Action.UPDATE): "will be re-materialised",
-    ("TrainingJob", Action.CREATE): "will be trained",
-    ("TrainingJob", Action.UPDATE): "will be retrained",
-    ("TrainingJob", Action.DELETE_THEN_CREATE): "will be retrained",
 }
 
 
@@ -59,7 +40,7 @@ def _reason(change: ResourceChange) -> str:
 
 def change_lines(change: ResourceChange, width: int) -> list[Text]:
     symbol, style = SYMBOLS[change.action]
-    verb = KIND_VERBS.get((change.kind, change.action), VERBS[change.action])
+    verb = "will be " + words.participle(change.kind, change.action)
     line = Text(f"  {symbol:<3} ", style=style)
     line.append(change.address.ljust(width), style="bold")
     line.append(f"  {verb}")
