@@ -316,7 +316,8 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
         return replace(
             change, action=Action.UPDATE, reason=Reason.SPEC_CHANGED, after_unknown=unknown
         )
-    if inputs or fingerprint_moved:
+    # only content-addressed resources (a provider fingerprint) depend on upstream outputs
+    if (inputs and response.inputs_fingerprint is not None) or fingerprint_moved:
         detail = f"input {', '.join(inputs)} changed" if inputs else "inputs changed"
         return replace(
             change,

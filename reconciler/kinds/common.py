@@ -48,6 +48,7 @@ class SpecModel(BaseModel):
         frozen=True,
         use_enum_values=True,
         validate_default=False,
+        defer_build=True,  # build validators on first use: most commands touch few kinds
     )
 
 

@@ -222,15 +222,19 @@ def expected_changes(tree: Tree, edited: str) -> dict[str, Action]:
     """The edited resource updates, and so does everything consuming its data, transitively.
 
     A data-bearing resource (Dataset, FeatureSet, TrainingJob) gets new outputs when it
-    changes, so its dependents are re-applied; a Quota, Secret or Alert has none.
+    changes, so the data-bearing resources built from it are re-applied; a Quota, Secret or
+    Alert has no such outputs, and an Alert watching a job does not change when the job is
+    retrained.
     """
     changed = {edited: Action.UPDATE}
     grew = True
     while grew:
         grew = False
         for address, doc in tree.items():
-            if address not in changed and any(
-                r in changed and r.split("/", 1)[0] in DATA_KINDS for r in doc.refs
+            if (
+                address not in changed
+                and doc.kind in DATA_KINDS
+                and any(r in changed and r.split("/", 1)[0] in DATA_KINDS for r in doc.refs)
             ):
                 changed[address] = Action.UPDATE
                 grew = True
