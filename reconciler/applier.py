@@ -167,20 +167,10 @@ class Applier:
                 request.ctx, request.prior_spec, change.after, request.prior_outputs, upstream
             )
         ).inputs_fingerprint
-        if create:  # recorded first, so a crash before the state write cannot orphan the object
-            self._put(
-                ResourceState(
-                    address=change.address,
-                    kind=change.kind,
-                    provider=change.provider,
-                    spec=change.after,
-                    spec_hash=canonical_hash(change.after),
-                    dependencies=list(change.dependencies),
-                    status=Status.PENDING,
-                    prevent_destroy=change.prevent_destroy,
-                ),
-                point="after-pending-write",
-            )
+        pending = self.resources.get(change.address)
+        if create and not (pending and pending.status is Status.PENDING):
+            # recorded first, so a crash before the state write cannot orphan the object
+            self._put(_pending(change), point="after-pending-write")
         faults.point("before-provider-call", change.address)
         call = provider.create if create else provider.update
         try:
@@ -281,6 +271,11 @@ class Applier:
         """Run every change once its prerequisites finished; at most `parallelism` at once."""
         report = ApplyReport()
         changes = {c.address: c for c in plan.changes}
+        creates = [_pending(c) for c in plan.changes if c.action is Action.CREATE]
+        if creates:  # one transaction records every create this apply may start
+            self.serial = self.backend.put_many(self.serial, creates)
+            self.resources.update((r.address, r) for r in creates)
+            faults.point("after-pending-write")
         waits = _prerequisites(changes)
         unblocks: dict[str, list[str]] = {}
         for address, prerequisites in waits.items():
@@ -330,6 +325,9 @@ class Applier:
                 address, outcome = results.get()
                 in_flight -= 1
                 complete(address, outcome)
+        for outcome in report.outcomes:  # creates that never started hold no object
+            if outcome.status == "skipped" and changes[outcome.address].action is Action.CREATE:
+                self._remove(outcome.address)
         report.serial = self.serial
         return report
 
@@ -343,6 +341,21 @@ class Applier:
         except BaseException as exc:  # reported as this resource's failure
             outcome = Outcome(change.address, change.action, "failed", f"internal error: {exc!r}")
         results.put((change.address, outcome))
+
+
+def _pending(change: ResourceChange) -> ResourceState:
+    """The record written before a create starts: the resource may exist from here on."""
+    assert change.after is not None
+    return ResourceState(
+        address=change.address,
+        kind=change.kind,
+        provider=change.provider,
+        spec=change.after,
+        spec_hash=canonical_hash(change.after),
+        dependencies=list(change.dependencies),
+        status=Status.PENDING,
+        prevent_destroy=change.prevent_destroy,
+    )
 
 
 def _prerequisites(changes: dict[str, ResourceChange]) -> dict[str, set[str]]:

@@ -157,9 +157,15 @@ def plan(
 
 
 def _listener() -> Any:
+    """Progress lines as each resource starts and ends (called from worker threads)."""
+    import threading
+
+    from rich.text import Text
+
     from reconciler.plan import Action
 
     out = _out()
+    lock = threading.Lock()
     verbs = {
         "create": "creating",
         "update": "updating",
@@ -168,19 +174,27 @@ def _listener() -> Any:
         "create-then-delete": "replacing",
     }
 
+    def emit(line: Text) -> None:
+        with lock:
+            if out.is_terminal and not out.no_color:
+                out.print(line)
+            else:  # plain output skips rich's rendering, which costs more than the change
+                out.file.write(line.plain + "\n")
+                out.file.flush()
+
     def listen(event: str, change: Any, outcome: Any) -> None:
         if change.action is Action.NOOP:
             return
         if event == "start":
-            out.print(f"{change.address}: {verbs.get(change.action.value, change.action.value)}...")
-        elif outcome.status == "succeeded":
-            out.print(f"{change.address}: done ({outcome.seconds:.1f}s)")
-        else:
-            out.print(
-                f"[red]{change.address}: {outcome.status}[/red]: {outcome.error}",
-                markup=True,
-                highlight=False,
+            emit(
+                Text(f"{change.address}: {verbs.get(change.action.value, change.action.value)}...")
             )
+        elif outcome.status == "succeeded":
+            emit(Text(f"{change.address}: done ({outcome.seconds:.1f}s)"))
+        else:
+            line = Text(f"{change.address}: {outcome.status}", style="red")
+            line.append(f": {outcome.error}")
+            emit(line)
 
     return listen
 

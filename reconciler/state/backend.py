@@ -50,6 +50,13 @@ class StateBackend(abc.ABC):
         A journal entry given is appended in the same transaction: both land, or neither.
         """
 
+    def put_many(self, expected_serial: int, resources: list[ResourceState]) -> int:
+        """Write several resources (one version each); backends make it one transaction."""
+        serial = expected_serial
+        for resource in resources:
+            serial = self.put(serial, resource)
+        return serial
+
     @abc.abstractmethod
     def remove(
         self, expected_serial: int, address: str, journal: JournalEntry | None = None

@@ -83,6 +83,15 @@ class SqliteBackend(StateBackend):
         }
         return State(lineage, serial, resources)
 
+    def _check_serial(self, expected_serial: int) -> int:
+        serial = int(self._meta("serial"))
+        if serial != expected_serial:
+            raise StateConflict(
+                f"the state changed while this command ran (serial {expected_serial} -> "
+                f"{serial}): another writer bypassed the lock. Re-run the command."
+            )
+        return serial
+
     def _write(
         self,
         expected_serial: int,
@@ -91,12 +100,7 @@ class SqliteBackend(StateBackend):
         journal: JournalEntry | None = None,
     ) -> int:
         with self._tx():
-            serial = int(self._meta("serial"))
-            if serial != expected_serial:
-                raise StateConflict(
-                    f"the state changed while this command ran (serial {expected_serial} -> "
-                    f"{serial}): another writer bypassed the lock. Re-run the command."
-                )
+            serial = self._check_serial(expected_serial)
             if data is None:
                 self._db.execute("DELETE FROM resources WHERE address=?", (address,))
             else:
@@ -123,6 +127,24 @@ class SqliteBackend(StateBackend):
     ) -> int:
         data = json.dumps(resource.to_dict(), sort_keys=True)
         return self._write(expected_serial, resource.address, data, journal)
+
+    def put_many(self, expected_serial: int, resources: list[ResourceState]) -> int:
+        with self._tx():
+            serial = self._check_serial(expected_serial)
+            for resource in resources:
+                data = json.dumps(resource.to_dict(), sort_keys=True)
+                self._db.execute(
+                    "INSERT INTO resources VALUES (?, ?) ON CONFLICT(address) DO UPDATE "
+                    "SET data=excluded.data",
+                    (resource.address, data),
+                )
+                serial += 1
+                self._db.execute(
+                    "INSERT INTO versions VALUES (?, ?, ?, ?, ?)",
+                    (serial, now(), resource.address, "put", data),
+                )
+            self._db.execute("UPDATE meta SET value=? WHERE key='serial'", (str(serial),))
+        return serial
 
     def remove(
         self, expected_serial: int, address: str, journal: JournalEntry | None = None
