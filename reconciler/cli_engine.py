@@ -53,6 +53,8 @@ def _plan_options(
 
 
 def _check_addresses(session: Any, addresses: tuple[str, ...], option: str) -> None:
+    if not addresses:
+        return
     known = set(session.checked.tree.documents) | set(session.backend.read().resources)
     from reconciler.diagnostics import suggestion
 
