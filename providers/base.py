@@ -60,6 +60,12 @@ class ResourceContext:
     lineage: str
     root: Path  # the spec tree, for relative paths
 
+    @classmethod
+    def of(cls, address: str, lineage: str, root: Path) -> ResourceContext:
+        """The context for ``Kind/name``."""
+        kind, name = address.split("/", 1)
+        return cls(address, kind, name, lineage, root)
+
     @property
     def owner_labels(self) -> dict[str, str]:
         """Labels/tags that mark an external object as this resource's, for adoption."""

@@ -127,8 +127,7 @@ class Applier:
     def _ctx(self, change: ResourceChange) -> ResourceContext:
         from pathlib import Path
 
-        kind, name = change.address.split("/", 1)
-        return ResourceContext(change.address, kind, name, self.state.lineage, Path(str(self.root)))
+        return ResourceContext.of(change.address, self.state.lineage, Path(str(self.root)))
 
     def _retrying(self, call: Callable[[], object]) -> object:
         for attempt in range(1, MAX_ATTEMPTS + 1):

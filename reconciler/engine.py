@@ -110,8 +110,7 @@ def _validate_with_providers(
     labels = checked.tree.workspace.spec.defaults.labels
     for address, loaded in sorted(checked.tree.documents.items()):
         name = _provider_of(loaded.model, default)
-        kind, short = address.split("/", 1)
-        ctx = base.ResourceContext(address, kind, short, "", checked.tree.root)
+        ctx = base.ResourceContext.of(address, "", checked.tree.root)
         for d in instances[name].validate(ctx, desired_document(loaded.model, labels)):
             found.add(
                 Diagnostic(
@@ -123,8 +122,7 @@ def _validate_with_providers(
 
 
 def _provider_of(model: Any, default: str) -> str:
-    spec = getattr(model, "spec", None)
-    return getattr(spec, "provider", None) or default
+    return Providers({}, default).for_document(model)
 
 
 def open_session(paths: list[Path]) -> Session:
@@ -289,10 +287,9 @@ def apply_refresh(session: Session, plan: plans.Plan) -> int:
             serial = session.backend.remove(serial, drift.address)
             continue
         provider = session.providers.get(prior.provider, drift.address)
-        kind, name = drift.address.split("/", 1)
         live = provider.read(
             base.ReadRequest(
-                base.ResourceContext(drift.address, kind, name, state.lineage, session.root),
+                base.ResourceContext.of(drift.address, state.lineage, session.root),
                 prior.spec,
                 prior.outputs,
                 prior.external_id,
@@ -327,10 +324,9 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
         )
     name = session.providers.for_document(loaded.model)
     provider = session.providers.get(name, address)
-    kind, short = address.split("/", 1)
     response = provider.import_(
         base.ImportRequest(
-            base.ResourceContext(address, kind, short, state.lineage, session.root), external_id
+            base.ResourceContext.of(address, state.lineage, session.root), external_id
         )
     )
     desired = desired_document(loaded.model, session.checked.tree.workspace.spec.defaults.labels)
@@ -343,7 +339,7 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
         state.serial,
         ResourceState(
             address=address,
-            kind=kind,
+            kind=loaded.model.KIND,
             provider=name,
             spec=spec,
             spec_hash=canonical_hash(spec),

@@ -155,8 +155,7 @@ class _Context:
     changes: dict[str, ResourceChange] = field(default_factory=dict)
 
     def ctx(self, address: str) -> ResourceContext:
-        kind, name = address.split("/", 1)
-        return ResourceContext(address, kind, name, self.state.lineage, self.checked.tree.root)
+        return ResourceContext.of(address, self.state.lineage, self.checked.tree.root)
 
 
 T = TypeVar("T")
