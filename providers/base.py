@@ -168,7 +168,8 @@ class Provider(abc.ABC):
 
     def plan(self, request: PlanRequest) -> PlanResponse:
         """Which changed fields force a replacement and which outputs become unknown."""
-        changed = changed_paths(request.prior_spec or {}, request.desired_spec)
+        same = request.prior_spec == request.desired_spec
+        changed = set() if same else changed_paths(request.prior_spec or {}, request.desired_spec)
         forcing = self.replace_on.get(request.ctx.kind, frozenset())
         replace = sorted(
             p for p in changed if any(p == f or p.startswith(f + ".") for f in forcing)

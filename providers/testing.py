@@ -65,8 +65,12 @@ class FakeProvider(Provider):
 
     def _log(self, call: str, address: str, **extra: Any) -> None:
         line = json.dumps({"call": call, "address": address, **extra}, sort_keys=True)
-        with _lock, open(self.store / "calls.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+        with _lock:
+            log = self.__dict__.get("_log_file")
+            if log is None:  # kept open: one O_APPEND write per call, safe across processes
+                log = open(self.store / "calls.jsonl", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+                self.__dict__["_log_file"] = log
+            log.write(line + "\n")
 
     def calls(self) -> list[dict[str, Any]]:
         path = self.store / "calls.jsonl"

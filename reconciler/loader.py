@@ -303,7 +303,7 @@ def _with_address(d: Diagnostic, raw: RawDocument) -> Diagnostic:
     return Diagnostic(d.severity, d.message, d.position, _address(raw), d.hint, d.path)
 
 
-PARALLEL_MIN_BYTES = 2 * 2**20  # below this, starting workers costs more than it saves
+PARALLEL_MIN_BYTES = 256 * 2**10  # below this, starting workers costs more than it saves
 
 
 def _read_one(job: tuple[Path, str]) -> tuple[list[RawDocument], list[Diagnostic]]:

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS lock (
 class SqliteBackend(StateBackend):
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._cache: State | None = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -72,16 +73,18 @@ class SqliteBackend(StateBackend):
         return str(row[0])
 
     def read(self) -> State:
+        """The current state; parsed once per serial (the serial moves with every write)."""
         self._db.execute("BEGIN")
         try:
             lineage, serial = self._meta("lineage"), int(self._meta("serial"))
-            rows = self._db.execute("SELECT data FROM resources ORDER BY address").fetchall()
+            cached = self._cache
+            if cached is None or (cached.lineage, cached.serial) != (lineage, serial):
+                rows = self._db.execute("SELECT data FROM resources ORDER BY address").fetchall()
+                parsed = (ResourceState.from_dict(json.loads(d)) for (d,) in rows)
+                cached = self._cache = State(lineage, serial, {r.address: r for r in parsed})
         finally:
             self._db.execute("COMMIT")
-        resources = {
-            r.address: r for r in (ResourceState.from_dict(json.loads(d)) for (d,) in rows)
-        }
-        return State(lineage, serial, resources)
+        return State(lineage, serial, dict(cached.resources))
 
     def _check_serial(self, expected_serial: int) -> int:
         serial = int(self._meta("serial"))
