@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from providers.base import (
     ApplyRequest,
@@ -75,7 +76,7 @@ class Applier:
         backend: StateBackend,
         state: State,
         providers: Providers,
-        root: object,
+        root: Path,
         parallelism: int = 10,
         listener: Listener | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -125,9 +126,7 @@ class Applier:
 
     # -- provider calls ----------------------------------------------------------------
     def _ctx(self, change: ResourceChange) -> ResourceContext:
-        from pathlib import Path
-
-        return ResourceContext.of(change.address, self.state.lineage, Path(str(self.root)))
+        return ResourceContext.of(change.address, self.state.lineage, self.root)
 
     def _retrying(self, call: Callable[[], object]) -> object:
         for attempt in range(1, MAX_ATTEMPTS + 1):
