@@ -408,12 +408,25 @@ def _ordered(c: _Context, changes: list[ResourceChange]) -> list[ResourceChange]
     keep = [ch for ch in changes if ch.action is not Action.DELETE]
     gone = [ch for ch in changes if ch.action is Action.DELETE]
     keep.sort(key=lambda ch: rank.get(ch.address, 0))
-    gone.sort(key=lambda ch: (-_depth(ch.address, c.state), ch.address))
+    depths = _depths(c.state) if gone else {}
+    gone.sort(key=lambda ch: (-depths.get(ch.address, 0), ch.address))
     return keep + gone
 
 
-def _depth(address: str, state: State, seen: frozenset[str] = frozenset()) -> int:
-    prior = state.resources.get(address)
-    if prior is None or address in seen:
-        return 0
-    return 1 + max((_depth(d, state, seen | {address}) for d in prior.dependencies), default=0)
+def _depths(state: State) -> dict[str, int]:
+    """How deep each recorded resource sits in its recorded dependencies (leaves are 1)."""
+    depths: dict[str, int] = {}
+
+    def depth(address: str, seen: frozenset[str]) -> int:
+        prior = state.resources.get(address)
+        if prior is None or address in seen:
+            return 0
+        if address not in depths:  # each resource once, so diamonds cost nothing extra
+            depths[address] = 1 + max(
+                (depth(d, seen | {address}) for d in prior.dependencies), default=0
+            )
+        return depths[address]
+
+    for address in state.resources:
+        depth(address, frozenset())
+    return depths

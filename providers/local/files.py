@@ -40,8 +40,8 @@ def ensure_dir(path: Path, mode: int = 0o755) -> None:
         path.chmod(mode)
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace path with data: temporary file, fsync, rename, fsync of the directory."""
+def _durable_temp(path: Path, data: bytes, mode: int) -> str:
+    """A synced temporary file beside path holding data; the caller renames or links it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
@@ -49,6 +49,17 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace path with data: temporary file, fsync, rename, fsync of the directory."""
+    tmp = _durable_temp(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -59,13 +70,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
     """Write path only if it does not exist yet (atomically); False when it already did."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _durable_temp(path, data, mode)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         try:
             os.link(tmp, path)  # fails if another process made it first
         except FileExistsError:
