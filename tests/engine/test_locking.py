@@ -81,6 +81,17 @@ def stalled_apply(
         log.unlink()
 
 
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open; its descriptors may close while we look."""
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
+                return True
+        except FileNotFoundError:
+            continue
+    return False
+
+
 def test_second_apply_fails_at_once_naming_the_holder(tmp_path: Path) -> None:
     root = write_tree(tmp_path / "tree")
     with stalled_apply(root) as (first, holder, release):
@@ -109,10 +120,7 @@ def test_lock_timeout_waits_for_the_holder_then_succeeds(tmp_path: Path) -> None
         t0 = time.monotonic()
         with started(*APPLY, "--lock-timeout", "10s", cwd=root) as second:
             # it has opened the state; half a second later it must still be waiting
-            while not any(
-                os.path.realpath(f"/proc/{second.pid}/fd/{fd}") == str(state_db(root))
-                for fd in os.listdir(f"/proc/{second.pid}/fd")
-            ):
+            while not has_open(second.pid, state_db(root)):
                 assert second.poll() is None, finish(second, APPLY, t0)
                 time.sleep(0.01)
             time.sleep(0.5)
