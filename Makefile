@@ -14,7 +14,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,trainer,mlflow]'
 
 # The main job: check the quickstart, show its graph. `plan` and `apply` join this
 # target as the reconciliation engine lands (see the README's status).

@@ -94,7 +94,8 @@ class PlanRequest:
     prior_spec: JSON | None  # None when creating
     desired_spec: JSON
     prior_outputs: JSON
-    upstream: Mapping[str, JSON]  # outputs of dependencies, by address
+    upstream: Mapping[str, JSON]  # outputs of dependencies, by address (UNKNOWN where pending)
+    observed: JSON | None = None  # what refresh read just now; None without refresh or record
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,9 @@ class PlanResponse:
     requires_replace: list[str] = field(default_factory=list)  # changed field paths that force it
     unknown_outputs: list[str] = field(default_factory=list)  # outputs known only after apply
     inputs_fingerprint: str | None = None  # content address of everything the result depends on
+    #: why the inputs fingerprint moved, in words (shown as the change's reason), such as
+    #: "source changed (sha256:1f2e... -> sha256:9a8b...)"
+    reason_detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -168,15 +172,10 @@ class Provider(abc.ABC):
 
     def plan(self, request: PlanRequest) -> PlanResponse:
         """Which changed fields force a replacement and which outputs become unknown."""
-        same = request.prior_spec == request.desired_spec
-        changed = set() if same else changed_paths(request.prior_spec or {}, request.desired_spec)
-        forcing = self.replace_on.get(request.ctx.kind, frozenset())
-        replace = sorted(
-            p for p in changed if any(p == f or p.startswith(f + ".") for f in forcing)
-        )
-        unknown = list(self.computed_outputs.get(request.ctx.kind, ()))
-        return PlanResponse(
-            requires_replace=replace if request.prior_spec else [], unknown_outputs=unknown
+        return default_plan(
+            request,
+            self.replace_on.get(request.ctx.kind, frozenset()),
+            self.computed_outputs.get(request.ctx.kind, ()),
         )
 
     @abc.abstractmethod
@@ -193,6 +192,19 @@ class Provider(abc.ABC):
 
     def import_(self, request: ImportRequest) -> ImportResponse:
         raise PermanentError(f"provider {self.name} cannot import {request.ctx.kind} resources")
+
+
+def default_plan(
+    request: PlanRequest, forcing: frozenset[str], computed: tuple[str, ...]
+) -> PlanResponse:
+    """The plan of a kind that is not content-addressed: fields in ``forcing`` (dotted, under
+    the document) force a replacement when they change; ``computed`` outputs are unknown."""
+    same = request.prior_spec == request.desired_spec
+    changed = set() if same else changed_paths(request.prior_spec or {}, request.desired_spec)
+    replace = sorted(p for p in changed if any(p == f or p.startswith(f + ".") for f in forcing))
+    return PlanResponse(
+        requires_replace=replace if request.prior_spec else [], unknown_outputs=list(computed)
+    )
 
 
 def changed_paths(before: JSON, after: JSON, prefix: str = "") -> set[str]:

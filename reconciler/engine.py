@@ -52,19 +52,28 @@ def specs_digest(checked: CheckedTree) -> str:
 
 
 def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
-    providers = checked.tree.workspace.spec.providers
+    """A provider's own settings, plus under ``workspace`` the Workspace's name and the
+    settings every provider may need (defaults, pricing, registry, the Pushgateway URL)."""
+    workspace = checked.tree.workspace
+    providers = workspace.spec.providers
     if name in type(providers).model_fields and name != "plugins":
         settings = getattr(providers, name)
-        return settings.model_dump(mode="json", by_alias=True) if settings is not None else {}
-    return dict(providers.plugins.get(name, {}))
+        own = settings.model_dump(mode="json", by_alias=True) if settings is not None else {}
+    else:
+        own = dict(providers.plugins.get(name, {}))
+    shared = workspace.spec.model_dump(
+        mode="json", by_alias=True, include={"defaults", "pricing", "registry"}
+    )
+    shared["name"] = workspace.metadata.name
+    shared["pushgatewayUrl"] = providers.prometheus.pushgateway_url
+    return {**own, "workspace": shared}
 
 
 def load_providers(checked: CheckedTree, state: State) -> Providers:
     default = checked.tree.workspace.spec.defaults.provider
     names = {default} | {r.provider for r in state.resources.values()}
     for loaded in checked.tree.documents.values():
-        spec = getattr(loaded.model, "spec", None)
-        names.add(getattr(spec, "provider", None) or default)
+        names.add(_provider_of(loaded.model, default))
     instances = {}
     for name in sorted(names):
         cls = base.load(name)

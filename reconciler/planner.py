@@ -41,6 +41,12 @@ class PlanOptions:
     replace: tuple[str, ...] = ()
 
 
+#: Where the embedded default sends kinds it does not realise itself: with the local
+#: provider as the default, Alert and SLO documents become Prometheus rules (rule files on
+#: disk when no Prometheus URL is configured). Other defaults (kubernetes) realise them.
+KIND_PROVIDERS: Mapping[str, str] = {"Alert": "prometheus", "SLO": "prometheus"}
+
+
 @dataclass
 class Providers:
     """Provider instances by name, and which provider realises each address."""
@@ -49,8 +55,14 @@ class Providers:
     default: str = "local"
 
     def for_document(self, doc: Document) -> str:
+        """spec.provider when given, else the default (with local, KIND_PROVIDERS first)."""
         spec = getattr(doc, "spec", None)
-        return getattr(spec, "provider", None) or self.default
+        named: str | None = getattr(spec, "provider", None)
+        if named:
+            return named
+        if self.default == "local":
+            return KIND_PROVIDERS.get(doc.KIND, self.default)
+        return self.default
 
     def get(self, name: str, address: str) -> Provider:
         provider = self.instances.get(name)
@@ -257,6 +269,7 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
                 desired,
                 prior.outputs if prior else {},
                 upstream,
+                live.observed if live is not None and live.exists else None,
             )
         ),
     )
@@ -317,7 +330,11 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
         )
     # only content-addressed resources (a provider fingerprint) depend on upstream outputs
     if (inputs and response.inputs_fingerprint is not None) or fingerprint_moved:
-        detail = f"input {', '.join(inputs)} changed" if inputs else "inputs changed"
+        detail = (
+            f"input {', '.join(inputs)} changed"
+            if inputs
+            else response.reason_detail or "inputs changed"
+        )
         return replace(
             change,
             action=Action.UPDATE,

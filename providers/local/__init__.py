@@ -21,6 +21,8 @@ from providers.base import (
     ImportRequest,
     ImportResponse,
     PermanentError,
+    PlanRequest,
+    PlanResponse,
     Provider,
     ReadRequest,
     ReadResponse,
@@ -40,9 +42,13 @@ HANDLERS: Mapping[str, type[KindHandler]] = {
 class LocalProvider(Provider):
     name: ClassVar[str] = "local"
     kinds: ClassVar[frozenset[str]] = frozenset(HANDLERS)
-    # Quota and Secret change in place: no field forces a replacement, no output waits.
-    replace_on: ClassVar[Mapping[str, frozenset[str]]] = {}
-    computed_outputs: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    # each kind's handler says which fields force a replacement and which outputs wait
+    replace_on: ClassVar[Mapping[str, frozenset[str]]] = {
+        kind: handler.replace_on for kind, handler in HANDLERS.items()
+    }
+    computed_outputs: ClassVar[Mapping[str, tuple[str, ...]]] = {
+        kind: handler.computed_outputs for kind, handler in HANDLERS.items()
+    }
 
     def __init__(self, config: JSON | None = None, root: Path | None = None) -> None:
         super().__init__(config, root)
@@ -65,6 +71,9 @@ class LocalProvider(Provider):
 
     def read(self, request: ReadRequest) -> ReadResponse:
         return self.handler(request.ctx.kind).read(request)
+
+    def plan(self, request: PlanRequest) -> PlanResponse:
+        return self.handler(request.ctx.kind).plan(request)
 
     def create(self, request: ApplyRequest) -> ApplyResponse:
         return self.handler(request.ctx.kind).create(request)

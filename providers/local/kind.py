@@ -18,9 +18,12 @@ from providers.base import (
     ImportRequest,
     ImportResponse,
     PermanentError,
+    PlanRequest,
+    PlanResponse,
     ReadRequest,
     ReadResponse,
     ResourceContext,
+    default_plan,
 )
 from providers.local.settings import LocalSettings
 from reconciler.diagnostics import Diagnostic
@@ -30,12 +33,20 @@ class KindHandler(abc.ABC):
     """The provider protocol for one kind, with the local provider's settings at hand."""
 
     kind: ClassVar[str] = ""
+    #: spec fields (dotted, such as ``spec.source.uri``) whose change forces a replacement
+    replace_on: ClassVar[frozenset[str]] = frozenset()
+    #: outputs only a create or update can tell (used by the default ``plan``)
+    computed_outputs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: LocalSettings) -> None:
         self.settings = settings
 
     def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
         return []
+
+    def plan(self, request: PlanRequest) -> PlanResponse:
+        """Content-addressed kinds override this to return an inputs fingerprint."""
+        return default_plan(request, self.replace_on, self.computed_outputs)
 
     @abc.abstractmethod
     def read(self, request: ReadRequest) -> ReadResponse: ...

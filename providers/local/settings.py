@@ -8,7 +8,7 @@ paths and flags every kind module shares, and decides which user-given paths are
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from providers.base import JSON, PermanentError
@@ -22,6 +22,9 @@ class LocalSettings:
     data_dir: Path  # absolute: where everything the local provider realises lives
     max_concurrent_jobs: int = 1
     allow_external_paths: bool = False
+    #: Workspace-wide settings the engine passes every provider: name, defaults, pricing,
+    #: registry (camelCase, as written), pushgatewayUrl
+    workspace: JSON = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: JSON, root: Path) -> LocalSettings:
@@ -32,6 +35,7 @@ class LocalSettings:
             data_dir=data_dir if data_dir.is_absolute() else root / data_dir,
             max_concurrent_jobs=int(config.get("maxConcurrentJobs") or 1),
             allow_external_paths=bool(config.get("allowExternalPaths", False)),
+            workspace=dict(config.get("workspace") or {}),
         )
 
     def shown(self, path: Path) -> str:
