@@ -134,9 +134,15 @@ def edit_one(root: Path, tool: str, shape: str, size: int) -> None:
 # -- running commands --------------------------------------------------------------------
 
 
+#: Where pipeform's bytecode is cached during the run (set by main): an installed package
+#: has its .pyc files, so a run with PYTHONDONTWRITEBYTECODE set would time compiling too.
+PYCACHE: dict[str, str] = {}
+
+
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PIPEFORM_FAKE_STORE"}
-    return {**env, "CHECKPOINT_DISABLE": "1", "NO_COLOR": "1", "TF_IN_AUTOMATION": "1"}
+    dropped = ("PIPEFORM_FAKE_STORE", "PYTHONDONTWRITEBYTECODE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    return {**env, **PYCACHE, "CHECKPOINT_DISABLE": "1", "NO_COLOR": "1", "TF_IN_AUTOMATION": "1"}
 
 
 def measure(
@@ -366,6 +372,7 @@ def main() -> None:
     results = Results()
     with tempfile.TemporaryDirectory(prefix="pipeform-bench-plan-") as tmp:
         work = Path(tmp)
+        PYCACHE["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
         if terraform is not None:
             rc = work / "terraformrc"
             rc.write_text("", encoding="utf-8")

@@ -64,13 +64,18 @@ class FakeProvider(Provider):
         return cached
 
     def _log(self, call: str, address: str, **extra: Any) -> None:
-        line = json.dumps({"call": call, "address": address, **extra}, sort_keys=True)
+        if extra:
+            line = json.dumps({"call": call, "address": address, **extra}, sort_keys=True)
+        else:  # the same text as json.dumps(..., sort_keys=True), without its overhead
+            line = f'{{"address": {_quoted(address)}, "call": {_quoted(call)}}}'
+        data = (line + "\n").encode("utf-8")
         with _lock:
             log = self.__dict__.get("_log_file")
-            if log is None:  # kept open: one O_APPEND write per call, safe across processes
-                log = open(self.store / "calls.jsonl", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            if log is None:
+                # kept open and unbuffered: one O_APPEND write per call, safe across processes
+                log = open(self.store / "calls.jsonl", "ab", buffering=0)  # noqa: SIM115
                 self.__dict__["_log_file"] = log
-            log.write(line + "\n")
+            log.write(data)
 
     def calls(self) -> list[dict[str, Any]]:
         path = self.store / "calls.jsonl"
@@ -112,12 +117,15 @@ class FakeProvider(Provider):
 
     def read(self, request: ReadRequest) -> ReadResponse:
         self._log("read", request.ctx.address)
-        path = self._file(request.ctx.address, request.external_id)
-        if not path.exists():
+        name = request.external_id or request.ctx.address.replace("/", "__")  # as _file
+        stem = name.rpartition("/")[2]
+        try:  # one open, no exists() first: reading is what a plan does for every object
+            with open(os.path.join(self.store, name + ".json"), "rb") as handle:
+                body = json.loads(handle.read())
+        except FileNotFoundError:
             return ReadResponse(exists=False)
-        body = json.loads(path.read_text())
         return ReadResponse(
-            True, _observed(body), {"version": body.get("version"), "id": path.stem}, path.stem
+            True, _observed(body), {"version": body.get("version"), "id": stem}, stem
         )
 
     def plan(self, request: PlanRequest) -> PlanResponse:
@@ -176,6 +184,10 @@ class FakeProvider(Provider):
             {"version": body["version"], "id": path.stem},
             path.stem,
         )
+
+
+def _quoted(text: str) -> str:
+    return json.encoder.encode_basestring_ascii(text)  # what json.dumps writes for a str
 
 
 def _observed(body: JSON) -> JSON:

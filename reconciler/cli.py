@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 any error (usage errors too), 2 changes present (--detailed-
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,10 @@ def main(argv: list[str] | None = None) -> Any:
     """Console entry point: no traceback unless --debug, exit 1 on every error."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    # A command builds many objects that live to its end (specs, state, the plan); with
+    # the default thresholds (700, 10, 10) the cycle collector scans them again and again,
+    # about a third of a 10,000-resource plan. Collect young objects 100x less often.
+    gc.set_threshold(100_000, 50, 100)
     try:
         code = cli.main(args=args, prog_name="pipeform", standalone_mode=False)
     except click.exceptions.Exit as exc:

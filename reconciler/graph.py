@@ -59,16 +59,45 @@ class Graph:
             sorter.add(edge.dependent, edge.dependency)
         return sorter
 
+    def _levels(self) -> tuple[list[list[str]], bool]:
+        """(levels, acyclic), computed once per set of nodes and edges, in O(N + E).
+
+        Level by level as graphlib's get_ready/done hand them out: a node comes in the
+        level after its last dependency. Nodes on or behind a cycle are left out.
+        """
+        key = (len(self.nodes), len(self.edges))
+        cached = self.__dict__.get("_levels_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        waiting: dict[str, int] = dict.fromkeys(self.nodes, 0)
+        users: dict[str, list[str]] = {}
+        for edge in self.edges:
+            waiting[edge.dependent] = waiting.get(edge.dependent, 0) + 1
+            waiting.setdefault(edge.dependency, 0)
+            users.setdefault(edge.dependency, []).append(edge.dependent)
+        ready = sorted(node for node, count in waiting.items() if count == 0)
+        levels: list[list[str]] = []
+        placed = 0
+        while ready:
+            levels.append(ready)
+            placed += len(ready)
+            following = []
+            for node in ready:
+                for user in users.get(node, ()):
+                    waiting[user] -= 1
+                    if waiting[user] == 0:
+                        following.append(user)
+            ready = sorted(following)
+        acyclic = placed == len(waiting)
+        self.__dict__["_levels_cache"] = (key, levels, acyclic)
+        return levels, acyclic
+
     def levels(self) -> list[list[str]]:
         """Nodes in groups that can run in parallel, dependencies first."""
-        sorter = self._sorter()
-        sorter.prepare()
-        out = []
-        while sorter.is_active():
-            ready = sorted(sorter.get_ready())
-            out.append(ready)
-            sorter.done(*ready)
-        return out
+        levels, acyclic = self._levels()
+        if not acyclic:
+            self._sorter().prepare()  # raises graphlib.CycleError, naming the cycle
+        return [list(level) for level in levels]
 
     def order(self) -> list[str]:
         return [node for level in self.levels() for node in level]
@@ -84,6 +113,8 @@ class Graph:
         return wanted
 
     def find_cycle(self) -> list[str] | None:
+        if self._levels()[1]:
+            return None
         try:
             self._sorter().prepare()
         except graphlib.CycleError as exc:

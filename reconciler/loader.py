@@ -22,12 +22,14 @@ from pydantic import BaseModel, ValidationError
 from reconciler.diagnostics import Diagnostic, Diagnostics, Position, error, suggestion
 from reconciler.kinds import API_VERSION, KINDS, Document, Workspace
 from reconciler.kinds.common import ADDRESS, DNS_LABEL, ENV_NAME, FieldError
+from reconciler.state.speccache import SpecCache, content_key
 from reconciler.yamlsource import (
     MAX_FILES,
     DataPath,
     RawDocument,
     display_path,
-    read_file,
+    parse_bytes,
+    read_bytes,
     spec_files,
 )
 
@@ -305,36 +307,62 @@ def _with_address(d: Diagnostic, raw: RawDocument) -> Diagnostic:
 
 PARALLEL_MIN_BYTES = 256 * 2**10  # below this, starting workers costs more than it saves
 
+FileResult = tuple[list[RawDocument], list[Diagnostic]]
 
-def _read_one(job: tuple[Path, str]) -> tuple[list[RawDocument], list[Diagnostic]]:
+
+def _parse_one(job: tuple[bytes, str]) -> FileResult:
     problems = Diagnostics()
-    found = read_file(job[0], job[1], problems)
+    found = parse_bytes(job[0], job[1], problems)
     return found, problems.items
 
 
-def _read_files(jobs: list[tuple[Path, str]]) -> list[tuple[list[RawDocument], list[Diagnostic]]]:
-    """Parse files, in forked worker processes when the tree is large and cores allow.
+def _parse_files(jobs: list[tuple[bytes, str]]) -> list[FileResult]:
+    """Parse files' bytes, in forked worker processes when there is much and cores allow.
 
     YAML parsing is CPU-bound Python, so threads would not help; results keep file order.
     """
     workers = min(os.cpu_count() or 1, 8)
-    size = 0
-    for path, _ in jobs:
-        with contextlib.suppress(OSError):
-            size += path.stat().st_size
     if (
         workers < 2
         or len(jobs) < 4
-        or size < PARALLEL_MIN_BYTES
+        or sum(len(data) for data, _ in jobs) < PARALLEL_MIN_BYTES
         or "fork" not in mp.get_all_start_methods()
     ):
-        return [_read_one(job) for job in jobs]
+        return [_parse_one(job) for job in jobs]
     chunk = max(1, len(jobs) // (workers * 4))
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        return list(pool.map(_read_one, jobs, chunksize=chunk))
+        return list(pool.map(_parse_one, jobs, chunksize=chunk))
 
 
-def read_tree(paths: list[Path], diagnostics: Diagnostics) -> tuple[list[RawDocument], list[str]]:
+def _read_files(jobs: list[tuple[Path, str]], cache: SpecCache) -> list[FileResult]:
+    """Each file's documents and problems, from the spec cache when its bytes are known."""
+    results: list[FileResult] = []
+    misses: list[tuple[int, bytes, str, str]] = []  # (slot in results, bytes, display, key)
+    for path, display in jobs:
+        problems = Diagnostics()
+        data = read_bytes(path, display, problems)
+        if data is None:
+            results.append(([], problems.items))
+            continue
+        key = content_key(data)
+        entry = cache.get(key)
+        if entry is None:
+            misses.append((len(results), data, display, key))
+            results.append(([], []))
+        else:
+            results.append(([RawDocument.from_packed(display, *doc) for doc in entry], []))
+    parsed = _parse_files([(data, display) for _, data, display, _ in misses])
+    for (slot, _, _, key), (found, parse_problems) in zip(misses, parsed, strict=True):
+        results[slot] = (found, parse_problems)
+        if not parse_problems:  # only clean files: every diagnostic comes from a real parse
+            with contextlib.suppress(ValueError):  # not marshallable: just not cached
+                cache.put(key, [(d.index, d.data, d.pack()) for d in found])
+    return results
+
+
+def read_tree(
+    paths: list[Path], diagnostics: Diagnostics, cache: SpecCache | None = None
+) -> tuple[list[RawDocument], list[str]]:
     """Every raw document in the given files and directories."""
     files: list[Path] = []
     for path in paths:
@@ -356,7 +384,8 @@ def read_tree(paths: list[Path], diagnostics: Diagnostics) -> tuple[list[RawDocu
         return [], []
     shown = [display_path(path) for path in files]
     documents: list[RawDocument] = []
-    for found, problems in _read_files(list(zip(files, shown, strict=True))):
+    jobs = list(zip(files, shown, strict=True))
+    for found, problems in _read_files(jobs, cache or SpecCache(None, None)):
         documents.extend(found)
         diagnostics.extend(problems)
     if paths and not files and not diagnostics.has_errors:
@@ -371,8 +400,10 @@ def read_tree(paths: list[Path], diagnostics: Diagnostics) -> tuple[list[RawDocu
 
 def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
     """Read and validate every document; duplicate addresses and Workspaces are errors."""
-    raws, files = read_tree(paths, diagnostics)
     root = paths[0] if paths and paths[0].is_dir() else (paths[0].parent if paths else Path("."))
+    cache = SpecCache.open(root)
+    raws, files = read_tree(paths, diagnostics, cache)
+    cache.save()
     tree = SpecTree(
         root=root,
         workspace=Workspace.model_validate(

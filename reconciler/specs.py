@@ -28,9 +28,12 @@ class CheckedTree:
 def check_ignore_changes(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """Every lifecycle.ignoreChanges path must name a field of the kind's spec."""
     for address, doc in sorted(tree.documents.items()):
+        ignored = doc.model.metadata.lifecycle.ignore_changes
+        if not ignored:
+            continue
         spec_model = type(doc.model).model_fields["spec"].annotation
         data = doc.raw.data.get("spec") if isinstance(doc.raw.data, dict) else None
-        for i, dotted in enumerate(doc.model.metadata.lifecycle.ignore_changes):
+        for i, dotted in enumerate(ignored):
             parts = dotted.removeprefix("spec.").split(".")
             for depth, part in enumerate(parts):
                 known = known_fields(spec_model, tuple(parts[:depth]), data)

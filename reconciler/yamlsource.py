@@ -13,9 +13,10 @@ spent on any file is bounded by the limits below, not by what the file asks for.
 
 from __future__ import annotations
 
+import marshal
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,20 +42,63 @@ _SCALARS = {f"{_TAG}{t}" for t in ("null", "bool", "int", "float")}
 _MAY_RESOLVE = frozenset(k for k in yaml.resolver.Resolver.yaml_implicit_resolvers if k)
 
 
-@dataclass
 class RawDocument:
     """One YAML document as plain data, with the position of every key and value.
 
     ``positions`` holds, for a scalar, where the value is written and, for a list or
     mapping under a key, where that key is written (the line a reader looks for);
-    ``key_positions`` holds where each mapping key is written.
+    ``key_positions`` holds where each mapping key is written. A document read from the
+    spec cache keeps its positions packed (marshal) until something asks for one: most
+    commands on a valid tree never do.
     """
 
-    file: str
-    index: int
-    data: Any
-    positions: dict[DataPath, Place] = field(default_factory=dict)
-    key_positions: dict[DataPath, Place] = field(default_factory=dict)
+    __slots__ = ("_key_positions", "_packed", "_positions", "data", "file", "index")
+
+    def __init__(
+        self,
+        file: str,
+        index: int,
+        data: Any,
+        positions: dict[DataPath, Place] | None = None,
+        key_positions: dict[DataPath, Place] | None = None,
+    ) -> None:
+        self.file = file
+        self.index = index
+        self.data = data
+        self._positions = {} if positions is None else positions
+        self._key_positions = {} if key_positions is None else key_positions
+        self._packed: bytes | None = None
+
+    @classmethod
+    def from_packed(cls, file: str, index: int, data: Any, packed: bytes) -> RawDocument:
+        """A document whose positions are in ``packed`` (from ``pack``), unpacked on use."""
+        document = cls(file, index, data)
+        document._packed = packed
+        return document
+
+    def pack(self) -> bytes:
+        """The positions as bytes, for the spec cache."""
+        if self._packed is not None:
+            return self._packed
+        return marshal.dumps((self._positions, self._key_positions))
+
+    def _unpack(self) -> None:
+        if self._packed is not None:
+            self._positions, self._key_positions = marshal.loads(self._packed)
+            self._packed = None
+
+    @property
+    def positions(self) -> dict[DataPath, Place]:
+        self._unpack()
+        return self._positions
+
+    @property
+    def key_positions(self) -> dict[DataPath, Place]:
+        self._unpack()
+        return self._key_positions
+
+    def __repr__(self) -> str:
+        return f"RawDocument({self.file!r}, {self.index}, {self.data!r})"
 
     @property
     def start(self) -> Position:
@@ -63,8 +107,9 @@ class RawDocument:
 
     def position(self, path: DataPath) -> Position:
         """The position of path, or of its nearest written ancestor."""
+        positions = self.positions
         for end in range(len(path), -1, -1):
-            found = self.positions.get(tuple(path[:end]))
+            found = positions.get(tuple(path[:end]))
             if found:
                 return Position(self.file, *found)
         return self.start
@@ -551,8 +596,8 @@ def parse_text(text: str, display: str, diagnostics: Diagnostics) -> list[RawDoc
     return documents
 
 
-def read_file(path: Path, display: str, diagnostics: Diagnostics) -> list[RawDocument]:
-    """Read and parse one file, refusing what is too large, binary or not UTF-8."""
+def read_bytes(path: Path, display: str, diagnostics: Diagnostics) -> bytes | None:
+    """One file's bytes, refusing what is not a regular file or is too large."""
     too_large = "split it into several files, or move data out of specs"
     try:
         info = path.stat()
@@ -564,7 +609,7 @@ def read_file(path: Path, display: str, diagnostics: Diagnostics) -> list[RawDoc
                     hint="remove it from the spec tree or rename it away from .yaml/.yml",
                 )
             )
-            return []
+            return None
         if info.st_size > MAX_FILE_BYTES:
             diagnostics.add(
                 error(
@@ -573,7 +618,7 @@ def read_file(path: Path, display: str, diagnostics: Diagnostics) -> list[RawDoc
                     hint=too_large,
                 )
             )
-            return []
+            return None
         with path.open("rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)  # never more, even if the file grows meanwhile
         if len(data) > MAX_FILE_BYTES:
@@ -584,7 +629,7 @@ def read_file(path: Path, display: str, diagnostics: Diagnostics) -> list[RawDoc
                     hint=too_large,
                 )
             )
-            return []
+            return None
     except OSError as exc:
         diagnostics.add(
             error(
@@ -593,7 +638,12 @@ def read_file(path: Path, display: str, diagnostics: Diagnostics) -> list[RawDoc
                 hint="check the path and its permissions",
             )
         )
-        return []
+        return None
+    return data
+
+
+def parse_bytes(data: bytes, display: str, diagnostics: Diagnostics) -> list[RawDocument]:
+    """Parse one file's bytes, refusing what is binary or not UTF-8."""
     text = _decode(data, display, diagnostics)
     if text is None:
         return []
@@ -608,6 +658,12 @@ def read_file(path: Path, display: str, diagnostics: Diagnostics) -> list[RawDoc
             )
         )
     return documents
+
+
+def read_file(path: Path, display: str, diagnostics: Diagnostics) -> list[RawDocument]:
+    """Read and parse one file, refusing what is too large, binary or not UTF-8."""
+    data = read_bytes(path, display, diagnostics)
+    return [] if data is None else parse_bytes(data, display, diagnostics)
 
 
 def spec_files(root: Path) -> list[Path]:

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.diagnostics import PipeformError
-from reconciler.state.backend import StateBackend
 
 if TYPE_CHECKING:  # the models pull in pydantic; `pipeform --help` must not
     from reconciler.kinds.workspace import Workspace
+    from reconciler.state.backend import StateBackend  # not at run time: validate needs none
 
 
 def open_backend(workspace: Workspace, root: Path) -> StateBackend:

@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,7 +50,15 @@ class ResourceState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResourceState:
-        return cls(**{**data, "status": Status(data.get("status", "ready"))})
+        values = {**data, "status": Status(data.get("status", "ready"))}
+        if values.keys() == _RESOURCE_FIELDS:  # a whole record, as to_dict writes it
+            resource = object.__new__(cls)  # what __init__ would do, without its per-field cost
+            object.__setattr__(resource, "__dict__", values)
+            return resource
+        return cls(**values)  # an older or partial record: defaults fill the gaps
+
+
+_RESOURCE_FIELDS = frozenset(f.name for f in fields(ResourceState))
 
 
 @dataclass(frozen=True)

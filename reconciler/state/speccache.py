@@ -1,0 +1,176 @@
+"""The spec cache: parsed YAML files by content hash, so unchanged files are not parsed again.
+
+Parsing YAML (with a position for every value) is most of what loading a large spec
+tree costs. A file whose parse produced no problem is kept here as its documents'
+plain data and packed positions, under the SHA-256 of its bytes; the next command that
+reads the same bytes takes them from here, and validates them against the models as
+for a fresh parse (validation is cheap, and its messages stay the loader's). Files with
+problems are never cached, so every diagnostic comes from a real parse.
+
+One file, ``<tree>/.pipeform/cache/specs.bin``: a magic string, the SHA-256 of the
+payload, then the payload (``marshal``: plain data only, nothing is constructed or run
+on load). The payload names its format: a digest of the parser's source and of this
+module, the Python version and PyYAML's, so any change to how files are read makes the
+cache miss. The cache is ignored, never trusted, when it is not a regular file owned by
+this user and writable by no one else (it is written 0600 in a 0700 directory), when its
+checksum or structure is wrong, or when its format differs; it is rewritten when files
+were parsed or dropped. Any error reading or writing it only costs the parse it would
+have saved. It is written only into a tree that already has a ``.pipeform`` directory
+(where plan and apply keep state), so validating a checkout leaves nothing behind.
+``PIPEFORM_SPEC_CACHE=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import marshal
+import os
+import stat
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+MAGIC = b"pipeform-spec-cache/1\n"
+CACHE_DIR = Path(".pipeform") / "cache"
+FILE_NAME = "specs.bin"
+DISABLE_ENV = "PIPEFORM_SPEC_CACHE"
+
+#: One cached file: for each document, (its index in the file, its data, packed positions).
+Entry = list[tuple[int, Any, bytes]]
+
+
+def content_key(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _format() -> str | None:
+    """What the cached data depends on, or None when the parser's source cannot be read."""
+    import yaml
+
+    from reconciler import yamlsource
+
+    digest = hashlib.sha256()
+    try:
+        for module in (yamlsource, sys.modules[__name__]):
+            digest.update(Path(str(module.__file__)).read_bytes())
+    except (OSError, TypeError):
+        return None
+    loader = getattr(yamlsource, "_Loader", object).__name__
+    return f"{digest.hexdigest()}|{sys.version}|{yaml.__version__}|{loader}"
+
+
+def _read_trusted(path: Path) -> bytes | None:
+    """The file's bytes when this user owns it and no one else may write it."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if (
+            not stat.S_ISREG(info.st_mode)
+            or info.st_uid != os.geteuid()
+            or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        ):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _valid(entries: Any) -> bool:
+    """The payload's shape: {content key: [(index, data, packed positions), ...]}."""
+    return isinstance(entries, dict) and all(
+        isinstance(key, str)
+        and isinstance(entry, list)
+        and all(
+            isinstance(doc, tuple)
+            and len(doc) == 3
+            and isinstance(doc[0], int)
+            and isinstance(doc[2], bytes)
+            for doc in entry
+        )
+        for key, entry in entries.items()
+    )
+
+
+class SpecCache:
+    """Parsed files of one spec tree; ``get`` and ``put`` by content key, then ``save``."""
+
+    def __init__(self, path: Path | None, format_key: str | None) -> None:
+        self.path = path  # None: caching is off
+        self.format_key = format_key
+        self.entries: dict[str, Entry] = {}
+        self.used: set[str] = set()
+        self.added = 0
+
+    @classmethod
+    def open(cls, root: Path) -> SpecCache:
+        """The cache of the tree at root; empty (never an error) when it cannot be used."""
+        if os.environ.get(DISABLE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+            return cls(None, None)
+        format_key = _format()
+        if format_key is None:
+            return cls(None, None)
+        cache = cls(root / CACHE_DIR / FILE_NAME, format_key)
+        cache.entries = cache._load()
+        return cache
+
+    def _load(self) -> dict[str, Entry]:
+        assert self.path is not None
+        blob = _read_trusted(self.path)
+        if blob is None or not blob.startswith(MAGIC):
+            return {}
+        checksum, payload = blob[len(MAGIC) : len(MAGIC) + 32], blob[len(MAGIC) + 32 :]
+        if hashlib.sha256(payload).digest() != checksum:
+            return {}
+        try:
+            found = marshal.loads(payload)
+        except (EOFError, ValueError, TypeError):
+            return {}
+        if not (isinstance(found, tuple) and len(found) == 2 and found[0] == self.format_key):
+            return {}
+        entries = found[1]
+        return entries if _valid(entries) else {}
+
+    def get(self, key: str) -> Entry | None:
+        entry = self.entries.get(key)
+        if entry is not None:
+            self.used.add(key)
+        return entry
+
+    def put(self, key: str, entry: Entry) -> None:
+        if self.path is None:
+            return
+        self.entries[key] = entry
+        self.used.add(key)
+        self.added += 1
+
+    def save(self) -> None:
+        """Write the entries used this time, when that changes the file; errors are ignored."""
+        if self.path is None or (not self.added and set(self.entries) == self.used):
+            return
+        keep = {key: self.entries[key] for key in self.used}
+        workspace = self.path.parent.parent  # <tree>/.pipeform
+        if not keep or not workspace.is_dir():
+            return
+        payload = marshal.dumps((self.format_key, keep))
+        blob = MAGIC + hashlib.sha256(payload).digest() + payload
+        directory = self.path.parent
+        tmp = directory / f".{FILE_NAME}.{uuid.uuid4().hex}.tmp"
+        with contextlib.suppress(OSError):
+            directory.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(blob)
+                os.replace(tmp, self.path)
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
