@@ -1,0 +1,336 @@
+"""Materialising a FeatureSet: split, fit on train, transform, write, batch by batch.
+
+``materialise(spec, source, snapshot, directory)`` reads the Dataset snapshot's parquet
+file in batches and writes into ``directory`` (a fresh temporary directory the caller
+renames into place): ``train.parquet``, ``validation.parquet``, ``transform.json``,
+``stats.json`` and ``manifest.json``. Passes over the file:
+
+1. scan: the entity key (unique, no missing parts), the split of every row, missing labels;
+2. fit: one pass per run of fitted transforms, over training rows only (``features_fit``);
+3. transform: ``apply_transform`` on each batch, rows appended to the two tables with
+   ``pyarrow.parquet.ParquetWriter`` and counted into the statistics.
+
+Only per-row masks and hashes (10 bytes a row) and the values a median or mode needs are
+held for the whole file, so memory stays flat in the number of columns. Rows whose label
+is missing are dropped from both tables and counted in stats.json (``droppedNullLabel``).
+Parquet files are written with fixed options and fixed batch boundaries, so the same
+inputs give byte-identical tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+from providers.base import JSON
+from providers.local.data.features import (
+    TRANSFORM_CODE_VERSION,
+    FeatureError,
+    FeatureSpec,
+    apply_transform,
+    typed_scalar,
+)
+from providers.local.data.features_fit import fit_params
+from providers.local.data.features_hash import key_hash, unit_interval
+from providers.local.data.features_stats import QUANTILE_SAMPLE, SplitStats, is_categorical
+
+BATCH_ROWS = 131_072
+BOOLS = npt.NDArray[np.bool_]
+WRITER_OPTIONS: JSON = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+
+
+@dataclass
+class Rows:
+    """Per-row facts from the scan pass, for the whole snapshot."""
+
+    validation: BOOLS
+    missing_label: BOOLS
+
+    def train_keep(self, start: int, stop: int) -> BOOLS:
+        return ~self.validation[start:stop] & ~self.missing_label[start:stop]
+
+    def validation_keep(self, start: int, stop: int) -> BOOLS:
+        return self.validation[start:stop] & ~self.missing_label[start:stop]
+
+
+def check_columns(spec: FeatureSpec, schema: pa.Schema, snapshot: str) -> None:
+    """Every column the spec reads exists in the snapshot; else name the first that does not."""
+    have = set(schema.names)
+    listed = ", ".join(schema.names)
+    for feature in spec.features:
+        if feature.column not in have:
+            raise FeatureError(
+                f"feature {feature.name!r} reads column {feature.column!r}, which snapshot "
+                f"{snapshot} does not have (it has: {listed}); fix features[].column or the Dataset"
+            )
+    wanted = [("entity column", c) for c in spec.entity] + [("label column", spec.label)]
+    if spec.split.get("type") == "temporal":
+        wanted.append(("split column", str(spec.split.get("column"))))
+    for what, column in wanted:
+        if column not in have:
+            raise FeatureError(
+                f"{what} {column!r} is not in snapshot {snapshot} (it has: {listed})"
+            )
+
+
+def _batches(source: Path, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+    reader = pq.ParquetFile(source)
+    for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
+        yield pa.Table.from_batches([batch])
+
+
+def _temporal(column: pa.Array, split: JSON) -> BOOLS:
+    threshold = split.get("validationFrom")
+    name = split.get("column")
+    if column.null_count:
+        raise FeatureError(
+            f"split column {name!r} has {column.null_count} missing value(s); every row needs "
+            "a time to be split, so fill them in the Dataset or split on another column"
+        )
+    try:
+        if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+            bound = pa.scalar(float(threshold))  # type: ignore[arg-type]
+            column = pc.cast(column, pa.float64())
+        else:
+            bound = typed_scalar(threshold if isinstance(threshold, str) else None, column.type)
+    except (ValueError, TypeError, pa.ArrowInvalid):
+        raise FeatureError(
+            f"split.validationFrom {threshold!r} cannot be compared with split column {name!r} "
+            f"({column.type}); write a number for number columns, a date such as 2024-01-31 "
+            "for date and time columns"
+        ) from None
+    return np.asarray(pc.greater_equal(column, bound).to_numpy(zero_copy_only=False), bool)
+
+
+def scan(spec: FeatureSpec, source: Path, snapshot: str, batch_rows: int) -> Rows:
+    """Pass 1: entity uniqueness, the split and missing labels for every row."""
+    columns = list(dict.fromkeys([*spec.entity, spec.label, str(spec.split.get("column", ""))]))
+    columns = [c for c in columns if c]
+    hashes, validation, missing = [], [], []
+    for batch in _batches(source, columns, batch_rows):
+        for column in spec.entity:
+            if batch[column].null_count:
+                raise FeatureError(
+                    f"entity column {column!r} has missing values in snapshot {snapshot}; "
+                    "every row needs a complete entity key"
+                )
+        key = key_hash([batch[c] for c in spec.entity])
+        hashes.append(key)
+        if spec.split.get("type") == "temporal":
+            validation.append(_temporal(batch[spec.split["column"]].combine_chunks(), spec.split))
+        else:
+            fraction = float(spec.split.get("validationFraction", 0.2))
+            validation.append(unit_interval(key, int(spec.split.get("seed", 42))) < fraction)
+        missing.append(np.asarray(batch[spec.label].is_null().to_numpy(), dtype=bool))
+    all_hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+    _check_unique(spec, source, snapshot, all_hashes)
+    empty = np.zeros(0, bool)
+    return Rows(
+        np.concatenate(validation) if validation else empty,
+        np.concatenate(missing) if missing else empty,
+    )
+
+
+def _check_unique(spec: FeatureSpec, source: Path, snapshot: str, hashes: npt.NDArray[Any]) -> None:
+    ordered = np.sort(hashes)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not repeated.size:
+        return
+    rows = np.nonzero(np.isin(hashes, repeated))[0]
+    keys = pq.read_table(source, columns=list(spec.entity)).take(pa.array(rows)).to_pylist()
+    seen: dict[tuple[Any, ...], int] = {}
+    for key in keys:
+        values = tuple(key[c] for c in spec.entity)
+        seen[values] = seen.get(values, 0) + 1
+    duplicates = {k: n for k, n in seen.items() if n > 1}
+    if duplicates:  # not only a hash collision
+        first, count = next(iter(duplicates.items()))
+        raise FeatureError(
+            f"entity key ({', '.join(spec.entity)}) is not unique in snapshot {snapshot}: "
+            f"{first!r} appears {count} times ({len(duplicates)} key(s) repeat); each row must "
+            "be one entity, so fix the data or add a column to entity"
+        )
+
+
+def _train_batches(source: Path, rows: Rows, batch_rows: int) -> Any:
+    def batches(columns: list[str]) -> Iterator[pa.Table]:
+        start = 0
+        for batch in _batches(source, columns, batch_rows):
+            stop = start + batch.num_rows
+            yield batch.filter(pa.array(rows.train_keep(start, stop)))
+            start = stop
+
+    return batches
+
+
+def _output_schema(params: JSON, schema: pa.Schema) -> pa.Schema:
+    fields = [schema.field(c).remove_metadata() for c in params["entity"]]
+    fields += [pa.field(name, pa.float32()) for name in params["outputs"]]
+    fields.append(schema.field(params["label"]).remove_metadata())
+    return pa.schema(fields)
+
+
+def _first_missing(params: JSON, table: pa.Table) -> None:
+    for feature in params["features"]:
+        for name in feature["outputs"]:
+            if table[name].null_count:
+                raise FeatureError(
+                    f"feature {feature['name']!r} (column {feature['column']!r}) still has "
+                    f"missing values after its transforms ({table[name].null_count} in a batch "
+                    "of rows); add {type: fillna, strategy: median} (or value: ...) first in "
+                    "its transforms"
+                )
+
+
+class _Statistics:
+    """The statistics of one materialisation: sources, output features and the label."""
+
+    def __init__(self, spec: FeatureSpec, params: JSON, file: pq.ParquetFile) -> None:
+        read_by_category = {
+            f.column
+            for f in spec.features
+            if any(t["type"] in ("onehot", "hash") for t in f.transforms)
+        }
+        self.label = spec.label
+        self.sources = SplitStats(
+            {
+                c: is_categorical(file.schema_arrow.field(c).type, c in read_by_category)
+                for c in spec.source_columns()
+            }
+        )
+        self.outputs = SplitStats({name: False for name in params["outputs"]})
+        self.labels = SplitStats({spec.label: True})
+        self.stride = max(1, -(-file.metadata.num_rows // QUANTILE_SAMPLE))
+        self.counts = {"train": 0, "validation": 0}
+
+    def add(self, split: str, batch: pa.Table, part: pa.Table, sampled: BOOLS) -> None:
+        self.counts[split] += part.num_rows
+        self.sources.add(split, batch, sampled)
+        self.outputs.add(split, part, sampled)
+        self.labels.add(split, part, sampled)
+
+    def result(self, rows: Rows) -> JSON:
+        dropped = {
+            "train": int((~rows.validation & rows.missing_label).sum()),
+            "validation": int((rows.validation & rows.missing_label).sum()),
+        }
+        return {
+            "version": 1,
+            "rows": self.counts,
+            "droppedNullLabel": dropped,
+            "quantileStride": self.stride,
+            "label": self.labels.result()[self.label],
+            "features": self.outputs.result(),
+            "sources": self.sources.result(),
+        }
+
+
+def _write_tables(
+    spec: FeatureSpec, params: JSON, source: Path, rows: Rows, directory: Path, batch_rows: int
+) -> JSON:
+    """Pass 3: transform every batch, append it to the tables, count the statistics."""
+    file = pq.ParquetFile(source)
+    schema = _output_schema(params, file.schema_arrow)
+    statistics = _Statistics(spec, params, file)
+    columns = list(dict.fromkeys([*spec.entity, *spec.source_columns(), spec.label]))
+    writers = {
+        split: pq.ParquetWriter(directory / f"{split}.parquet", schema, **WRITER_OPTIONS)
+        for split in ("train", "validation")
+    }
+    try:
+        start = 0
+        for batch in _batches(source, columns, batch_rows):
+            stop = start + batch.num_rows
+            out = apply_transform(params, batch).cast(schema)
+            sampled = np.arange(start, stop) % statistics.stride == 0
+            for split, keep in (
+                ("train", rows.train_keep(start, stop)),
+                ("validation", rows.validation_keep(start, stop)),
+            ):
+                part = out.filter(pa.array(keep))
+                _first_missing(params, part)
+                writers[split].write_table(part, row_group_size=batch_rows)
+                statistics.add(split, batch.filter(pa.array(keep)), part, sampled[keep])
+            start = stop
+    finally:
+        for writer in writers.values():
+            writer.close()
+    return statistics.result(rows)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_json(path: Path, document: JSON) -> bytes:
+    data = (json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+    path.write_bytes(data)
+    return data
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def materialise(
+    spec: FeatureSpec,
+    source: Path,
+    snapshot: str,
+    feature_set_id: str,
+    directory: Path,
+    batch_rows: int = BATCH_ROWS,
+) -> JSON:
+    """Write the FeatureSet files into directory; returns the manifest."""
+    check_columns(spec, pq.ParquetFile(source).schema_arrow, snapshot)
+    rows = scan(spec, source, snapshot, batch_rows)
+    if not rows.train_keep(0, len(rows.validation)).any():
+        raise FeatureError(
+            f"the split leaves no training rows in snapshot {snapshot}; check split "
+            "(validationFrom, validationFraction) and the label column"
+        )
+    fitted = fit_params(spec, _train_batches(source, rows, batch_rows))
+    # serving reads transform.json back: apply exactly what it will read
+    params: JSON = json.loads(json.dumps(fitted, default=str))
+    transform_bytes = _write_json(directory / "transform.json", params)
+    stats = _write_tables(spec, params, source, rows, directory, batch_rows)
+    _write_json(directory / "stats.json", stats)
+    manifest = {
+        "id": feature_set_id,
+        "datasetSnapshot": snapshot,
+        "transformVersion": TRANSFORM_CODE_VERSION,
+        "rows": stats["rows"],
+        "droppedNullLabel": stats["droppedNullLabel"],
+        "sha256": {s: sha256_file(directory / f"{s}.parquet") for s in ("train", "validation")},
+        "transformDigest": "sha256:" + hashlib.sha256(transform_bytes).hexdigest(),
+        "features": params["outputs"],
+        "featureTypes": {name: "float32" for name in params["outputs"]},
+        "entity": list(spec.entity),
+        "label": spec.label,
+        "split": spec.split,
+        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    _write_json(directory / "manifest.json", manifest)
+    for path in directory.iterdir():
+        _fsync(path)
+    _fsync(directory)
+    return manifest

@@ -1,0 +1,146 @@
+"""Column statistics of a materialised FeatureSet (stats.json), kept for skew and drift checks.
+
+One ``ColumnStats`` per column and split, fed batch by batch: count (non-missing), nulls,
+mean, std (ddof 0), min, max and quantiles p01..p99 for numbers; the most frequent values
+for categories (strings, booleans, and columns a onehot or hash reads); min and max for
+times. Count, nulls, mean, std, min and max are exact. Quantiles are exact up to
+``QUANTILE_SAMPLE`` rows in the snapshot; above that they come from a systematic sample
+(every k-th row of the snapshot, k = ceil(rows / QUANTILE_SAMPLE)), which ``stats.json``
+records as ``quantileStride``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+
+from providers.base import JSON
+from providers.local.data.features import FLOATS, is_numeric_type
+from providers.local.data.features_fit import CategoryCounter, Moments
+
+QUANTILES = {
+    "p01": 0.01,
+    "p05": 0.05,
+    "p25": 0.25,
+    "p50": 0.5,
+    "p75": 0.75,
+    "p95": 0.95,
+    "p99": 0.99,
+}
+QUANTILE_SAMPLE = 200_000
+TOP_CATEGORIES = 20
+CATEGORY_CAP = 100_000  # distinct values counted before giving up on top categories
+
+
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class ColumnStats:
+    """Statistics of one column in one split, fed batch by batch."""
+
+    def __init__(self, categorical: bool) -> None:
+        self.categorical = categorical
+        self.count = 0
+        self.nulls = 0
+        self.moments = Moments()
+        self.low, self.high = math.inf, -math.inf
+        self.sample: list[FLOATS] = []
+        self.counter = CategoryCounter(cap=CATEGORY_CAP) if categorical else None
+        self.temporal: list[Any] = []
+        self.kind: pa.DataType | None = None
+
+    def add(self, values: pa.Array, sampled: np.ndarray[Any, np.dtype[np.bool_]]) -> None:
+        """values of this split's rows in a batch; sampled marks the rows kept for quantiles."""
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()
+        self.kind = values.type
+        self.nulls += values.null_count
+        self.count += len(values) - values.null_count
+        if self.counter is not None:
+            self.counter.add(values)
+        if is_numeric_type(values.type):
+            x = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+            nan = np.isnan(x)
+            extra_nulls = int(nan.sum()) - values.null_count  # NaN counts as missing
+            self.nulls += extra_nulls
+            self.count -= extra_nulls
+            self.moments.add(x)
+            if (~nan).any():
+                self.low = min(self.low, float(x[~nan].min()))
+                self.high = max(self.high, float(x[~nan].max()))
+            picked = x[sampled]
+            self.sample.append(picked[~np.isnan(picked)])
+        elif pa.types.is_temporal(values.type) and self.count:
+            bounds = pc.min_max(values)
+            self.temporal += [bounds["min"].as_py(), bounds["max"].as_py()]
+
+    def result(self) -> JSON:
+        out: JSON = {"count": self.count, "nulls": self.nulls}
+        if self.kind is not None and is_numeric_type(self.kind):
+            sample = np.concatenate(self.sample) if self.sample else np.zeros(0)
+            out.update(
+                mean=_number(self.moments.mean) if self.count else None,
+                std=_number(self.moments.std) if self.count else None,
+                min=_number(self.low),
+                max=_number(self.high),
+                quantiles=dict(
+                    zip(
+                        QUANTILES,
+                        [float(v) for v in np.quantile(sample, list(QUANTILES.values()))]
+                        if sample.size
+                        else [None] * len(QUANTILES),
+                        strict=True,
+                    )
+                ),
+            )
+        elif self.temporal:
+            known = [t for t in self.temporal if t is not None]
+            out.update(min=str(min(known)), max=str(max(known)))
+        if self.counter is not None:
+            if self.counter.overflow:
+                out["topCategories"] = None
+                out["distinct"] = f"more than {CATEGORY_CAP}"
+            else:
+                out["distinct"] = len(self.counter.counts)
+                out["topCategories"] = [
+                    {"value": v if isinstance(v, str | int | float | bool) else str(v), "count": c}
+                    for v, c in self.counter.top(TOP_CATEGORIES)
+                ]
+        return out
+
+
+class SplitStats:
+    """Statistics of named columns in the train and validation splits."""
+
+    def __init__(self, categorical: dict[str, bool]) -> None:
+        self.columns = {
+            name: {split: ColumnStats(flag) for split in ("train", "validation")}
+            for name, flag in categorical.items()
+        }
+
+    def add(
+        self, split: str, table: pa.Table, sampled: np.ndarray[Any, np.dtype[np.bool_]]
+    ) -> None:
+        for name, per_split in self.columns.items():
+            per_split[split].add(table[name].combine_chunks(), sampled)
+
+    def result(self) -> JSON:
+        return {
+            name: {split: stats.result() for split, stats in per_split.items()}
+            for name, per_split in self.columns.items()
+        }
+
+
+def is_categorical(kind: pa.DataType, read_by_category_transform: bool) -> bool:
+    if pa.types.is_dictionary(kind):
+        return True
+    if read_by_category_transform:
+        return not pa.types.is_temporal(kind)
+    return bool(
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind)
+    )

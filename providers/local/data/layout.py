@@ -1,0 +1,49 @@
+"""Where a Dataset's snapshots live and what names them; no heavy imports (plan uses it).
+
+``<dataDir>/datasets/<name>/`` holds ``current.json`` (the live record), ``snapshots/<id>/``
+and ``reports/``. A snapshot id is ``ds-`` and the first 24 hex digits of the sha256 of the
+canonical JSON of the source fingerprint, the spec parts a snapshot depends on, and the
+reader version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from providers.base import JSON
+from providers.local import files
+from providers.local.data import READER_VERSION
+from providers.local.settings import LocalSettings
+from reconciler.kinds.data import DatasetSpec
+
+
+def dataset_dir(settings: LocalSettings, name: str) -> Path:
+    return settings.data_dir / "datasets" / files.check_name(name, "Dataset name")
+
+
+def spec_material(spec: DatasetSpec) -> JSON:
+    """The parts of a spec a snapshot depends on (descriptions and labels are not)."""
+    dumped = spec.model_dump(mode="json", by_alias=True)
+    return {
+        "source": {"format": spec.source.inferred_format(), "csv": dumped["source"]["csv"]},
+        "schema": [{k: v for k, v in c.items() if k != "description"} for c in dumped["schema"]],
+        "strictColumns": dumped["strictColumns"],
+        "validation": dumped["validation"],
+    }
+
+
+def snapshot_key(spec: DatasetSpec, fingerprint: str) -> str:
+    """The full sha256 hex that names the snapshot of these bytes under this spec."""
+    material = {"fingerprint": fingerprint, "spec": spec_material(spec), "reader": READER_VERSION}
+    canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def snapshot_id(key: str) -> str:
+    return f"ds-{key[:24]}"
+
+
+def current_path(settings: LocalSettings, name: str) -> Path:
+    return dataset_dir(settings, name) / "current.json"
