@@ -11,11 +11,11 @@ This module imports pydantic only, so the reconciler can build configs without t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CONFIG_VERSION = 1
+CONFIG_VERSION: Final[Literal[1]] = 1
 
 #: Exit codes of ``python -m trainer run`` (the executor maps them to run states).
 EXIT_OK = 0  # trained, gates passed (or none), registered when asked
@@ -155,4 +155,5 @@ class RunResult(_Model):
     model_uri: str | None = None
     duration_seconds: float = 0.0
     samples_per_second: float | None = None
+    first_step_seconds: float | None = None  # process start to the end of the first step
     error: str | None = None
