@@ -1,0 +1,483 @@
+"""TrainingJob on the local provider: plan retrains by fingerprint, train in a local process.
+
+``plan`` content-addresses a run: its inputs fingerprint is a hash of the job's spec, the
+FeatureSet's id and the trainer's code digest, so nothing retrains unless one of them
+moved (``retrain: onInputChange``); ``never`` stops following inputs once trained;
+``always`` retrains on every apply. ``create`` and ``update`` run the trainer through the
+executor (``providers.local.executor``): with retries that resume from the newest
+checkpoint, a hard stop at ``maxDuration``, the Quota's limits and the machine's training
+slots. A run that finished with the same fingerprint (a create retried after pipeform
+crashed) is adopted instead of trained again. Registered model versions are history:
+deleting a TrainingJob removes its run directories, never a registry version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from providers.base import (
+    JSON,
+    ApplyRequest,
+    ApplyResponse,
+    DeleteRequest,
+    PermanentError,
+    PlanRequest,
+    PlanResponse,
+    ReadRequest,
+    ReadResponse,
+    ResourceContext,
+)
+from providers.local import executor, files
+from providers.local import training_runs as runs
+from providers.local.kind import KindHandler, inner_spec
+from providers.local.training_config import (
+    UNKNOWN,
+    JobResources,
+    RunPlace,
+    build_run_config,
+    canonical_hash,
+    check_local_machine,
+    check_quota,
+    check_tables,
+    duration_text,
+    featureset_outputs,
+    max_duration,
+    redact,
+    resources_of,
+    run_environment,
+)
+from reconciler.diagnostics import Diagnostic, error, warning
+
+OUTPUTS = (
+    "runId",
+    "status",
+    "metrics",
+    "modelVersion",
+    "modelUri",
+    "package",
+    "durationSeconds",
+    "runs",
+    "featureSet",
+)
+# trainer exit codes (trainer.config.EXIT_*), here so planning never imports the trainer
+EXIT_OK, EXIT_BAD_INPUT, EXIT_GATED = 0, 3, 4
+RETRY_PAUSE_SECONDS = 0.5
+
+
+def trainer_digest() -> str:
+    """The trainer's code digest: its own ``trainer_code_digest()``, else a hash of its sources."""
+    import importlib
+
+    for module in ("trainer", "trainer.version"):
+        try:
+            own = getattr(importlib.import_module(module), "trainer_code_digest", None)
+        except ImportError:
+            continue
+        if own is not None:
+            return str(own())
+    root = Path(__file__).resolve().parents[2] / "trainer"
+    hasher = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        hasher.update(path.relative_to(root).as_posix().encode() + b"\0")
+        hasher.update(path.read_bytes() + b"\0")
+    return "sha256:" + hasher.hexdigest()
+
+
+def run_inputs(spec: JSON, featureset_id: str) -> JSON:
+    """What a run's result depends on, each part content-addressed."""
+    return {
+        "spec": canonical_hash(spec),
+        "featureSet": featureset_id,
+        "trainerCode": trainer_digest(),
+    }
+
+
+def fingerprint_of(inputs: JSON) -> str:
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _why(before: JSON, after: JSON) -> str | None:
+    """Which input of a trained run moved, in words."""
+    moved = []
+    if before.get("featureSet") != after["featureSet"]:
+        moved.append(f"features changed ({before.get('featureSet')} -> {after['featureSet']})")
+    if before.get("trainerCode") != after["trainerCode"]:
+        moved.append("trainer code changed")
+    if before.get("spec") != after["spec"]:
+        moved.append("spec changed")
+    return "retrain: " + ", ".join(moved) if moved else None
+
+
+class TrainingJobHandler(KindHandler):
+    kind = "TrainingJob"
+    computed_outputs = OUTPUTS
+
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        executor.install_interrupt_handler()  # made in the main thread, as providers load
+
+    def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
+        inner = inner_spec(spec)
+        found = []
+        nodes = (inner.get("distributed") or {}).get("nodes") or 1
+        if nodes > 1:
+            found.append(
+                error(
+                    f"spec.distributed.nodes is {nodes}, but the local provider trains on one "
+                    "machine; set nodes: 1, or use the kubernetes provider",
+                    address=ctx.address,
+                )
+            )
+        if inner.get("image"):
+            found.append(
+                warning(
+                    "spec.image is for the kubernetes provider; the local provider runs the "
+                    "bundled trainer (python -m trainer)",
+                    address=ctx.address,
+                )
+            )
+        return found
+
+    # ---- plan -------------------------------------------------------------------------
+
+    def plan(self, request: PlanRequest) -> PlanResponse:
+        spec = inner_spec(request.desired_spec)
+        policy = spec.get("retrain") or "onInputChange"
+        if policy == "always":
+            return PlanResponse(
+                unknown_outputs=list(OUTPUTS),
+                inputs_fingerprint=f"always:{uuid.uuid4().hex}",
+                reason_detail="retrain: always",
+            )
+        trained = self._trained(request.ctx, request.prior_outputs)
+        if policy == "never" and trained is not None:
+            changed = request.prior_spec is not None and inner_spec(request.prior_spec) != spec
+            return PlanResponse(unknown_outputs=list(OUTPUTS) if changed else [])
+        upstream = request.upstream.get(f"FeatureSet/{spec.get('features')}") or {}
+        featureset_id = upstream.get("id")
+        inputs = run_inputs(spec, featureset_id if isinstance(featureset_id, str) else UNKNOWN)
+        fingerprint = fingerprint_of(inputs)
+        if trained is not None and trained.get("fingerprint") == fingerprint:
+            return PlanResponse(inputs_fingerprint=fingerprint)
+        before = (trained or {}).get("inputs")
+        return PlanResponse(
+            unknown_outputs=list(OUTPUTS),
+            inputs_fingerprint=fingerprint,
+            reason_detail=_why(before, inputs) if isinstance(before, dict) else None,
+        )
+
+    def _trained(self, ctx: ResourceContext, outputs: JSON) -> JSON | None:
+        """The run record behind the recorded outputs, if it succeeded and is still there."""
+        run_id = outputs.get("runId")
+        if not isinstance(run_id, str) or outputs.get("status") != "succeeded":
+            return None
+        store = runs.RunStore(self.settings, ctx)
+        try:
+            record = store.load(run_id)
+        except PermanentError:
+            return None
+        return record if record is not None and record.get("status") == "succeeded" else None
+
+    # ---- read / delete ----------------------------------------------------------------
+
+    def read(self, request: ReadRequest) -> ReadResponse:
+        run_id = request.outputs.get("runId") or request.external_id
+        if not isinstance(run_id, str) or not run_id:
+            return ReadResponse(exists=False)
+        store = runs.RunStore(self.settings, request.ctx)
+        try:
+            result = store.result(run_id)
+        except PermanentError:  # not a run id this provider could have made
+            return ReadResponse(exists=False)
+        if result is None or result.status not in ("succeeded", "gated"):
+            return ReadResponse(exists=False)
+        return ReadResponse(True, _observed(run_id, result), dict(request.outputs), run_id)
+
+    def delete(self, request: DeleteRequest) -> None:
+        # Registered versions stay in the registry: they are the model's history.
+        store = runs.RunStore(self.settings, request.ctx)
+        for record in store.running():
+            if isinstance(record.get("pid"), int):
+                executor.stop_orphan(record["pid"], record.get("processStart"))
+        store.remove_ours()
+
+    # ---- create / update --------------------------------------------------------------
+
+    def create(self, request: ApplyRequest) -> ApplyResponse:
+        return self._apply(request)
+
+    def update(self, request: ApplyRequest) -> ApplyResponse:
+        return self._apply(request)
+
+    def _apply(self, request: ApplyRequest) -> ApplyResponse:
+        ctx, spec = request.ctx, inner_spec(request.spec)
+        fs = featureset_outputs(ctx, spec, request.upstream)
+        inputs = run_inputs(spec, str(fs["id"]))
+        fingerprint = fingerprint_of(inputs)
+        store = runs.RunStore(self.settings, ctx)
+        prior_runs = [r for r in request.prior_outputs.get("runs") or [] if isinstance(r, dict)]
+        if spec.get("retrain") != "always":
+            done = store.succeeded(fingerprint)
+            if done is not None:  # trained already (a retried create, or inputs back to these)
+                return _response(store, done, fs, prior_runs)
+        asked = resources_of(spec, self.settings)
+        check_local_machine(ctx, asked)
+        jobs = check_quota(ctx, spec, request.upstream, self.settings, asked)
+        check_tables(ctx, spec, fs, self.settings)
+        env, secrets = run_environment(ctx, spec, self.settings, request.upstream, asked)
+        record = _resumable(store, fingerprint) or store.new(fingerprint, inputs, asked.as_output())
+        place = RunPlace(str(record["runId"]), store.run_dir(str(record["runId"])))
+        config = build_run_config(
+            ctx, request.spec, fs, self.settings, place, store.prior_counts(prior_runs)
+        )
+        files.write_json(place.config_path, config.model_dump(mode="json"), 0o600)
+        with self._slots(ctx, spec, jobs):
+            attempt = _Attempts(store, record, place, env, secrets, spec, asked, prior_runs)
+            attempt.run()
+        return _response(store, record, fs, prior_runs)
+
+    @contextlib.contextmanager
+    def _slots(self, ctx: ResourceContext, spec: JSON, quota_jobs: int | None) -> Iterator[None]:
+        """The Quota's concurrent-jobs slot (when it sets one), then the machine's."""
+        slots = runs.runs_dir(self.settings) / ".slots"
+        with contextlib.ExitStack() as held:
+            if quota_jobs is not None:
+                quota = files.check_name(str(spec["quota"]), "Quota name")
+                held.enter_context(
+                    executor.slot(
+                        slots / f"quota-{quota}", quota_jobs, f"Quota/{quota}", ctx.address
+                    )
+                )
+            held.enter_context(
+                executor.slot(
+                    slots / "machine", self.settings.max_concurrent_jobs, "training", ctx.address
+                )
+            )
+            yield
+
+
+def _observed(run_id: str, result: Any) -> JSON:
+    return {
+        "runId": run_id,
+        "status": result.status,
+        "modelVersion": _version(result.model_version),
+    }
+
+
+def _version(value: str | None) -> int | None:
+    return int(value) if value is not None and str(value).isdigit() else None
+
+
+def _response(
+    store: runs.RunStore, record: JSON, fs: JSON, prior_runs: list[JSON]
+) -> ApplyResponse:
+    run_id = str(record["runId"])
+    result = store.result(run_id)
+    outputs = {
+        "runId": run_id,
+        "status": record["status"],
+        "metrics": dict(result.metrics),
+        "modelVersion": _version(result.model_version),
+        "modelUri": result.model_uri,
+        "package": result.package_dir,
+        "durationSeconds": round(runs.elapsed(record), 3),
+        "featureSet": fs["id"],
+        "runs": runs.history(prior_runs, store.records()),
+    }
+    return ApplyResponse(outputs, run_id, _observed(run_id, result))
+
+
+def _resumable(store: runs.RunStore, fingerprint: str) -> JSON | None:
+    """The newest interrupted run of these inputs (its process stopped), to resume; older or
+    other interrupted runs are marked abandoned."""
+    chosen = None
+    for record in reversed(store.running()):
+        if isinstance(record.get("pid"), int):
+            executor.stop_orphan(record["pid"], record.get("processStart"))
+        attempts = record.get("attempts") or []
+        if attempts and attempts[-1].get("finishedAt") is None:
+            started = _seconds_since(str(attempts[-1]["startedAt"]))
+            last_output = _seconds_since_mtime(store.log_path(str(record["runId"])))
+            lasted = max(0.0, started - last_output) if last_output is not None else 0.0
+            runs.finish_attempt(record, "failed", lasted, None, None)
+        if chosen is None and record.get("fingerprint") == fingerprint:
+            chosen = record
+        else:
+            record["status"] = "abandoned"
+        store.save(record)
+    return chosen
+
+
+def _seconds_since(iso: str) -> float:
+    from datetime import datetime
+
+    return time.time() - datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _seconds_since_mtime(path: Path) -> float | None:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+
+
+class _Attempts:
+    """One run: attempts until it succeeds, fails for good, or runs out of time or retries."""
+
+    def __init__(
+        self,
+        store: runs.RunStore,
+        record: JSON,
+        place: RunPlace,
+        env: dict[str, str],
+        secrets: list[str],
+        spec: JSON,
+        asked: JobResources,
+        prior_runs: list[JSON],
+    ) -> None:
+        self.store, self.record, self.place = store, record, place
+        self.env, self.secrets, self.spec, self.prior_runs = env, secrets, spec, prior_runs
+        self.address = store.ctx.address
+        self.run_id = place.run_id
+        self.log = store.log_path(self.run_id)
+        self.limit = max_duration(spec)
+        self.retries = int(spec.get("retries", 2))
+        self.command = executor.trainer_command(place.config_path, asked.workers)
+
+    def run(self) -> None:
+        while True:
+            remaining = self.limit - runs.elapsed(self.record)
+            if remaining <= 0:
+                self._finish_run("timed-out")
+                raise self._timed_out()
+            exit_, result = self._attempt(remaining)
+            outcome = _outcome(exit_, result)
+            runs.finish_attempt(
+                self.record, _attempt_status(outcome), exit_.seconds, exit_.code, exit_.signal
+            )
+            if outcome == "succeeded":
+                self._finish_run("succeeded")
+                return
+            if outcome == "interrupted":  # stays "running": the next apply resumes it
+                self.store.save(self.record)
+                raise PermanentError(
+                    f"{self.address}: interrupted; run {self.run_id} stopped at its newest "
+                    "checkpoint, and the next apply resumes it"
+                )
+            if outcome == "timed-out":
+                self._finish_run("timed-out")
+                raise self._timed_out()
+            if outcome == "gated":
+                self._finish_run("gated")
+                raise PermanentError(f"{self.address}: {_gate_text(result)}; {self._where()}")
+            if outcome == "bad-input":
+                self._finish_run("failed")
+                raise self._failed("its input tables were refused")
+            self.record["failures"] = int(self.record.get("failures") or 0) + 1
+            if self.record["failures"] > self.retries:
+                self._finish_run("failed")
+                raise self._failed(
+                    f"it failed {self.record['failures']} times (retries: {self.retries})"
+                )
+            self.store.save(self.record)
+            executor.notify(
+                self.address,
+                {
+                    "event": "retrying",
+                    "runId": self.run_id,
+                    "attempt": len(self.record["attempts"]) + 1,
+                },
+            )
+            time.sleep(RETRY_PAUSE_SECONDS)
+
+    def _attempt(self, remaining: float) -> tuple[executor.Exit, Any]:
+        attempt = runs.start_attempt(self.record)
+        self.store.clear_result(self.run_id)
+        self.store.save(self.record)  # "running" is on disk before the process exists
+        files.ensure_dir(self.log.parent)
+        with self.log.open("a", encoding="utf-8") as out:
+            out.write(
+                f"=== attempt {attempt['attempt']} of run {self.run_id} at {attempt['startedAt']} ===\n"
+            )
+        proc = executor.launch(self.command, self.env, self.place.run_dir, self.log)
+        self.record["pid"] = attempt["pid"] = proc.pid
+        self.record["processStart"] = executor.process_start(proc.pid)
+        self.store.save(self.record)
+        executor.notify(
+            self.address,
+            {
+                "event": "started",
+                "runId": self.run_id,
+                "attempt": attempt["attempt"],
+                "pid": proc.pid,
+            },
+        )
+        exit_ = executor.watch(proc, time.monotonic() + remaining, self.log, self.address)
+        return exit_, self.store.result(self.run_id)
+
+    def _finish_run(self, status: str) -> None:
+        self.record["status"] = status
+        self.store.save(self.record)
+        self.store.count_finished(status, self.prior_runs)
+
+    def _where(self) -> str:
+        return f"run {self.run_id}, log {self.store.settings.shown(self.log)}"
+
+    def _timed_out(self) -> PermanentError:
+        return PermanentError(
+            f"{self.address}: run {self.run_id} timed out after {duration_text(self.limit)} "
+            "(maxDuration); raise spec.maxDuration, or make the run shorter (fewer epochs, a "
+            f"smaller model, more resources); log: {self.store.settings.shown(self.log)}"
+        )
+
+    def _failed(self, why: str) -> PermanentError:
+        tail = redact("\n".join(executor.log_tail(self.log)), self.secrets)
+        shown = "\n  ".join(tail.splitlines()) or "(the trainer printed nothing)"
+        return PermanentError(
+            f"{self.address}: training failed: {why} ({self._where()}). Last lines:\n  {shown}"
+        )
+
+
+def _outcome(exit_: executor.Exit, result: Any) -> str:
+    """succeeded, gated, bad-input, timed-out, interrupted, or retry."""
+    if exit_.timed_out:
+        return "timed-out"
+    status = result.status if result is not None else None
+    if exit_.code == EXIT_OK and status == "succeeded":
+        return "succeeded"
+    if status == "gated" or exit_.code == EXIT_GATED:
+        return "gated"
+    if exit_.code == EXIT_BAD_INPUT:
+        return "bad-input"
+    if exit_.interrupted:
+        return "interrupted"
+    return "retry"  # preempted, crashed, killed by a signal
+
+
+def _attempt_status(outcome: str) -> str:
+    return outcome if outcome in ("succeeded", "gated", "timed-out") else "failed"
+
+
+def _gate_text(result: Any) -> str:
+    """The failed gates with their values: 'auc 0.612 is below the gate's min 0.7'."""
+    failed = []
+    for gate in (result.gates if result is not None else []) or []:
+        if gate.get("passed", True):
+            continue
+        metric, value = gate.get("metric"), gate.get("value")
+        shown = f"{value:.4g}" if isinstance(value, int | float) else "missing"
+        bounds = [
+            f"min {gate['min']:g}" if gate.get("min") is not None else "",
+            f"max {gate['max']:g}" if gate.get("max") is not None else "",
+        ]
+        failed.append(f"{metric} {shown} (gate: {' '.join(b for b in bounds if b)})")
+    gates = "; ".join(failed) or "a gate failed"
+    return f"the model failed its evaluation gates: {gates}; nothing was registered"
