@@ -26,7 +26,7 @@ from providers.base import (
     ResourceContext,
     RetryableError,
 )
-from reconciler import faults
+from reconciler import cost, faults
 from reconciler.plan import Action, Plan, ResourceChange
 from reconciler.planner import Providers, canonical_hash
 from reconciler.state.backend import StateBackend, StateError
@@ -97,6 +97,7 @@ class Applier:
         self.sleep = sleep
         self._write_lock = threading.Lock()
         self._fatal: StateError | None = None  # set when state cannot be written: stop scheduling
+        self._pricing: dict[str, object] | None = None  # the plan's prices, for actual run costs
 
     # -- state -------------------------------------------------------------------------
     def _record(self, change: ResourceChange | None) -> JournalEntry | None:
@@ -181,6 +182,9 @@ class Applier:
             raise
         assert isinstance(response, ApplyResponse)
         faults.point("after-provider-call", change.address)
+        outputs = response.outputs
+        if change.kind == "TrainingJob" and self._pricing is not None:
+            outputs = cost.with_run_costs(outputs, self._pricing)  # what budgets add up
         self._put(
             ResourceState(
                 address=change.address,
@@ -189,7 +193,7 @@ class Applier:
                 spec=change.after,
                 spec_hash=canonical_hash(change.after),
                 inputs_fingerprint=fingerprint,
-                outputs=response.outputs,
+                outputs=outputs,
                 observed=response.observed,
                 external_id=response.external_id,
                 dependencies=list(change.dependencies),
@@ -268,6 +272,7 @@ class Applier:
     def apply(self, plan: Plan) -> ApplyReport:
         """Run every change once its prerequisites finished; at most `parallelism` at once."""
         report = ApplyReport()
+        self._pricing = plan.pricing
         changes = {c.address: c for c in plan.changes}
         creates = [_pending(c) for c in plan.changes if c.action is Action.CREATE]
         if creates:  # one transaction records every create this apply may start

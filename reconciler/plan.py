@@ -5,6 +5,11 @@ an ``Action`` with ``before``/``after`` values and per-field changes. The reason
 explains the change to people; apply never branches on it. Renderers (text, JSON,
 Markdown) are separate modules over this data. Plans are saved to a file, reloaded, and
 refused when the state (lineage, serial) or the specs (digest) moved since.
+
+A plan also carries what ``reconciler.cost`` and ``reconciler.policy`` found: a cost
+estimate per training change and totals per currency, the prices they used (so apply
+records actual run costs at the same prices), and the policy verdict (budgets, quotas,
+required labels). Amounts are decimal strings, never floats.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import enum
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 FORMAT_VERSION = "1.0"
@@ -71,6 +77,23 @@ class FieldChange:
     sensitive: bool = False
 
 
+def cents(amount: str | Decimal) -> str:
+    """An amount rounded to cents for display: ``"4.484"`` -> ``"4.48"``."""
+    return str(Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What one planned training run is expected to cost (see reconciler.cost)."""
+
+    amount: str  # decimal string, to 6 places; show it with cents()
+    currency: str
+    hours: str  # expected duration in hours
+    hourly: str  # price of the whole job (every worker on every node) per hour
+    basis: str  # where the hours come from: "median of 3 past runs" | "maxDuration 30m"
+    workers: int = 1  # workers x nodes the hourly price covers
+
+
 @dataclass(frozen=True)
 class ResourceChange:
     address: str
@@ -87,6 +110,7 @@ class ResourceChange:
     sensitive_paths: list[str] = field(default_factory=list)
     inputs_fingerprint: str | None = None
     prevent_destroy: bool = False
+    cost: CostEstimate | None = None  # set for TrainingJob changes that train
 
     @property
     def name(self) -> str:
@@ -104,6 +128,54 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class BudgetStatus:
+    """One Budget against this plan: spend so far this period, and what the plan adds."""
+
+    address: str
+    amount: str
+    currency: str
+    period: str
+    period_start: str  # UTC, RFC 3339
+    period_end: str  # exclusive
+    used: str  # recorded actual cost of runs in scope finished this period
+    planned: str  # estimates of the planned training changes in scope
+    percent: str | None  # (used + planned) / amount, in percent; None for a zero amount
+    enforce: bool
+    over: bool  # used + planned > amount
+    thresholds_crossed: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PolicyFinding:
+    """One policy verdict that is not a plain pass: an error, or a warning."""
+
+    rule: str  # budget | quota | required-labels
+    severity: str  # error | warning
+    address: str
+    message: str
+    hint: str = ""
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass(frozen=True)
+class PolicyReport:
+    budgets: list[BudgetStatus] = field(default_factory=list)
+    findings: list[PolicyFinding] = field(default_factory=list)
+    passed: list[dict[str, str]] = field(default_factory=list)  # {"rule", "address"}
+    allow_over_budget: bool = False
+
+    @property
+    def errors(self) -> list[PolicyFinding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[PolicyFinding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+
+@dataclass(frozen=True)
 class Plan:
     lineage: str
     serial: int
@@ -115,6 +187,11 @@ class Plan:
     targets: list[str] = field(default_factory=list)
     replace: list[str] = field(default_factory=list)
     format_version: str = FORMAT_VERSION
+    cost_totals: dict[str, str] = field(default_factory=dict)  # currency -> decimal string
+    #: the Workspace prices the estimates used (reconciler.cost.pricing_json); None when
+    #: nothing was estimated (destroy and refresh-only plans)
+    pricing: dict[str, Any] | None = None
+    policy: PolicyReport | None = None  # None: no policy was evaluated
 
     @property
     def actionable(self) -> list[ResourceChange]:
@@ -162,16 +239,29 @@ def from_dict(data: dict[str, Any]) -> Plan:
                 "action": Action(c["action"]),
                 "reason": Reason(c["reason"]),
                 "field_changes": [FieldChange(**f) for f in c["field_changes"]],
+                "cost": CostEstimate(**c["cost"]) if c.get("cost") else None,
             }
         )
 
     def drift(d: dict[str, Any]) -> Drift:
         return Drift(**{**d, "field_changes": [FieldChange(**f) for f in d["field_changes"]]})
 
+    def policy(p: dict[str, Any] | None) -> PolicyReport | None:
+        if p is None:
+            return None
+        return PolicyReport(
+            **{
+                **p,
+                "budgets": [BudgetStatus(**b) for b in p["budgets"]],
+                "findings": [PolicyFinding(**f) for f in p["findings"]],
+            }
+        )
+
     return Plan(
         **{
             **data,
             "changes": [change(c) for c in data["changes"]],
             "drift": [drift(d) for d in data["drift"]],
+            "policy": policy(data.get("policy")),
         }
     )

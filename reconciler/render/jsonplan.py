@@ -17,7 +17,17 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from reconciler.plan import Action, Drift, FieldChange, Plan, Reason, ResourceChange
+from reconciler.plan import (
+    Action,
+    CostEstimate,
+    Drift,
+    FieldChange,
+    Plan,
+    PolicyFinding,
+    Reason,
+    ResourceChange,
+    cents,
+)
 from reconciler.render.redact import (
     mask_field,
     masked_after,
@@ -26,7 +36,7 @@ from reconciler.render.redact import (
     sensitive_paths,
 )
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1: cost and policy filled in, per-change "cost"
 
 # action_reason values. Where Terraform has a name for the same cause, it is reused, so
 # tools written for `terraform show -json` read these without a lookup table.
@@ -112,6 +122,78 @@ def resource_change(change: ResourceChange) -> dict[str, Any]:
         "reason_detail": change.reason_detail or None,
         "dependencies": sorted(change.dependencies),
         "prevent_destroy": change.prevent_destroy,
+        "cost": cost_item(change.cost) if change.cost else None,
+    }
+
+
+def cost_item(estimate: CostEstimate) -> dict[str, Any]:
+    """One estimate: amounts as decimal strings (cents), hours and the price per hour."""
+    return {
+        "estimate": cents(estimate.amount),
+        "currency": estimate.currency,
+        "basis": estimate.basis,
+        "hours": estimate.hours,
+        "hourly": estimate.hourly,
+        "workers": estimate.workers,
+    }
+
+
+def cost(plan: Plan) -> dict[str, Any]:
+    """The top-level ``cost`` object: total and one item per training change."""
+    if plan.pricing is None:
+        return {"estimated": False, "currency": None, "total": None, "items": []}
+    currency = next(iter(plan.cost_totals), plan.pricing.get("currency"))
+    return {
+        "estimated": True,
+        "currency": currency,
+        "total": cents(plan.cost_totals.get(str(currency), "0")),
+        "totals": {c: cents(a) for c, a in plan.cost_totals.items()},
+        "items": [
+            {"address": c.address, **cost_item(c.cost)} for c in plan.changes if c.cost is not None
+        ],
+    }
+
+
+def _finding(f: PolicyFinding) -> dict[str, Any]:
+    where = {"filename": f.file, "line": f.line, "column": f.column} if f.file else None
+    return {
+        "rule": f.rule,
+        "severity": f.severity,
+        "address": f.address,
+        "summary": f.message,
+        "detail": f.hint,
+        "range": where,
+    }
+
+
+def policy(plan: Plan) -> dict[str, Any]:
+    """The top-level ``policy`` object: verdicts, warnings and every budget's standing."""
+    report = plan.policy
+    if report is None:
+        return {"evaluated": False, "passed": [], "failed": []}
+    return {
+        "evaluated": True,
+        "allow_over_budget": report.allow_over_budget,
+        "passed": jsonable(report.passed),
+        "failed": [_finding(f) for f in report.errors],
+        "warnings": [_finding(f) for f in report.warnings],
+        "budgets": [
+            {
+                "address": b.address,
+                "amount": b.amount,
+                "currency": b.currency,
+                "period": b.period,
+                "period_start": b.period_start,
+                "period_end": b.period_end,
+                "used": cents(b.used),
+                "planned": cents(b.planned),
+                "percent": b.percent,
+                "enforce": b.enforce,
+                "over": b.over,
+                "thresholds_crossed": b.thresholds_crossed,
+            }
+            for b in report.budgets
+        ],
     }
 
 
@@ -143,11 +225,10 @@ def render(plan: Plan) -> dict[str, Any]:
         "replace": sorted(plan.replace),
         "resource_changes": [resource_change(c) for c in plan.changes],
         "resource_drift": [resource_drift(d) for d in plan.drift],
-        # Budget, quota and required-label policy, and cost estimates, arrive with their
-        # own issue; the keys are here now so tools can rely on them. "evaluated": false
-        # says that nothing was checked (an empty "failed" list alone would read as a pass).
-        "policy": {"evaluated": False, "passed": [], "failed": []},
-        "cost": {"estimated": False, "currency": None, "total": None, "items": []},
+        # "evaluated": false / "estimated": false say that nothing was checked or priced
+        # (destroy and refresh-only plans): an empty "failed" list alone would read as a pass.
+        "policy": policy(plan),
+        "cost": cost(plan),
         "summary": plan.counts(),
         "has_changes": plan.has_changes,
     }

@@ -2,7 +2,9 @@
 
 The comment has a heading with the counts, the drift found by refresh, one table row per
 change grouped by area (data, training, platform, monitoring) saying what happens and
-why, and a collapsed ``diff`` block with every changed field. It stays under
+why, the estimated cost of the training it starts (per run and in total), the budgets it
+counts against and any policy errors and warnings, and a collapsed ``diff`` block with
+every changed field. It stays under
 ``MAX_CHARS``: when the whole comment would be longer, the details go first, then the
 table is cut short with "... and N more changes", and the comment says so. User text is
 escaped; sensitive values show as "(sensitive)" (masked as the JSON plan masks them).
@@ -15,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.plan import SENSITIVE, UNKNOWN, Action, Drift, FieldChange, Plan
+from reconciler.plan import SENSITIVE, UNKNOWN, Action, Drift, FieldChange, Plan, cents
 from reconciler.plan import ResourceChange as Change
 from reconciler.render import redact, words
 
@@ -303,6 +305,74 @@ def _closing(plan: Plan) -> list[str]:
     return []
 
 
+def cost_lines(plan: Plan) -> list[str]:
+    """The estimate of each training run, and the total."""
+    priced = [c for c in plan.changes if c.cost is not None]
+    if plan.pricing is None or (not priced and not plan.actionable):
+        return []
+    total = " + ".join(f"{cents(a)} {c}" for c, a in plan.cost_totals.items()) or "0.00"
+    lines = [f"**Estimated cost: {escape(total)}**"]
+    if priced:
+        lines += [
+            "",
+            "| resource | estimate | per hour | hours | basis |",
+            "|---|---:|---:|---:|---|",
+        ]
+        for c in priced:
+            e = c.cost
+            assert e is not None
+            cells = (
+                c.address,
+                f"{cents(e.amount)} {e.currency}",
+                f"{cents(e.hourly)} {e.currency}",
+                f"{float(e.hours):.4g}",
+                e.basis + (f", {e.workers} workers" if e.workers != 1 else ""),
+            )
+            lines.append("| " + " | ".join(escape(x) for x in cells) + " |")
+        lines.append(f"| **total** | **{escape(total)}** | | | |")
+    return lines
+
+
+def policy_lines(plan: Plan) -> list[str]:
+    """Budgets (a table), then policy errors and warnings (a list)."""
+    report = plan.policy
+    if report is None:
+        return []
+    lines: list[str] = []
+    if report.budgets:
+        lines += ["**Budgets:**", "", "| budget | period | used | planned | limit | % | enforced |"]
+        lines.append("|---|---|---:|---:|---:|---:|---|")
+        for b in report.budgets:
+            cells = (
+                b.address,
+                b.period,
+                cents(b.used),
+                cents(b.planned),
+                f"{b.amount} {b.currency}",
+                f"{b.percent}%" if b.percent is not None else "-",
+                "yes" if b.enforce else "no",
+            )
+            lines.append("| " + " | ".join(escape(x) for x in cells) + " |")
+    if report.findings:
+        lines += [""] if lines else []
+        lines += ["**Policy:**", ""]
+        for f in report.errors + report.warnings:
+            where = f" ({escape(f.file)}:{f.line})" if f.file else ""
+            mark = "❌ error" if f.severity == "error" else "⚠️ warning"
+            hint = f" — {escape(f.hint)}" if f.hint else ""
+            lines.append(f"- {mark}: **{escape(f.address)}**{where}: {escape(f.message)}{hint}")
+    return lines
+
+
+def _tail(plan: Plan) -> list[str]:
+    """The closing words, the cost and the policy blocks (kept when the comment is cut)."""
+    out: list[str] = []
+    for block in (_closing(plan), cost_lines(plan), policy_lines(plan)):
+        if block:
+            out += ([""] if out else []) + block
+    return out
+
+
 def render(plan: Plan, limit: int = MAX_CHARS) -> str:
     """The comment text, at most ``limit`` characters (for any limit that leaves room
     for the heading and the notes)."""
@@ -312,7 +382,7 @@ def render(plan: Plan, limit: int = MAX_CHARS) -> str:
         drift=[drift_line(d) for d in plan.drift],
         rows=[table_row(c) for c in changes],
         ranks=[_rank(c) for c in changes],
-        tail=_closing(plan),
+        tail=_tail(plan),
         details=details(changes, plan.drift) if changes or plan.drift else "",
     )
     text = _join(parts, [])

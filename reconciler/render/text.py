@@ -1,4 +1,6 @@
-"""A Plan as terminal text: Terraform-like symbols, changed fields only, reasons, summary."""
+"""A Plan as terminal text: Terraform-like symbols, changed fields only, reasons, summary,
+then the cost of the training it starts, the budgets it counts against and policy warnings
+(policy errors are reported as diagnostics by the command)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,17 @@ from typing import Any
 
 from rich.text import Text
 
-from reconciler.plan import SENSITIVE, Action, Drift, Plan, Reason, ResourceChange
+from reconciler.plan import (
+    SENSITIVE,
+    Action,
+    CostEstimate,
+    Drift,
+    Plan,
+    PolicyReport,
+    Reason,
+    ResourceChange,
+    cents,
+)
 from reconciler.render import redact, words
 
 SYMBOLS = {
@@ -61,6 +73,57 @@ def change_lines(change: ResourceChange, width: int) -> list[Text]:
                 style="dim",
             )
         )
+    if change.cost is not None:
+        lines.append(Text(f"        Cost: {cost_text(change.cost)}", style="cyan"))
+    return lines
+
+
+def cost_text(estimate: CostEstimate) -> str:
+    """``~4.48 USD (8.96 USD/h x 0.5 h, median of 3 past runs; 2 workers)``."""
+    workers = f"; {estimate.workers} workers" if estimate.workers != 1 else ""
+    return (
+        f"~{cents(estimate.amount)} {estimate.currency} ({cents(estimate.hourly)} "
+        f"{estimate.currency}/h x {_hours(estimate.hours)} h, {estimate.basis}{workers})"
+    )
+
+
+def _hours(hours: str) -> str:
+    return f"{float(hours):.4g}"
+
+
+def cost_total(plan: Plan) -> list[Text]:
+    """The total after the summary, as Infracost prints it."""
+    if plan.pricing is None:
+        return []
+    total = " + ".join(f"{cents(a)} {c}" for c, a in plan.cost_totals.items()) or "0.00"
+    n = sum(1 for c in plan.changes if c.cost is not None)
+    runs = f"{n} training run{'s' if n != 1 else ''}"
+    return [Text(f"Estimated cost: {total} ({runs}, at the Workspace's pricing)", style="bold")]
+
+
+def policy_lines(report: PolicyReport | None) -> list[Text]:
+    """The budgets this plan counts against, then policy warnings."""
+    if report is None:
+        return []
+    lines: list[Text] = []
+    if report.budgets:
+        lines += [Text(""), Text("Budgets:", style="bold")]
+        width = max(len(b.address) for b in report.budgets)
+        for b in report.budgets:
+            percent = f" ({b.percent}%)" if b.percent is not None else ""
+            flag = ", enforced" if b.enforce else ""
+            style = "red" if b.over else "yellow" if b.thresholds_crossed else ""
+            lines.append(
+                Text(
+                    f"  {b.address.ljust(width)}  {b.period}{flag}: used {cents(b.used)} + "
+                    f"planned {cents(b.planned)} of {b.amount} {b.currency}{percent}",
+                    style=style,
+                )
+            )
+    if report.warnings:
+        lines += [Text(""), Text("Policy warnings:", style="bold yellow")]
+        for f in report.warnings:
+            lines.append(Text(f"  ! {f.address}: {f.message}", style="yellow"))
     return lines
 
 
@@ -92,11 +155,11 @@ def render(plan: Plan) -> list[Text]:
         return lines
     if not actionable:
         lines.append(Text("No changes. The live objects match the specs.", style="green bold"))
-        return lines
+        return lines + policy_lines(plan.policy)
     lines.append(Text("pipeform will perform the following actions:", style="bold"))
     lines.append(Text(""))
     width = max(len(c.address) for c in actionable)
     for change in actionable:
         lines += change_lines(change, width)
-    lines += [Text(""), Text(plan.summary(), style="bold")]
-    return lines
+    lines += [Text(""), Text(plan.summary(), style="bold"), *cost_total(plan)]
+    return lines + policy_lines(plan.policy)
