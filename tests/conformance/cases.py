@@ -123,7 +123,9 @@ CASES: list[ProviderCase] = [
 
 def load_cases() -> list[ProviderCase]:
     """The built-in cases and those named in PIPEFORM_CONFORMANCE_CASES."""
-    cases = list(CASES)
+    from tests.monitoring.conformance_cases import CASE as PROMETHEUS  # it imports this module
+
+    cases = [*CASES, PROMETHEUS]
     for entry in filter(None, (e.strip() for e in os.environ.get(ENV, "").split(","))):
         module, _, attribute = entry.partition(":")
         found = getattr(importlib.import_module(module), attribute or "CASES")
