@@ -21,7 +21,8 @@ Providers import only this module, never the CLI or the planner.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -218,6 +219,27 @@ def changed_paths(before: JSON, after: JSON, prefix: str = "") -> set[str]:
         elif a != b:
             out.add(path)
     return out
+
+
+#: (address, event) -> None. Events are JSON objects with an "event" key: "progress"
+#: (a training epoch: epoch, epochs, loss, metrics, samples_per_s), "waiting", "started",
+#: "retrying", "validated" (a Dataset's summary)...
+ProgressCallback = Callable[[str, JSON], None]
+_progress: ProgressCallback | None = None
+
+
+def set_progress(callback: ProgressCallback | None) -> None:
+    """Where providers' progress goes while they work (the CLI's apply output); None: nowhere."""
+    global _progress
+    _progress = callback
+
+
+def report_progress(address: str, event: JSON) -> None:
+    """Tell whoever watches how a long call is going; a display failure never fails a call."""
+    callback = _progress
+    if callback is not None:
+        with contextlib.suppress(Exception):  # progress is best effort
+            callback(address, event)
 
 
 _registry: dict[str, type[Provider]] = {}

@@ -45,11 +45,35 @@ def _print_notes(notes: list[str]) -> None:
 
 
 def _plan_options(
-    mode: str, refresh: bool, target: tuple[str, ...], replace: tuple[str, ...]
+    mode: str,
+    refresh: bool,
+    target: tuple[str, ...],
+    replace: tuple[str, ...],
+    allow_over_budget: bool = False,
 ) -> Any:
     from reconciler.planner import PlanOptions
 
-    return PlanOptions(mode=mode, refresh=refresh, targets=tuple(target), replace=tuple(replace))
+    return PlanOptions(
+        mode=mode,
+        refresh=refresh,
+        targets=tuple(target),
+        replace=tuple(replace),
+        allow_over_budget=allow_over_budget,
+    )
+
+
+ALLOW_OVER_BUDGET = click.option(
+    "--allow-over-budget",
+    is_flag=True,
+    help="Accept a plan that would exceed an enforced Budget (shown as a warning instead).",
+)
+
+
+def _enforce_policy(plan: Any) -> None:
+    """Refuse a plan that breaks a budget, quota or label policy: every error at once."""
+    from reconciler import policy
+
+    policy.enforce(plan)
 
 
 def _check_addresses(session: Any, addresses: tuple[str, ...], option: str) -> None:
@@ -124,6 +148,7 @@ def _show_plan(plan: Any, fmt: str) -> None:
     help="Only report drift; applying it records live values in state.",
 )
 @click.option("--destroy", is_flag=True, help="Plan destroying every managed resource.")
+@ALLOW_OVER_BUDGET
 @LOCK_TIMEOUT
 def plan(
     paths: tuple[Path, ...],
@@ -136,9 +161,15 @@ def plan(
     refresh: bool,
     refresh_only: bool,
     destroy: bool,
+    allow_over_budget: bool,
     lock_timeout: str,
 ) -> int:
-    """Show what apply would change in the spec tree at PATH, and why."""
+    """Show what apply would change in the spec tree at PATH, and why.
+
+    The plan shows the estimated cost of the training it starts and the budgets it counts
+    against; a plan that breaks a policy (an enforced budget, a quota, required labels)
+    exits 1 and is not saved.
+    """
     from reconciler import engine
 
     if refresh_only and destroy:
@@ -148,8 +179,10 @@ def plan(
     with engine.locked(session.backend, _seconds(lock_timeout)) as notes:
         _print_notes(notes)
         _check_addresses(session, target + replace, "--target/--replace")
-        result = engine.plan(session, _plan_options(mode, refresh, target, replace))
+        options = _plan_options(mode, refresh, target, replace, allow_over_budget)
+        result = engine.plan(session, options)
     _show_plan(result, "json" if as_json else fmt)
+    _enforce_policy(result)  # a refused plan is never saved
     if out_file is not None:
         engine.save_plan(result, out_file)
         _out(stderr=True).print(
@@ -184,6 +217,15 @@ def _listener() -> Any:
                 out.file.write(line.plain + "\n")
                 out.file.flush()
 
+    def progress(address: str, event: dict[str, Any]) -> None:
+        line = progress_line(event)
+        if line:
+            emit(Text(f"{address}: {line}", style="dim"))
+
+    from providers import base
+
+    base.set_progress(progress)
+
     def listen(event: str, change: Any, outcome: Any) -> None:
         if change.action is Action.NOOP:
             return
@@ -199,6 +241,42 @@ def _listener() -> Any:
             emit(line)
 
     return listen
+
+
+def progress_line(event: dict[str, Any]) -> str:
+    """One line for a provider's progress event, or "" for events not worth a line."""
+    kind = event.get("event")
+    if kind == "progress":  # a line the trainer printed; "stage" is its own event name
+        if event.get("stage") == "epoch":
+            return _epoch_line(event)
+        if event.get("stage") in ("resumed", "early-stop", "preempted"):
+            return str(event["stage"])
+        return ""
+    if kind == "started":
+        return f"run {str(event.get('runId', ''))[:12]} started (attempt {event.get('attempt', 1)})"
+    if kind == "retrying":
+        return f"retrying from the newest checkpoint (attempt {event.get('attempt')})"
+    if kind == "waiting":
+        return str(event.get("message") or "waiting")
+    if kind == "validated":
+        return str(event.get("summary") or "")
+    return ""
+
+
+def _epoch_line(event: dict[str, Any]) -> str:
+    parts = [f"epoch {event.get('epoch')}/{event.get('epochs')}"]
+    loss = event.get("loss")
+    if isinstance(loss, int | float):
+        parts.append(f"loss {loss:.4f}")
+    metrics = event.get("metrics") or {}
+    for name in ("auc", "accuracy", "rmse", "r2"):
+        value = metrics.get(name)
+        if isinstance(value, int | float):
+            parts.append(f"val {name} {value:.4f}")
+    rate = event.get("samples_per_s")
+    if isinstance(rate, int | float):
+        parts.append(f"{rate:,.0f} samples/s")
+    return ", ".join(parts)
 
 
 def _confirm(auto_approve: bool, what: str) -> None:
@@ -245,6 +323,7 @@ def _apply(
     target: tuple[str, ...],
     replace: tuple[str, ...],
     command: str,
+    allow_over_budget: bool = False,
 ) -> int:
     from reconciler import engine
 
@@ -254,10 +333,13 @@ def _apply(
         if plan_file is not None:
             result = engine.load_plan(plan_file)
             engine.check_fresh(result, session)
+            _enforce_policy(result)
         else:
             _check_addresses(session, target + replace, "--target/--replace")
-            result = engine.plan(session, _plan_options(mode, True, target, replace))
+            options = _plan_options(mode, True, target, replace, allow_over_budget)
+            result = engine.plan(session, options)
             _show_plan(result, "text")
+            _enforce_policy(result)
             if not result.has_changes:
                 return 0
             _confirm(auto_approve, command)
@@ -283,6 +365,7 @@ def _apply(
     "--target", multiple=True, metavar="ADDR", help="Apply only ADDR and what it depends on."
 )
 @click.option("--replace", multiple=True, metavar="ADDR", help="Replace ADDR even if unchanged.")
+@ALLOW_OVER_BUDGET
 @LOCK_TIMEOUT
 def apply(
     args: tuple[Path, ...],
@@ -290,6 +373,7 @@ def apply(
     parallelism: int,
     target: tuple[str, ...],
     replace: tuple[str, ...],
+    allow_over_budget: bool,
     lock_timeout: str,
 ) -> int:
     """Make the live objects match the spec tree at PATH, or carry out a saved PLANFILE.
@@ -310,6 +394,7 @@ def apply(
         target,
         replace,
         "pipeform apply",
+        allow_over_budget,
     )
 
 

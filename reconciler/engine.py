@@ -5,6 +5,7 @@ The CLI calls these functions; they hold no argument parsing and print nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from collections.abc import Iterator
@@ -69,13 +70,21 @@ def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
     return {**own, "workspace": shared}
 
 
-def load_providers(checked: CheckedTree, state: State) -> Providers:
+def load_providers(
+    checked: CheckedTree, state: State, loaded: Providers | None = None
+) -> Providers:
+    """The providers the specs and the state name, each checked against its documents.
+
+    Instances already in ``loaded`` are reused and not checked again: a session first
+    loads the specs' providers (so every spec problem is reported before state exists),
+    then only the ones that state alone names.
+    """
     default = checked.tree.workspace.spec.defaults.provider
     names = {default} | {r.provider for r in state.resources.values()}
-    for loaded in checked.tree.documents.values():
-        names.add(_provider_of(loaded.model, default))
-    instances = {}
-    for name in sorted(names):
+    for doc in checked.tree.documents.values():
+        names.add(_provider_of(doc.model, default))
+    instances: dict[str, base.Provider] = dict(loaded.instances) if loaded is not None else {}
+    for name in sorted(names - set(instances)):
         cls = base.load(name)
         if cls is None:
             raise PipeformError(
@@ -83,6 +92,13 @@ def load_providers(checked: CheckedTree, state: State) -> Providers:
                 f"{base.ENTRY_POINT_GROUP}); pip install the package that provides it"
             )
         instances[name] = cls(provider_config(checked, name), checked.tree.root)
+    if loaded is None:
+        _check_kinds(checked, instances, default)
+        _validate_with_providers(checked, instances, default)
+    return Providers(instances, default)
+
+
+def _check_kinds(checked: CheckedTree, instances: dict[str, base.Provider], default: str) -> None:
     unsupported = [
         (a, d)
         for a, d in checked.tree.documents.items()
@@ -104,21 +120,32 @@ def load_providers(checked: CheckedTree, state: State) -> Providers:
                 ]
             )
         )
-    _validate_with_providers(checked, instances, default)
-    return Providers(instances, default)
 
 
 def _validate_with_providers(
     checked: CheckedTree, instances: dict[str, base.Provider], default: str
 ) -> None:
-    """Provider-specific checks (such as a Secret target the provider cannot serve), at plan time."""
+    """Provider-specific checks (such as a Secret target the provider cannot serve), at plan time.
+
+    A provider that keeps the protocol's default ``validate`` (no checks) is skipped, so
+    its documents are not rendered for nothing.
+    """
     from reconciler.diagnostics import Diagnostic, Diagnostics
     from reconciler.planner import desired_document
 
+    checking = {
+        name
+        for name, instance in instances.items()
+        if type(instance).validate is not base.Provider.validate
+    }
+    if not checking:
+        return
     found = Diagnostics()
     labels = checked.tree.workspace.spec.defaults.labels
     for address, loaded in sorted(checked.tree.documents.items()):
         name = _provider_of(loaded.model, default)
+        if name not in checking:
+            continue
         ctx = base.ResourceContext.of(address, "", checked.tree.root)
         for d in instances[name].validate(ctx, desired_document(loaded.model, labels)):
             found.add(
@@ -131,14 +158,21 @@ def _validate_with_providers(
 
 
 def _provider_of(model: Any, default: str) -> str:
-    return Providers({}, default).for_document(model)
+    return _chooser(default).for_document(model)
+
+
+@functools.cache
+def _chooser(default: str) -> Providers:
+    """Which provider realises a document, for a default (asked once per document)."""
+    return Providers({}, default)
 
 
 def open_session(paths: list[Path]) -> Session:
     checked = load_specs(paths)
-    load_providers(checked, State("", 0))  # every spec problem is reported before state exists
+    # every spec problem is reported before state exists; state may name more providers
+    providers = load_providers(checked, State("", 0))
     backend = open_backend(checked.tree.workspace, checked.tree.root)
-    return Session(checked, backend, load_providers(checked, backend.read()))
+    return Session(checked, backend, load_providers(checked, backend.read(), providers))
 
 
 @contextmanager
@@ -279,7 +313,30 @@ def apply(
             command, who, started, now(), digest, commit, state.serial, report.serial, results
         )
     )
+    push_metrics(session, report, drift=len(plan.drift))
     return report
+
+
+def push_metrics(session: Session, report: ApplyReport | None, drift: int | None) -> None:
+    """After a one-shot apply, push the reconciler's metrics when the Workspace names a
+    Pushgateway (providers.prometheus.pushgatewayUrl); a failed push is only a warning."""
+    workspace = session.checked.tree.workspace
+    url = workspace.spec.providers.prometheus.pushgateway_url
+    if not url:
+        return
+    from datetime import UTC, datetime
+
+    from reconciler import metrics, policy
+
+    state = session.backend.read()
+    statuses = policy.budget_statuses(session.checked, state, [], datetime.now(UTC))
+    budgets = {
+        s.address.split("/", 1)[1]: float(s.used) / float(s.amount)
+        for s in statuses
+        if float(s.amount) > 0
+    }
+    registry = metrics.collect(state, report, drift=drift, budgets=budgets)
+    metrics.push(registry, url, workspace.metadata.name)
 
 
 def apply_refresh(session: Session, plan: plans.Plan) -> int:

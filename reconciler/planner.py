@@ -25,6 +25,7 @@ from providers.base import (
     ReadResponse,
     ResourceContext,
 )
+from reconciler import cost, policy
 from reconciler.diagnostics import Diagnostics, PipeformError, error
 from reconciler.kinds import Document
 from reconciler.loader import LoadedDocument
@@ -39,12 +40,18 @@ class PlanOptions:
     refresh: bool = True
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
+    allow_over_budget: bool = False  # an enforced budget overrun is a warning, not an error
 
 
-#: Where the embedded default sends kinds it does not realise itself: with the local
-#: provider as the default, Alert and SLO documents become Prometheus rules (rule files on
-#: disk when no Prometheus URL is configured). Other defaults (kubernetes) realise them.
-KIND_PROVIDERS: Mapping[str, str] = {"Alert": "prometheus", "SLO": "prometheus"}
+#: Where the embedded default sends kinds that are rules: with the local provider as the
+#: default, Alert and SLO documents, and a Budget's burn alerts, become Prometheus rules
+#: (rule files on disk when no Prometheus URL is configured). Budgets are enforced at plan
+#: time whichever provider holds them. Other defaults (kubernetes) realise them.
+KIND_PROVIDERS: Mapping[str, str] = {
+    "Alert": "prometheus",
+    "SLO": "prometheus",
+    "Budget": "prometheus",
+}
 
 
 @dataclass
@@ -141,6 +148,8 @@ def _apply_ignore(
     prior: Mapping[str, Any], desired: dict[str, Any], paths: Iterable[str]
 ) -> dict[str, Any]:
     """Desired with ignored spec paths set back to what was applied."""
+    if not paths:  # the common case: desired is already this call's own JSON-typed copy
+        return desired
     out: dict[str, Any] = json.loads(json.dumps(desired))
     for dotted in paths:
         parts = dotted.removeprefix("spec.").split(".")
@@ -299,7 +308,8 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
         replace(f, forces_replacement=_forces(f.path, forcing))
         for f in field_changes(prior.spec, desired)
     ]
-    change = replace(change, field_changes=fields)
+    if fields:  # dataclasses.replace costs a whole __init__: skip it when nothing changed
+        change = replace(change, field_changes=fields)
     inputs = _changed_inputs(c, address)
     fingerprint_moved = (
         response.inputs_fingerprint is not None
@@ -406,6 +416,12 @@ def make_plan(
     if c.diagnostics.has_errors:
         raise PipeformError(c.diagnostics)
     changes = _ordered(c, list(c.changes.values()))
+    totals: dict[str, str] = {}
+    pricing, report = None, None
+    if options.mode == "normal":  # cost and policy judge what would be trained and kept
+        changes, totals = cost.estimate_changes(checked, state, changes)
+        pricing = cost.Prices.of(checked.tree.workspace).to_json()
+        report = policy.evaluate(checked, state, changes, options.allow_over_budget)
     return Plan(
         lineage=state.lineage,
         serial=state.serial,
@@ -416,6 +432,9 @@ def make_plan(
         drift=drift,
         targets=list(options.targets),
         replace=list(options.replace),
+        cost_totals=totals,
+        pricing=pricing,
+        policy=report,
     )
 
 

@@ -2,7 +2,7 @@
 
 Everything it makes lives under the Workspace's ``providers.local.dataDir`` (default
 ``.pipeform/data``, relative to the spec tree). Each kind family is one module with a
-``KindHandler`` (``quota``, ``secrets``); this module only dispatches the provider calls
+``KindHandler`` (``dataset``, ``featureset``, ``training``, ``quota``, ``secrets``, ``budget``); this module only dispatches the provider calls
 to the handler for the request's kind. Adding a kind is one module and one entry in
 ``HANDLERS``.
 """
@@ -28,14 +28,26 @@ from providers.base import (
     ReadResponse,
     ResourceContext,
 )
+from providers.local.budget import BudgetHandler
+from providers.local.dataset import DatasetHandler
+from providers.local.featureset import FeatureSetHandler
 from providers.local.kind import KindHandler
 from providers.local.quota import QuotaHandler
 from providers.local.secrets import SecretHandler
 from providers.local.settings import LocalSettings
+from providers.local.training import TrainingJobHandler
 from reconciler.diagnostics import Diagnostic
 
 HANDLERS: Mapping[str, type[KindHandler]] = {
-    handler.kind: handler for handler in (QuotaHandler, SecretHandler)
+    handler.kind: handler
+    for handler in (
+        BudgetHandler,
+        DatasetHandler,
+        FeatureSetHandler,
+        QuotaHandler,
+        SecretHandler,
+        TrainingJobHandler,
+    )
 }
 
 

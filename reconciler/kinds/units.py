@@ -197,7 +197,9 @@ def _money_type(places: int) -> Any:
     return Annotated[
         Decimal,
         BeforeValidator(lambda v: parse_money(v, places)),
-        PlainSerializer(lambda d: str(d.normalize()) if places > 2 else str(d), return_type=str),
+        PlainSerializer(
+            lambda d: format(d.normalize(), "f") if places > 2 else format(d, "f"), return_type=str
+        ),
         WithJsonSchema(
             {
                 "anyOf": [

@@ -112,14 +112,16 @@ def leaks(value: str) -> list[bytes]:
 # -- the provider as the engine finds it ---------------------------------------------------
 
 
-def test_local_is_found_through_its_entry_point_and_realises_quotas_and_secrets() -> None:
+def test_local_is_found_through_its_entry_point_and_realises_its_kinds() -> None:
     assert base.load("local") is LocalProvider
-    assert LocalProvider.kinds == frozenset({"Quota", "Secret"})
+    assert LocalProvider.kinds == frozenset(
+        {"Budget", "Dataset", "FeatureSet", "Quota", "Secret", "TrainingJob"}
+    )
 
 
 def test_a_kind_it_cannot_realise_yet_is_a_clear_error(provider: LocalProvider) -> None:
-    with pytest.raises(PermanentError, match="cannot realise Dataset resources yet"):
-        provider.read(ReadRequest(ctx(provider.root, "Dataset", "d"), None, {}, None))
+    with pytest.raises(PermanentError, match="cannot realise Alert resources yet"):
+        provider.read(ReadRequest(ctx(provider.root, "Alert", "a"), None, {}, None))
 
 
 def test_quota_and_secret_changes_never_force_a_replacement(provider: LocalProvider) -> None:
