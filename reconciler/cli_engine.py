@@ -341,6 +341,11 @@ def _apply(
             _show_plan(result, "text")
             _enforce_policy(result)
             if not result.has_changes:
+                if mode == "normal":  # a successful apply that changed nothing, for monitoring
+                    from reconciler.applier import ApplyReport
+
+                    done = ApplyReport(serial=result.serial)
+                    engine.push_metrics(session, done, drift=len(result.drift))
                 return 0
             _confirm(auto_approve, command)
         if result.mode == "refresh-only":
