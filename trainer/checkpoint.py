@@ -6,18 +6,16 @@ into place, and its sha256 written the same way to ``ckpt-<step>.pt.sha256`` (th
 the previous set of checkpoints or a new one whose sidecar is missing or does not match,
 which ``latest`` skips (and reports). Only the newest ``keep`` checkpoints are kept.
 
-Also here: ``write_atomic`` (the same recipe for any small file, such as result.json) and
-``StopFlag``, the SIGTERM handler that asks the loop to checkpoint and stop.
+The write recipe itself (also used for small files such as result.json) is
+``trainer.fsio``. Also here: ``StopFlag``, the SIGTERM handler that asks the loop to
+checkpoint and stop.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import re
 import signal
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,46 +24,9 @@ from typing import Any
 
 import torch
 
+from trainer.fsio import fsync_path, sha256_file, write_atomic, write_stream_atomic
+
 _NAME = re.compile(r"ckpt-(\d+)\.pt")
-_CHUNK = 1 << 20
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _commit(write: Callable[[Any], None], target: Path) -> None:
-    """Write through ``write(stream)`` to a temp file beside target, fsync, rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace path with data so that a reader sees the old bytes or the new, never half."""
-    _commit(lambda stream: stream.write(data), path)
-    fsync_dir(path.parent)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
@@ -75,11 +36,11 @@ def checkpoint_path(directory: Path, step: int) -> Path:
 def save(directory: Path, step: int, payload: dict[str, Any], keep: int) -> Path:
     """Write ``payload`` as the checkpoint of global step ``step``; prune to ``keep``."""
     target = checkpoint_path(directory, step)
-    _commit(lambda stream: torch.save(payload, stream), target)
+    write_stream_atomic(target, lambda stream: torch.save(payload, stream), sync_dir=False)
     sidecar = target.with_name(target.name + ".sha256")
-    line = f"{file_sha256(target)}  {target.name}\n"
-    _commit(lambda stream: stream.write(line.encode()), sidecar)
-    fsync_dir(directory)
+    line = f"{sha256_file(target)}  {target.name}\n"
+    write_atomic(sidecar, line.encode(), sync_dir=False)
+    fsync_path(directory)
     prune(directory, keep)
     return target
 
@@ -111,7 +72,7 @@ def verify(path: Path) -> str | None:
         recorded = sidecar.read_text().split()[0]
     except (OSError, IndexError):
         return "its .sha256 sidecar is missing or empty"
-    actual = file_sha256(path)
+    actual = sha256_file(path)
     if actual != recorded:
         return f"sha256 {actual[:12]}… does not match the sidecar's {recorded[:12]}…"
     return None

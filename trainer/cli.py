@@ -76,7 +76,7 @@ def _report_bad_config(raw: dict[str, Any], message: str) -> None:
     run_id, output_dir = raw.get("run_id"), raw.get("output_dir")
     if not (isinstance(run_id, str) and isinstance(output_dir, str)):
         return
-    from trainer.checkpoint import write_atomic
+    from trainer.fsio import write_atomic
 
     result = RunResult(run_id=run_id, status="failed", error=message)
     with contextlib.suppress(OSError):

@@ -8,7 +8,6 @@ is read, so a mismatch stops the run before training (and before any checkpoint)
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +16,7 @@ import torch
 
 from trainer.config import Inputs, ModelConfig, Table
 from trainer.errors import BadInputError, TrainerError
-
-_CHUNK = 1 << 20
+from trainer.fsio import sha256_file
 
 
 @dataclass(frozen=True)
@@ -41,14 +39,6 @@ class TrainingData:
     n_outputs: int  # 1 for binary and regression, the class count for multiclass
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def verify_table(table: Table, what: str) -> None:
     """Raise BadInputError when the table is missing or its bytes differ from its sha256."""
     path = Path(table.path)
@@ -58,7 +48,7 @@ def verify_table(table: Table, what: str) -> None:
             "(pipeform apply) and run again"
         )
     expected = table.sha256.removeprefix("sha256:").lower()
-    actual = file_sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise BadInputError(
             f"the {what} table {path} has sha256 {actual[:16]}…, not the recorded "

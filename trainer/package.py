@@ -14,7 +14,7 @@
 - ``transform.json``     the FeatureSet's fitted transform, when the config names one
 
 The package is built in a temporary sibling directory and renamed into place, so a
-reader never sees half of one. Its digest is ``trainer.registry.local.package_digest``
+reader never sees half of one. Its digest is ``trainer.registry.common.package_digest``
 (each file's relative path and sha256, in sorted order), the same figure the registry
 records.
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import uuid
 import warnings
@@ -34,11 +33,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer.checkpoint import fsync_dir, write_atomic
 from trainer.config import RunConfig
+from trainer.fsio import fsync_path, write_atomic
 from trainer.models import Predictor
 from trainer.redact import scrub_data
-from trainer.registry.local import package_digest
+from trainer.registry.common import package_digest
 from trainer.version import TRAINER_VERSION, trainer_code_digest
 
 PACKAGE_DIR = "package"
@@ -129,14 +128,6 @@ def metadata(
     }
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _json(value: Any) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
 
@@ -170,15 +161,15 @@ def write_package(
                 staging / "transform.json", Path(config.inputs.transform_path).read_bytes()
             )
         for written in staging.iterdir():  # the weights and model.pt (the JSON already is)
-            _fsync(written)
-        fsync_dir(staging)
+            fsync_path(written)
+        fsync_path(staging)
         final = output_dir / PACKAGE_DIR
         if final.exists():  # a retry: the new package replaces the old
             retired = output_dir / f".{PACKAGE_DIR}.old-{uuid.uuid4().hex[:12]}"
             final.rename(retired)
             shutil.rmtree(retired, ignore_errors=True)
         staging.rename(final)
-        fsync_dir(output_dir)
+        fsync_path(output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

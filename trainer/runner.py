@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer import checkpoint, distributed
+from trainer import checkpoint, distributed, fsio
 from trainer.config import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -102,7 +102,7 @@ def _finish(
     }
     report.fields.update(metrics=found, gates=gates)
     output_dir = Path(config.output_dir)
-    checkpoint.write_atomic(
+    fsio.write_atomic(
         output_dir / "metrics.json",
         (json.dumps({"final": found, "epochs": state.history}, indent=2) + "\n").encode(),
     )
@@ -212,7 +212,7 @@ def _push(config: RunConfig, result: RunResult, finished_at: float, reporter: Re
 
 
 def write_result(output_dir: Path, result: RunResult) -> None:
-    checkpoint.write_atomic(
+    fsio.write_atomic(
         output_dir / "result.json", (result.model_dump_json(indent=2) + "\n").encode()
     )
 

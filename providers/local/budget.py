@@ -5,6 +5,7 @@ scope labels, alert thresholds, whether it is enforced, and the owner labels. En
 itself happens at plan time (``reconciler.policy``) against the specs; the record is the
 live object that refresh compares and that burn alerts and dashboards may read. The file
 is named after the Budget, or after the id it was imported by. Budgets change in place.
+Reading, writing, deleting and importing the file is ``providers.local.records``.
 """
 
 from __future__ import annotations
@@ -12,20 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from providers.base import (
-    JSON,
-    ApplyRequest,
-    ApplyResponse,
-    DeleteRequest,
-    ImportRequest,
-    ImportResponse,
-    PermanentError,
-    ReadRequest,
-    ReadResponse,
-    ResourceContext,
-)
-from providers.local import files
-from providers.local.kind import KindHandler, inner_spec
+from providers.base import JSON, ResourceContext
+from providers.local.records import RecordHandler
 
 RECORD_KIND = "pipeform.local/Budget"
 FIELDS = ("amount", "currency", "period", "scope", "thresholds", "enforce")
@@ -48,66 +37,22 @@ def _record_of(spec: JSON) -> JSON:
     }
 
 
-class BudgetHandler(KindHandler):
+class BudgetHandler(RecordHandler):
     kind = "Budget"
+    record_kind = RECORD_KIND
+    directory = "budgets"
 
-    def _path(self, name: str) -> Path:
-        directory = self.settings.data_dir / "budgets"
-        return directory / f"{files.check_name(name, 'Budget name')}.json"
+    def fields(self, ctx: ResourceContext, spec: JSON) -> JSON:
+        return _record_of(spec)
 
-    def _outputs(self, path: Path, record: JSON) -> JSON:
+    def observed(self, record: JSON) -> JSON:
+        return _observed(record)
+
+    def outputs(self, path: Path, record: JSON) -> JSON:
         return {"file": self.settings.shown(path), "amount": record.get("amount")}
 
-    def read(self, request: ReadRequest) -> ReadResponse:
-        path = self._path(request.external_id or request.ctx.name)
-        record = files.read_json(path, self.settings.shown(path))
-        if record is None:
-            return ReadResponse(exists=False)
-        return ReadResponse(True, _observed(record), self._outputs(path, record), path.stem)
-
-    def _write(self, ctx: ResourceContext, document: JSON, file_name: str | None) -> ApplyResponse:
-        path = self._path(file_name or ctx.name)
-        files.claim(path, ctx, self.settings.shown(path), path.stem)
-        record = {
-            "kind": RECORD_KIND,
-            "name": path.stem,
-            **_record_of(inner_spec(document)),
-            files.LABELS: ctx.owner_labels,
-        }
-        files.ensure_dir(path.parent)
-        files.write_json(path, record)
-        return ApplyResponse(self._outputs(path, record), path.stem, _observed(record))
-
-    def create(self, request: ApplyRequest) -> ApplyResponse:
-        # An existing file of ours (a create retried after a crash) is adopted and rewritten.
-        return self._write(request.ctx, request.spec, request.external_id)
-
-    def update(self, request: ApplyRequest) -> ApplyResponse:
-        return self._write(request.ctx, request.spec, request.external_id)
-
-    def delete(self, request: DeleteRequest) -> None:
-        path = self._path(request.external_id or request.ctx.name)
-        record = files.read_json(path, self.settings.shown(path))
-        if record is None:
-            return
-        if not files.is_ours(record, request.ctx):
-            raise files.not_ours(request.ctx, record, self.settings.shown(path), path.stem)
-        files.remove(path)
-
-    def import_(self, request: ImportRequest) -> ImportResponse:
-        path = self._path(request.id)
-        shown = self.settings.shown(path)
-        record = files.read_json(path, shown)
-        if record is None:
-            raise PermanentError(f"there is no budget file {shown} to import")
-        record[files.LABELS] = request.ctx.owner_labels
-        files.write_json(path, record)
-        observed = _observed(record)
-        return ImportResponse(observed, _spec_of(observed), self._outputs(path, record), path.stem)
-
-
-def _spec_of(observed: JSON) -> JSON:
-    """The imported budget in spec terms, shaped as the spec model writes it."""
-    spec: dict[str, Any] = {"provider": None, **observed}
-    spec["scope"] = {"labels": dict((observed.get("scope") or {}).get("labels") or {})}
-    return spec
+    def spec_of(self, ctx: ResourceContext, observed: JSON) -> JSON:
+        """The imported budget in spec terms, shaped as the spec model writes it."""
+        spec: dict[str, Any] = {"provider": None, **observed}
+        spec["scope"] = {"labels": dict((observed.get("scope") or {}).get("labels") or {})}
+        return spec

@@ -1,21 +1,36 @@
 """Files as the local provider's live objects: atomic writes, JSON records, ownership.
 
 Every object the local provider realises is one JSON record on disk carrying the owner
-labels (address and state lineage) of the resource that made it. Writes go to a temporary
-file in the same directory, are fsynced and renamed over the target, and the directory is
-fsynced, so a crash leaves either the old record or the new one, never half of either.
+labels (address and state lineage) of the resource that made it. Writes go through
+``providers.durable``: a temporary file in the same directory, fsynced and renamed over the
+target, then the directory fsynced, so a crash leaves either the old record or the new one,
+never half of either.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from providers.base import JSON, OWNER_ADDRESS, OWNER_LINEAGE, PermanentError, ResourceContext
+from providers.durable import atomic_write, durable_temp, fsync_dir, remove
+
+__all__ = [  # atomic_write, fsync_dir and remove live in providers.durable
+    "LABELS",
+    "atomic_write",
+    "check_name",
+    "claim",
+    "create_exclusive",
+    "ensure_dir",
+    "fsync_dir",
+    "is_ours",
+    "not_ours",
+    "read_json",
+    "remove",
+    "write_json",
+]
 
 LABELS = "labels"
 # Names that become file names: no separators, no leading dot (temporary and key files
@@ -40,37 +55,9 @@ def ensure_dir(path: Path, mode: int = 0o755) -> None:
         path.chmod(mode)
 
 
-def _durable_temp(path: Path, data: bytes, mode: int) -> str:
-    """A synced temporary file beside path holding data; the caller renames or links it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return tmp
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace path with data: temporary file, fsync, rename, fsync of the directory."""
-    tmp = _durable_temp(path, data, mode)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
 def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
     """Write path only if it does not exist yet (atomically); False when it already did."""
-    tmp = _durable_temp(path, data, mode)
+    tmp = durable_temp(path, data, mode)
     try:
         try:
             os.link(tmp, path)  # fails if another process made it first
@@ -80,14 +67,6 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o600) -> bool:
         return True
     finally:
         os.unlink(tmp)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_json(path: Path, record: JSON, mode: int = 0o644) -> None:
@@ -113,15 +92,6 @@ def read_json(path: Path, shown: str) -> JSON | None:
     if not isinstance(record, dict):
         raise PermanentError(f"{shown} does not hold a JSON object; delete it and apply again")
     return record
-
-
-def remove(path: Path) -> None:
-    """Delete path; a path that is already gone is fine."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
-    fsync_dir(path.parent)
 
 
 def is_ours(record: JSON, ctx: ResourceContext) -> bool:

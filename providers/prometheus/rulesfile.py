@@ -20,7 +20,6 @@ import errno
 import fcntl
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from providers import durable
 from providers.base import JSON, PermanentError, RetryableError
 
 OWNER_PREFIX = "# pipeform-owner: "
@@ -176,43 +176,12 @@ def _flock(fd: int, directory: Path) -> None:
 
 
 def write(path: Path, text: str, check: Callable[[Path], None]) -> None:
-    """Replace path with text atomically, after ``check`` accepted the temporary file.
-
-    (providers.local.files.atomic_write has no hook between the fsync and the rename,
-    which is where promtool must look.)
-    """
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        check(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
+    """Replace path with text atomically, after ``check`` accepted the temporary file."""
+    durable.atomic_write(path, text.encode("utf-8"), 0o644, check)
 
 
 def ensure_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def remove(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+remove = durable.remove

@@ -7,7 +7,7 @@ as they would against a remote server, and nothing is written next to the tests.
 binds 127.0.0.1 only, runs one uvicorn worker and no job-execution workers
 (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false``: they add seven huey processes and a few
 seconds), and starts in its own process group so ``stop()`` can end every process it
-spawned and check that none is left.
+spawned and check that none is left (``tests.integration.servers``).
 
 Use it from a conftest as a session fixture (it takes 10-20 s to start)::
 
@@ -21,81 +21,28 @@ In CI (``CI=true``) a server that cannot start fails the tests; elsewhere they s
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-HOST = "127.0.0.1"
+from tests.integration.servers import (
+    HOST,
+    free_port,
+    in_ci,
+    stop_process_group,
+    wait_answering,
+)
+
+__all__ = ["MlflowServer", "free_port", "mlflow_server_session", "stop_process_group"]
 
 
 class ServerUnavailable(RuntimeError):
     """The mlflow CLI is missing, or the server did not answer /health in time."""
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def stop_process_group(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM the process's whole group, SIGKILL what is left after ``grace`` seconds.
-
-    Raises RuntimeError when a process of the group survives SIGKILL, so a leak shows up
-    as a test error instead of a stray server.
-    """
-    group = process.pid  # started with start_new_session: its pid is the group id
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        if not _group_alive(group):
-            break
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and _group_alive(group):
-            process.poll()  # reap the leader so it does not linger as a zombie
-            time.sleep(0.1)
-    if process.poll() is None:
-        process.wait(timeout=5)
-    if _group_alive(group):
-        raise RuntimeError(f"processes of group {group} survived SIGKILL")
-
-
-def _group_alive(group: int) -> bool:
-    """Whether a live (not zombie) process is left in the group."""
-    proc = Path("/proc")
-    if not proc.is_dir():  # not Linux: ask the kernel, zombies included
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # it just exited
-            continue
-        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after ')'
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == group and fields[0] != "Z":
-            return True
-    return False
 
 
 @dataclass
@@ -177,19 +124,14 @@ def start_mlflow_server(workdir: Path, timeout: float = 120.0) -> MlflowServer:
 
 
 def _wait_healthy(server: MlflowServer, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise ServerUnavailable(
-                f"mlflow server exited with code {server.process.returncode} before answering; "
-                f"log {server.log_path}:\n{server.log_tail()}"
-            )
-        try:
-            with urllib.request.urlopen(f"{server.url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.2)
+    url = f"{server.url}/health"
+    if wait_answering(url, server.process, deadline, timeout=2, interval=0.2):
+        return
+    if server.process.poll() is not None:
+        raise ServerUnavailable(
+            f"mlflow server exited with code {server.process.returncode} before answering; "
+            f"log {server.log_path}:\n{server.log_tail()}"
+        )
     raise ServerUnavailable(
         f"mlflow server did not answer {server.url}/health in time; "
         f"log {server.log_path}:\n{server.log_tail()}"

@@ -13,9 +13,7 @@ In CI (CI=true) a missing binary fails the test session; elsewhere tests skip.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -29,16 +27,14 @@ from typing import Any
 
 import pytest
 
+from tests.integration.servers import free_port, in_ci, stop_process_group, wait_answering
+
 BINARIES = {
     "prometheus": "prometheus",
     "alertmanager": "prometheus-alertmanager",
     "pushgateway": "prometheus-pushgateway",
 }
 READY_TIMEOUT = 30.0
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def require_binaries() -> dict[str, str]:
@@ -54,12 +50,6 @@ def require_binaries() -> dict[str, str]:
             pytest.fail(message)
         pytest.skip(message)
     return {role: str(path) for role, path in found.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_json(url: str, method: str = "GET", timeout: float = 5.0) -> Any:
@@ -106,22 +96,18 @@ class Stack:
 
 def _ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited early:\n{log.read_text(errors='replace')[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)
+    if wait_answering(f"{url}/-/ready", process, deadline, timeout=1, interval=0.1):
+        return
+    if process.poll() is not None:
+        raise RuntimeError(f"{url} exited early:\n{log.read_text(errors='replace')[-2000:]}")
     raise RuntimeError(f"{url} not ready after {READY_TIMEOUT:.0f}s:\n{log.read_text()[-2000:]}")
 
 
 def _start(args: list[str], log: Path, url: str, processes: list[subprocess.Popen[bytes]]) -> None:
     with log.open("wb") as out:
-        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     processes.append(process)
     _ready(url, process, log)
 
@@ -232,10 +218,4 @@ def running_stack(base: Path) -> Iterator[Stack]:
         yield stack
     finally:
         for process in reversed(stack.processes):
-            process.terminate()
-        for process in stack.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process_group(process)

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.trainer.conftest import ROOT, events, run_trainer, trainer_env, write_config
-from trainer import checkpoint
+from trainer import checkpoint, fsio
 from trainer.config import EXIT_OK, EXIT_PREEMPTED
 from trainer.loop import FAULT_ENV
 
@@ -69,7 +69,7 @@ def test_save_is_atomic_with_a_sidecar_and_keeps_the_newest(tmp_path: Path) -> N
         "ckpt-000000012.pt.sha256",
     ]
     digest, name = (tmp_path / "ckpt-000000012.pt.sha256").read_text().split()
-    assert name == "ckpt-000000012.pt" and digest == checkpoint.file_sha256(tmp_path / name)
+    assert name == "ckpt-000000012.pt" and digest == fsio.sha256_file(tmp_path / name)
     found = checkpoint.latest(tmp_path, lambda payload: None)
     assert found.path == tmp_path / "ckpt-000000012.pt" and found.payload["step"] == 12
 
@@ -91,8 +91,8 @@ def test_latest_skips_corrupt_unsigned_and_foreign_checkpoints(tmp_path: Path) -
 
 def test_write_atomic_leaves_no_temporary_files(tmp_path: Path) -> None:
     target = tmp_path / "result.json"
-    checkpoint.write_atomic(target, b"{}")
-    checkpoint.write_atomic(target, b'{"a": 1}')
+    fsio.write_atomic(target, b"{}")
+    fsio.write_atomic(target, b'{"a": 1}')
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
     assert target.read_bytes() == b'{"a": 1}'
 

@@ -2,18 +2,21 @@
 
 ``open_registry(target)`` returns the registry a ``RegistryTarget`` names: the local
 registry (SQLite plus content-addressed artifact files in the workspace) by default, or
-the MLflow Model Registry. Both implement ``Registry``. ``register`` is idempotent by
-run id: registering the same run again (a retry after a crash) returns the version the
-first call made instead of adding another.
+the MLflow Model Registry. Both subclass ``Registry``, whose ``register`` checks the
+model name and run id once for both and hands a ``Registration`` to the registry's
+``_register``. ``register`` is idempotent by run id: registering the same run again (a
+retry after a crash) returns the version the first call made instead of adding another.
 """
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from trainer.config import RegistryTarget
+from trainer.registry.common import check_model_name, check_run_id
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,18 @@ class ModelVersion:
     lineage: dict[str, Any] = field(default_factory=dict)
 
 
-class Registry(Protocol):
+@dataclass(frozen=True)
+class Registration:
+    """One ``register`` call, its names already checked."""
+
+    package_dir: Path
+    model: str
+    run_id: str
+    tags: dict[str, str]
+    lineage: dict[str, Any]
+
+
+class Registry(abc.ABC):
     def register(
         self,
         package_dir: Path,
@@ -38,14 +52,24 @@ class Registry(Protocol):
         run_id: str,
         tags: dict[str, str],
         lineage: dict[str, Any],
-    ) -> ModelVersion: ...
+    ) -> ModelVersion:
+        """Register a package as the model's next version, or return the run's version."""
+        check_model_name(model)
+        check_run_id(run_id)
+        return self._register(Registration(Path(package_dir), model, run_id, tags, lineage))
 
+    @abc.abstractmethod
+    def _register(self, request: Registration) -> ModelVersion: ...
+
+    @abc.abstractmethod
     def set_alias(self, model: str, alias: str, version: int) -> None: ...
 
+    @abc.abstractmethod
     def get(
         self, model: str, version: int | None = None, alias: str | None = None
     ) -> ModelVersion: ...
 
+    @abc.abstractmethod
     def versions(self, model: str) -> list[ModelVersion]: ...
 
 

@@ -15,15 +15,14 @@ and the version number is taken inside that transaction, so two processes regist
 at once never share a number.
 
 The errors (``RegistryError``, ``RegistryLookupError``), ``package_digest`` and the name
-checks are shared with the MLflow registry.
+checks live in ``trainer.registry.common`` (shared with the MLflow registry) and are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shutil
 import sqlite3
 import uuid
@@ -31,15 +30,28 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from trainer.registry import ModelVersion
+from trainer.fsio import CHUNK, fsync_path
+from trainer.registry import ModelVersion, Registration, Registry
+from trainer.registry.common import (
+    RegistryError,
+    RegistryLookupError,
+    check_alias,
+    check_model_name,
+    check_run_id,
+    package_digest,
+    package_files,
+)
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,254}")
-_VERSION_LIKE = re.compile(r"[vV]\d+")
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
-_CHUNK = 1 << 20
+__all__ = [  # the shared names stay importable from here
+    "LocalRegistry",
+    "RegistryError",
+    "RegistryLookupError",
+    "check_alias",
+    "check_model_name",
+    "check_run_id",
+    "package_digest",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS models (
@@ -75,99 +87,19 @@ CREATE TABLE IF NOT EXISTS aliases (
 """
 
 
-class RegistryError(RuntimeError):
-    """A registry call failed: bad input, an unreachable server, a broken package."""
-
-
-class RegistryLookupError(RegistryError, KeyError):
-    """An unknown model, version or alias; the message names what exists."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-def check_model_name(model: str) -> None:
-    if not _NAME.fullmatch(model):
-        raise RegistryError(
-            f"invalid model name {model!r}: use 1-200 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-
-
-def check_run_id(run_id: str) -> None:
-    if not _RUN_ID.fullmatch(run_id):
-        raise RegistryError(
-            f"invalid run id {run_id!r}: use 1-200 letters, digits, '.', '_', ':' or '-'"
-        )
-
-
-def check_alias(alias: str) -> None:
-    if not _ALIAS.fullmatch(alias) or alias.lower() == "latest" or _VERSION_LIKE.fullmatch(alias):
-        raise RegistryError(
-            f"invalid alias {alias!r}: use letters, digits, '_' or '-', starting with a letter "
-            "or '_'; 'latest' and version-like names such as 'v3' are reserved"
-        )
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _package_files(package_dir: Path) -> list[str]:
-    files: list[str] = []
-    for path in package_dir.rglob("*"):
-        if path.is_symlink():
-            raise RegistryError(
-                f"package {package_dir} holds a symbolic link ({path}); copy the file instead"
-            )
-        if path.is_file():
-            files.append(path.relative_to(package_dir).as_posix())
-    return sorted(files)
-
-
-def package_digest(package_dir: Path) -> str:
-    """Hex sha256 over the sorted relative paths and each file's sha256.
-
-    Each file adds ``"<relative posix path>\\0<hex sha256 of its bytes>\\n"`` to the
-    hash, in sorted path order; so the digest changes when a file's name or bytes do and
-    not with timestamps, permissions or the directory's own location.
-    """
-    if not package_dir.is_dir():
-        raise RegistryError(f"package directory {package_dir} does not exist")
-    files = _package_files(package_dir)
-    if not files:
-        raise RegistryError(f"package directory {package_dir} is empty")
-    digest = hashlib.sha256()
-    for relative in files:
-        digest.update(f"{relative}\0{_file_sha256(package_dir / relative)}\n".encode())
-    return digest.hexdigest()
-
-
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _copy_file(source: Path, target: Path) -> None:
     with source.open("rb") as reader, target.open("xb") as writer:
-        shutil.copyfileobj(reader, writer, _CHUNK)
+        shutil.copyfileobj(reader, writer, CHUNK)
         writer.flush()
         os.fsync(writer.fileno())
     target.chmod(0o444)  # content-addressed: never edited in place
 
 
-class LocalRegistry:
+class LocalRegistry(Registry):
     """The ``Registry`` backed by ``<root>/registry.db`` and ``<root>/artifacts``."""
 
     def __init__(self, root: Path) -> None:
@@ -211,12 +143,12 @@ class LocalRegistry:
         staging = self.artifacts / "tmp" / uuid.uuid4().hex
         staging.mkdir(parents=True)
         try:
-            for relative in _package_files(package_dir):
+            for relative in package_files(package_dir):
                 target = staging / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _copy_file(package_dir / relative, target)
             for directory in sorted({p for p in staging.rglob("*") if p.is_dir()} | {staging}):
-                _fsync_dir(directory)
+                fsync_path(directory)
             if package_digest(staging) != digest:
                 raise RegistryError(
                     f"package {package_dir} changed while it was being registered; "
@@ -228,7 +160,7 @@ class LocalRegistry:
             except OSError:
                 if not final.is_dir():  # not a concurrent copy of the same package
                     raise
-            _fsync_dir(final.parent)
+            fsync_path(final.parent)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -345,24 +277,14 @@ class LocalRegistry:
 
     # -- writing -------------------------------------------------------------------------
 
-    def register(
-        self,
-        package_dir: Path,
-        model: str,
-        *,
-        run_id: str,
-        tags: dict[str, str],
-        lineage: dict[str, Any],
-    ) -> ModelVersion:
-        """Register a package as the model's next version, or return the run's version."""
-        check_model_name(model)
-        check_run_id(run_id)
-        lineage_json = json.dumps(lineage, sort_keys=True, default=str)
+    def _register(self, request: Registration) -> ModelVersion:
+        model, run_id = request.model, request.run_id
+        lineage_json = json.dumps(request.lineage, sort_keys=True, default=str)
         existing = self._by_run(model, run_id)
         if existing is not None:
             return existing
-        digest = package_digest(Path(package_dir))
-        artifact = self._store_artifact(Path(package_dir), digest)
+        digest = package_digest(request.package_dir)
+        artifact = self._store_artifact(request.package_dir, digest)
         with self._write() as db:
             row = db.execute(
                 "SELECT version FROM versions WHERE model = ? AND run_id = ?", (model, run_id)
@@ -371,7 +293,7 @@ class LocalRegistry:
                 number = int(row[0])
             else:
                 number = self._insert_version(
-                    db, model, run_id, artifact, digest, tags, lineage_json
+                    db, model, run_id, artifact, digest, request.tags, lineage_json
                 )
         with self._connect() as db:
             return self._version(db, model, number)

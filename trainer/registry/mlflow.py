@@ -1,4 +1,4 @@
-"""The MLflow Model Registry behind the ``Registry`` protocol (MLflow >= 2.3, aliases).
+"""The MLflow Model Registry behind the ``Registry`` interface (MLflow >= 2.3, aliases).
 
 ``register`` logs the package as the artifacts of an MLflow run in the experiment
 ``pipeform`` (tagged ``pipeform.run_id``; lineage config as params, lineage metrics as
@@ -25,13 +25,12 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from trainer.registry import ModelVersion
-from trainer.registry.local import (
+from trainer.registry import ModelVersion, Registration, Registry
+from trainer.registry.common import (
     RegistryError,
     RegistryLookupError,
     check_alias,
     check_model_name,
-    check_run_id,
     package_digest,
 )
 
@@ -80,7 +79,7 @@ def _chunks(items: list[_T], size: int) -> Iterator[list[_T]]:
         yield items[start : start + size]
 
 
-class MlflowRegistry:
+class MlflowRegistry(Registry):
     """The ``Registry`` backed by an MLflow tracking server's Model Registry."""
 
     def __init__(self, tracking_uri: str) -> None:
@@ -240,27 +239,20 @@ class MlflowRegistry:
             lambda: self._client.set_registered_model_alias(model, alias, str(version)),
         )
 
-    def register(
-        self,
-        package_dir: Path,
-        model: str,
-        *,
-        run_id: str,
-        tags: dict[str, str],
-        lineage: dict[str, Any],
-    ) -> ModelVersion:
-        """Register a package as the model's next version, or return the run's version."""
-        check_model_name(model)
-        check_run_id(run_id)
+    def _register(self, request: Registration) -> ModelVersion:
+        model, run_id = request.model, request.run_id
         existing = self._version_of_run(model, run_id)
         if existing is not None:
             return self._to_version(existing, self._aliases(model))
-        digest = package_digest(Path(package_dir))
+        digest = package_digest(request.package_dir)
         mlflow_run = self._finished_run(run_id, digest) or self._log_run(
-            Path(package_dir), run_id, digest, lineage
+            request.package_dir, run_id, digest, request.lineage
         )
         self._ensure_model(model)
-        version_tags = {**{k: str(v) for k, v in tags.items()}, **self._lineage_tags(lineage)}
+        version_tags = {
+            **{k: str(v) for k, v in request.tags.items()},
+            **self._lineage_tags(request.lineage),
+        }
         version_tags.update({RUN_ID_TAG: run_id, SHA256_TAG: digest})
         created = self._call(
             "create a model version",
