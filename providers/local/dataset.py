@@ -144,13 +144,14 @@ class DatasetHandler(KindHandler):
         path, _ = self._record(name)
         shown = self.settings.shown(path)
         record = files.claim(path, ctx, shown, name)
-        previous = None
+        previous = cached = None
         if record is not None and self._snapshot_exists(name, record):
+            cached = record.get("source") if isinstance(record.get("source"), dict) else None
             previous = snapshot.load_manifest_unverified(
                 dataset_dir(self.settings, name) / "snapshots" / str(record["snapshot"])
             )
         source = self._source(spec.source)
-        taken = snapshot.take(self.settings, name, spec, source, previous)
+        taken = snapshot.take(self.settings, name, spec, source, previous, cached)
         outputs = _outputs(taken.manifest, taken.data, taken.report)
         report_progress(ctx.address, {"event": "validated", "summary": outputs["summary"]})
         new = {

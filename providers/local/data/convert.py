@@ -62,6 +62,10 @@ def parse_timestamps(column: Any) -> Any:
     """ISO 8601 strings to timestamp('us'), UTC: values with an offset are converted to UTC,
     values without one are taken as UTC already."""
     text = column.cast(pa.string())
+    try:  # the usual case, no value with an offset: one cast (Arrow refuses offsets here)
+        return pc.cast(text, pa.timestamp("us"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     with_offset = pc.match_substring_regex(text, _OFFSET)
     none = pa.scalar(None, pa.string())
     aware = pc.cast(pc.if_else(with_offset, text, none), pa.timestamp("us", "UTC"))

@@ -6,7 +6,10 @@ with the aws provider: ``file://`` is implemented here. A source streams in boun
 ``ParquetFile.iter_batches``), converts declared columns to their Arrow types, and turns
 every reading problem into one ``SourceError`` naming the file, the line or row, the column
 and the value. Text formats are read through ``CheckedStream``, which hashes the bytes as
-they pass (to catch a file changed during the read) and refuses bytes that are not UTF-8.
+they pass and refuses bytes that are not UTF-8; a parquet file is hashed by a ``FileHasher``
+thread beside the reader. So a snapshot reads its source once: the fingerprint that names
+it is the hash of the bytes parsed, and a file changed during the read is caught (by hash
+or by size and modification time).
 """
 
 from __future__ import annotations
@@ -52,12 +55,18 @@ class Source(Protocol):
         """'sha256:<hex>' of the bytes; ``cached`` is a ``record()`` to trust if still current."""
         ...
 
+    def known_fingerprint(self, cached: JSON | None = None) -> str | None:
+        """``fingerprint(cached)`` when it needs no read of the bytes, else None (a snapshot
+        then streams first and names itself by the fingerprint ``batches`` computed)."""
+        ...
+
     def record(self) -> JSON:
         """What ``fingerprint`` may trust next time (size, modification time, fingerprint)."""
         ...
 
     def batches(self, hints: Sequence[ColumnHint]) -> Iterator[Any]:
-        """The rows as pyarrow RecordBatches, declared columns converted to their types."""
+        """The rows as pyarrow RecordBatches, declared columns converted to their types; once
+        all are read, ``fingerprint()`` is that of the bytes read, without reading them again."""
         ...
 
     def place(self, row_index: int) -> str:
@@ -126,27 +135,33 @@ class FileSource:
             )
         return st
 
+    def _key(self, st: os.stat_result) -> tuple[str, int, int]:
+        return (str(self.path.resolve()), st.st_size, st.st_mtime_ns)
+
     def fingerprint(self, cached: JSON | None = None) -> str:
-        st = self._stat()
-        key = (str(self.path.resolve()), st.st_size, st.st_mtime_ns)
-        same = cached and (cached.get("path"), cached.get("size"), cached.get("mtimeNs")) == (
-            self.shown,
-            *key[1:],
-        )
-        if same and cached and isinstance(cached.get("fingerprint"), str):
-            return str(cached["fingerprint"])
-        with _FINGERPRINTS_LOCK:
-            known = _FINGERPRINTS.get(key)
+        key = self._key(self._stat())
+        known = self._trusted(key, cached)
         if known is not None:
             return known
         digest = hashlib.sha256()
         with self.path.open("rb") as fh:
             while chunk := fh.read(HASH_CHUNK):
                 digest.update(chunk)
-        found = f"sha256:{digest.hexdigest()}"
-        with _FINGERPRINTS_LOCK:
-            _FINGERPRINTS[key] = found
-        return found
+        return _remember(key, f"sha256:{digest.hexdigest()}")
+
+    def known_fingerprint(self, cached: JSON | None = None) -> str | None:
+        return self._trusted(self._key(self._stat()), cached)
+
+    def _trusted(self, key: tuple[str, int, int], cached: JSON | None) -> str | None:
+        """The fingerprint of the file as ``key`` describes it, from ``cached`` (a ``record()``
+        with the same path, size and modification time) or from this process's memory."""
+        same = cached and (cached.get("path"), cached.get("size"), cached.get("mtimeNs")) == (
+            self.shown,
+            *key[1:],
+        )
+        if same and cached and isinstance(cached.get("fingerprint"), str):
+            return str(cached["fingerprint"])
+        return _known(key)
 
     def record(self) -> JSON:
         st = self._stat()
@@ -158,32 +173,49 @@ class FileSource:
         }
 
     def batches(self, hints: Sequence[ColumnHint]) -> Iterator[Any]:
-        before = self.fingerprint()
         st = self._stat()
+        key = self._key(st)
+        before = _known(key)  # None: the bytes are hashed as they are read
         if st.st_size == 0:
             raise SourceError(f"source file {self.shown} is empty (0 bytes)")
-        if self.format == DataFormat.PARQUET:
-            from providers.local.data import formats
-
-            yield from formats.parquet_batches(self, hints)
-            if (self._stat().st_size, self._stat().st_mtime_ns) != (st.st_size, st.st_mtime_ns):
-                raise _changed(self.shown)
-            return
         from providers.local.data import formats
 
-        with CheckedStream(self.path, self.shown) as stream:
-            if self.format == DataFormat.CSV:
-                yield from formats.csv_batches(self, stream, hints)
-            else:
-                yield from formats.jsonl_batches(self, stream, hints)
-            if stream.fingerprint() != before:
-                raise _changed(self.shown)
+        found: str | None = before
+        if self.format == DataFormat.PARQUET:
+            hasher = FileHasher(self.path) if before is None else None
+            try:
+                yield from formats.parquet_batches(self, hints)
+                found = hasher.result() if hasher is not None else before
+            finally:
+                if hasher is not None:
+                    hasher.stop()
+        else:
+            with CheckedStream(self.path, self.shown) as stream:
+                if self.format == DataFormat.CSV:
+                    yield from formats.csv_batches(self, stream, hints)
+                else:
+                    yield from formats.jsonl_batches(self, stream, hints)
+                found = stream.fingerprint()
+        if found is None or found != (before or found) or self._key(self._stat()) != key:
+            raise _changed(self.shown)
+        _remember(key, found)
 
     def place(self, row_index: int) -> str:
         """Where a row is, as a message names it: its line in a text file, else its row."""
         if self.format == DataFormat.PARQUET:
             return f"row {row_index + 1:,}"
         return f"line {row_index + 1 + (1 if self.format == DataFormat.CSV and self.csv.header else 0):,}"
+
+
+def _known(key: tuple[str, int, int]) -> str | None:
+    with _FINGERPRINTS_LOCK:
+        return _FINGERPRINTS.get(key)
+
+
+def _remember(key: tuple[str, int, int], fingerprint: str) -> str:
+    with _FINGERPRINTS_LOCK:
+        _FINGERPRINTS[key] = fingerprint
+    return fingerprint
 
 
 def _changed(shown: str) -> RetryableError:
@@ -205,33 +237,42 @@ register_scheme("s3", _open_s3)
 class CheckedStream(io.RawIOBase):
     """A file read once from start to end, hashed and checked for UTF-8 on the way.
 
-    Arrow's readers take it as a file object. A byte that is not UTF-8 stops the read with
-    a ``SourceError`` naming its line; ``fingerprint`` is the hash of what was read.
+    Arrow's readers take it as a file object and call ``read`` from their own thread: the
+    hash runs without the GIL and an ASCII block (the usual case) needs no decoding, so the
+    check costs the parser little. A byte that is not UTF-8 stops the read with a
+    ``SourceError`` naming its line; ``fingerprint`` is the hash of what was read.
     """
 
     def __init__(self, path: Path, shown: str) -> None:
         super().__init__()
-        self._file = path.open("rb")
+        self._file = path.open("rb", buffering=0)
         self._shown = shown
         self._digest = hashlib.sha256()
         self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._pending = False  # the decoder holds the start of a multi-byte character
         self._lines = 0
         self.error: SourceError | None = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        n = self._file.readinto(buffer)
-        if not n:
-            self._check(b"", final=True)
-            return 0
-        data = bytes(memoryview(buffer)[:n])
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._file.readall() if size is None or size < 0 else _read_full(self._file, size)
         self._digest.update(data)
-        self._check(data, final=False)
-        return n
+        self._check(data, final=not data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
 
     def _check(self, data: bytes, final: bool) -> None:
+        if self._pending or final or not data.isascii():
+            self._decode(data, final)
+        self._lines += data.count(b"\n")
+
+    def _decode(self, data: bytes, final: bool) -> None:
         try:
             self._decoder.decode(data, final)
         except UnicodeDecodeError as exc:
@@ -243,7 +284,7 @@ class CheckedStream(io.RawIOBase):
                 rule="encoding",
             )
             raise self.error from None
-        self._lines += data.count(b"\n")
+        self._pending = bool(self._decoder.getstate()[0])
 
     def fingerprint(self) -> str:
         while self.read(HASH_CHUNK):  # anything the reader did not need still counts
@@ -253,3 +294,49 @@ class CheckedStream(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
+
+
+def _read_full(file: Any, size: int) -> bytes:
+    """``size`` bytes, fewer only at the end of the file (a raw read may return less)."""
+    data = file.read(size)
+    if not data or len(data) == size:
+        return bytes(data or b"")
+    parts = [data]
+    got = len(data)
+    while got < size and (more := file.read(size - got)):
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+class FileHasher:
+    """The sha256 of a file, computed on a thread while the caller reads the file its own way
+    (parquet is read by column chunk, not from start to end); hashing releases the GIL."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._stopped = threading.Event()
+        self._digest: str | None = None
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="pipeform-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        digest = hashlib.sha256()
+        try:
+            with self._path.open("rb") as fh:
+                while not self._stopped.is_set() and (chunk := fh.read(HASH_CHUNK)):
+                    digest.update(chunk)
+        except OSError as exc:
+            self._error = exc
+            return
+        self._digest = f"sha256:{digest.hexdigest()}"
+
+    def result(self) -> str | None:
+        """The fingerprint, once the whole file is hashed (None if it could not be read)."""
+        self._thread.join()
+        return None if self._stopped.is_set() or self._error else self._digest
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()

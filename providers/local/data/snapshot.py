@@ -7,8 +7,12 @@ version: the same bytes under the same spec give the same id, and an existing sn
 that verifies (its parquet's sha256 matches the manifest) is reused, never rewritten.
 
 The batches stream into a parquet file in a temporary directory beside the snapshots
-(``.tmp-<id>-<pid>-<random>``) while ``Validator`` checks them; the files are fsynced and
-the directory renamed into place only when every rule passed. On failure the temporary
+(``.tmp-<id>-<pid>-<random>``) while ``Validator`` checks them, written on a thread of its
+own (``sink``); the files are fsynced and the directory renamed into place only when every
+rule passed. The source is read once: when its fingerprint is not known beforehand (from
+this process or the dataset's record), the directory is ``.tmp-pending-...`` and the
+snapshot is named by the fingerprint computed while streaming; a snapshot of that name
+that already exists is reused, as it would have been had the name been known first. On failure the temporary
 directory is removed and the report is kept as ``reports/<time>-failed.json``; a temporary
 directory left by a killed process is removed by the next snapshot of that dataset.
 """
@@ -34,6 +38,7 @@ from providers.local.data import READER_VERSION
 from providers.local.data.convert import arrow_type
 from providers.local.data.layout import dataset_dir, snapshot_id, snapshot_key, spec_material
 from providers.local.data.readers import ColumnHint, Source, SourceError
+from providers.local.data.sink import ParquetSink
 from providers.local.data.validate import READING, Check, Validator, failures
 from providers.local.settings import LocalSettings
 from reconciler.kinds.data import ColumnType, DatasetSpec
@@ -115,31 +120,44 @@ def take(
     spec: DatasetSpec,
     source: Source,
     previous: JSON | None,
+    cached: JSON | None = None,
 ) -> Snapshot:
     """The snapshot of ``source`` under ``spec``: reused if it exists, else written and
-    validated; a failed rule raises PermanentError and leaves nothing but the report."""
-    fingerprint = source.fingerprint()
-    sid = snapshot_id(snapshot_key(spec, fingerprint))
+    validated; a failed rule raises PermanentError and leaves nothing but the report.
+    ``cached`` is the source ``record()`` of the current snapshot, trusted while current."""
     snapshots = dataset_dir(settings, name) / "snapshots"
     files.ensure_dir(snapshots)
     clean_stale(snapshots)
-    final = snapshots / sid
-    if final.exists():
-        manifest = load_manifest(final)
-        if manifest is not None:
-            return Snapshot(sid, final, manifest, reused=True)
-        # damaged (not ours to trust): set it aside rather than write over it
-        final.rename(snapshots / f"{TEMP_PREFIX}{sid}-broken-{secrets.token_hex(4)}")
-    temp = snapshots / f"{TEMP_PREFIX}{sid}-{os.getpid()}-{secrets.token_hex(4)}"
+    known = source.known_fingerprint(cached)
+    sid = snapshot_id(snapshot_key(spec, known)) if known is not None else None
+    if sid is not None and (existing := _existing(snapshots, sid)) is not None:
+        return existing
+    temp = snapshots / f"{TEMP_PREFIX}{sid or 'pending'}-{os.getpid()}-{secrets.token_hex(4)}"
     temp.mkdir(mode=0o755)
     try:
-        manifest = _write(settings, name, spec, source, previous, sid, temp)
-        os.replace(temp, final)
+        taken = _write(settings, name, spec, source, previous, sid, temp)
+        if taken.reused:
+            shutil.rmtree(temp, ignore_errors=True)
+            return taken
+        os.replace(temp, taken.dir)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     files.fsync_dir(snapshots)
-    return Snapshot(sid, final, manifest)
+    return taken
+
+
+def _existing(snapshots: Path, sid: str) -> Snapshot | None:
+    """The snapshot ``sid`` if it exists and verifies; a damaged one is set aside."""
+    final = snapshots / sid
+    if not final.exists():
+        return None
+    manifest = load_manifest(final)
+    if manifest is not None:
+        return Snapshot(sid, final, manifest, reused=True)
+    # damaged (not ours to trust): set it aside rather than write over it
+    final.rename(snapshots / f"{TEMP_PREFIX}{sid}-broken-{secrets.token_hex(4)}")
+    return None
 
 
 def _hints(spec: DatasetSpec) -> list[ColumnHint]:
@@ -152,16 +170,22 @@ def _write(
     spec: DatasetSpec,
     source: Source,
     previous: JSON | None,
-    sid: str,
+    sid: str | None,
     temp: Path,
-) -> JSON:
+) -> Snapshot:
+    """Stream, validate and write into ``temp``; the snapshot it makes (or one that exists
+    under the name the streamed bytes give: ``reused``)."""
     created = dt.datetime.now(dt.UTC)
     validator = Validator(spec, source.place, previous, created)
     data = temp / "data.parquet"
     checks: list[Check] = []
     try:
-        schema = _stream(source, _hints(spec), validator, data)
+        schema, sha256 = _stream(source, _hints(spec), validator, data)
         checks = validator.finish(lambda column, rows: values_at(data, column, rows))
+        streamed = snapshot_id(snapshot_key(spec, source.fingerprint()))  # known by now
+        if streamed != sid and (existing := _existing(temp.parent, streamed)) is not None:
+            return existing
+        sid = streamed
     except SourceError as exc:
         checks = [Check(exc.rule, exc.column, None, None, False, str(exc))]
     if validator.rows == 0 and spec.validation.min_rows != 0 and not failures(checks):
@@ -169,7 +193,7 @@ def _write(
                             f"source file {source.shown} has no data rows"))  # fmt: skip
     report = _report(name, sid, created, validator, checks)
     failed = failures(checks)
-    if failed:
+    if failed or sid is None:
         reports = dataset_dir(settings, name) / "reports"
         files.ensure_dir(reports)
         path = reports / f"{created.strftime('%Y%m%dT%H%M%S%fZ')}-failed.json"
@@ -183,7 +207,7 @@ def _write(
         "source": {"uri": source.uri, **source.record()},
         "rows": validator.rows,
         "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
-        "sha256": file_sha256(data),
+        "sha256": sha256,
         "readerVersion": READER_VERSION,
         "spec": spec_material(spec),
         "histograms": validator.histograms_summary(),
@@ -193,39 +217,41 @@ def _write(
         (temp / filename).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", "utf-8")
         _fsync(temp / filename)
     files.fsync_dir(temp)
-    return manifest
+    return Snapshot(sid, temp.parent / sid, manifest)
 
 
-def _stream(source: Source, hints: list[ColumnHint], validator: Validator, data: Path) -> Any:
-    """Write every batch to ``data`` while the validator sees it; returns the table's schema."""
-    writer = None
+def _stream(
+    source: Source, hints: list[ColumnHint], validator: Validator, data: Path
+) -> tuple[Any, str]:
+    """Write every batch to ``data`` while the validator sees it (the writer thread writes
+    one batch while the validator checks the next); the table's schema and the file's sha256."""
+    sink = None
     schema = None
     try:
         for batch in source.batches(hints):
             if schema is None:
                 schema = batch.schema
-                writer = _writer(data, schema)
+                sink = _sink(data, schema)
             elif batch.schema != schema:
                 batch = _same_schema(batch, schema, source)
+            assert sink is not None
+            sink.put(batch)
             validator.observe(batch)
-            assert writer is not None
-            writer.write_batch(batch)
         if schema is None:  # no rows at all: an empty table of the declared columns
             schema = pa.schema([(n, arrow_type(t)) for n, t in hints])
             validator.columns = list(schema.names)  # checked as "no data rows" instead
-            writer = _writer(data, schema)
+            sink = _sink(data, schema)
+        assert sink is not None
+        return schema, sink.close()
     finally:
-        if writer is not None:
-            writer.close()
-    return schema
+        if sink is not None:
+            sink.abort()
 
 
-def _writer(data: Path, schema: Any) -> Any:
+def _sink(data: Path, schema: Any) -> ParquetSink:
     # zstd level 1 without dictionary pages: dictionary attempts on high-cardinality
     # columns cost more time than they save space (measured in bench/data.py)
-    return pq.ParquetWriter(
-        data, schema, compression="zstd", compression_level=1, use_dictionary=False
-    )
+    return ParquetSink(data, schema, compression="zstd", compression_level=1, use_dictionary=False)
 
 
 def _same_schema(batch: Any, schema: Any, source: Source) -> Any:
@@ -266,7 +292,7 @@ def values_at(data: Path, column: str, rows: list[int]) -> list[Any]:
 
 
 def _report(
-    name: str, sid: str, created: dt.datetime, validator: Validator, checks: list[Check]
+    name: str, sid: str | None, created: dt.datetime, validator: Validator, checks: list[Check]
 ) -> JSON:
     failed = failures(checks)
     rows = validator.rows

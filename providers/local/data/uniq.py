@@ -2,10 +2,11 @@
 
 Each batch's non-null values become 64-bit keys: the value itself for ints, dates,
 timestamps and bools; the IEEE bits for floats (with -0.0 folded into 0.0); an FNV-1a
-hash of the UTF-8 bytes for strings. At the end the keys are sorted once (about 24 bytes
-per row while sorting) and equal neighbours are duplicates. A hash match between strings is
-confirmed against the values themselves, read back from the written snapshot, so a
-collision can never fail a dataset.
+hash of the UTF-8 bytes for strings. At the end a sorted copy of the keys (16 bytes per
+row while sorting) tells whether any key repeats; only then are they sorted again with
+their row order kept (about 24 bytes per row) to find the first duplicate. A hash match
+between strings is confirmed against the values themselves, read back from the written
+snapshot, so a collision can never fail a dataset.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class UniqueKeys:
             return None
         keys = np.concatenate(self._keys)
         self._keys = []
+        if not _has_repeats(keys):  # the usual case: one plain sort, no row order to keep
+            return None
         order = np.argsort(keys, kind="stable")  # equal keys keep their row order
         keys = keys[order]
         same = np.flatnonzero(keys[1:] == keys[:-1]) + 1  # sorted positions of repeats
@@ -129,3 +132,12 @@ def _same_group(same: Any, position: int) -> bool:
     """Whether sorted position ``position`` repeats the key just before it."""
     i = int(np.searchsorted(same, position))
     return i < len(same) and int(same[i]) == position
+
+
+def _has_repeats(keys: Any) -> bool:
+    """Whether any key appears twice: none when they only ever grow (ids often do), else
+    a sorted copy compared with its neighbours."""
+    if bool(np.all(keys[1:] > keys[:-1])):
+        return False
+    ordered = np.sort(keys)
+    return bool(np.any(ordered[1:] == ordered[:-1]))

@@ -151,35 +151,46 @@ class Validator:
         self.rows += batch.num_rows
 
     def _observe_column(self, state: ColumnState, column: Any) -> None:
+        # each rule first counts its offenders with one kernel; the mask that finds the
+        # first offender is built only in a batch that has one
         spec, offset = state.spec, self.rows
         if column.null_count and not state.first_null:
             state.first_null = self.place(offset + int(pc.index(column.is_null(), True).as_py()))
         state.nulls += column.null_count
-        if spec.type in ORDERED and len(column) > column.null_count:
+        valid = len(column) - column.null_count
+        low = high = None
+        if spec.type in ORDERED and valid:
             bounds = pc.min_max(column)
             low, high = bounds["min"].as_py(), bounds["max"].as_py()
             state.low = low if state.low is None else min(state.low, low)
             state.high = high if state.high is None else max(state.high, high)
-        if spec.type in NUMERIC:
-            if spec.min is not None:
+        if spec.type in NUMERIC and low is not None:  # min_max skips NaN, as less/greater do
+            if spec.min is not None and low < spec.min:
                 state.below.add(pc.less(column, spec.min), column, offset, self.place)
-            if spec.max is not None:
+            if spec.max is not None and high is not None and high > spec.max:
                 state.above.add(pc.greater(column, spec.max), column, offset, self.place)
         if state.allowed is not None:
-            outside = pc.invert(pc.is_in(column, value_set=state.allowed, skip_nulls=True))
-            state.outside.add(pc.and_kleene(outside, column.is_valid()), column, offset, self.place)
+            inside = pc.is_in(column, value_set=state.allowed, skip_nulls=True)  # null: False
+            if _true_count(inside) < valid:
+                outside = pc.and_kleene(pc.invert(inside), column.is_valid())
+                state.outside.add(outside, column, offset, self.place)
         if state.pattern is not None:
-            text = column if pa.types.is_string(column.type) else column.cast(pa.string())
-            try:
-                matched = pc.match_substring_regex(text, state.pattern)
-            except pa.ArrowInvalid as exc:
-                raise PermanentError(
-                    f"column {spec.name}: regex {spec.regex!r} cannot be used ({exc}); "
-                    "write it in RE2 syntax (no look-arounds or back-references)"
-                ) from None
-            state.mismatched.add(pc.invert(matched.fill_null(True)), column, offset, self.place)
+            self._observe_pattern(state, column, offset, valid)
         if state.unique is not None:
             state.unique.add(column, offset)
+
+    def _observe_pattern(self, state: ColumnState, column: Any, offset: int, valid: int) -> None:
+        spec = state.spec
+        text = column if pa.types.is_string(column.type) else column.cast(pa.string())
+        try:
+            matched = pc.match_substring_regex(text, state.pattern)
+        except pa.ArrowInvalid as exc:
+            raise PermanentError(
+                f"column {spec.name}: regex {spec.regex!r} cannot be used ({exc}); "
+                "write it in RE2 syntax (no look-arounds or back-references)"
+            ) from None
+        if _true_count(matched) < valid:  # null values match (nullable is its own rule)
+            state.mismatched.add(pc.invert(matched.fill_null(True)), column, offset, self.place)
 
     def finish(self, value_at: Callable[[str, list[int]], list[Any]]) -> list[Check]:
         """Every rule's result; ``value_at(column, rows)`` reads written values back."""
@@ -340,6 +351,11 @@ def failures(checks: Sequence[Check]) -> list[Check]:
     """The failed checks, most important first."""
     rank = {rule: i for i, rule in enumerate(RULE_ORDER)}
     return sorted((c for c in checks if not c.passed), key=lambda c: rank.get(c.rule, len(rank)))
+
+
+def _true_count(mask: Any) -> int:
+    """How many values of a boolean array are true (nulls are not)."""
+    return int(pc.sum(mask).as_py() or 0)
 
 
 def _arrow(declared: ColumnType) -> Any:

@@ -1,0 +1,107 @@
+"""A parquet file written on a thread of its own, hashed as its bytes are written.
+
+``ParquetSink`` takes record batches from the snapshot's read-and-validate loop and writes
+them on a writer thread (zstd and the parquet encoders release the GIL), so writing one
+batch overlaps validating the next. A small queue bounds the batches in flight. The bytes
+pass through a sha256 on their way to disk, so the snapshot's ``sha256`` needs no second
+read of the file. A writer error (a full disk) is raised in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+QUEUE_BATCHES = 2  # batches waiting for the writer (each is a 16 MiB block or 131,072 rows)
+WRITE_BUFFER = 4 << 20  # bytes gathered before a write reaches Python (and the hash)
+_DONE = object()
+
+
+class HashingFile(io.RawIOBase):
+    """A new file, written from start to end; ``hexdigest`` is the sha256 of what was written."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._file = path.open("wb", buffering=0)
+        self._digest = hashlib.sha256()
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._digest.update(view)
+        done = 0
+        while done < len(view):
+            done += self._file.write(view[done:]) or 0
+        self._written += done
+        return done
+
+    def tell(self) -> int:
+        return self._written
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class ParquetSink:
+    """``put`` batches of one schema, then ``close`` for the file's sha256 (or ``abort``)."""
+
+    def __init__(self, path: Path, schema: Any, **options: Any) -> None:
+        self._file = HashingFile(path)
+        self._stream = pa.BufferedOutputStream(
+            pa.PythonFile(self._file, mode="w"), buffer_size=WRITE_BUFFER
+        )
+        self._writer = pq.ParquetWriter(self._stream, schema, **options)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_BATCHES)
+        self._error: BaseException | None = None
+        self._aborted = False
+        self._thread = threading.Thread(target=self._run, name="pipeform-parquet", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not _DONE:
+            if self._error is None and not self._aborted:
+                try:
+                    self._writer.write_batch(batch)
+                except BaseException as exc:  # raised again in the caller's thread
+                    self._error = exc
+        try:
+            self._writer.close()
+            self._stream.close()
+        except BaseException as exc:
+            self._error = self._error or exc
+        finally:
+            self._file.close()
+
+    def put(self, batch: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(batch)  # the writer keeps taking batches, even after an error
+
+    def close(self) -> str:
+        """Wait for every batch to be written; the file's sha256 (hex)."""
+        self._queue.put(_DONE)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._file.hexdigest()
+
+    def abort(self) -> None:
+        """Stop writing (the file is left incomplete for the caller to remove)."""
+        if self._thread.is_alive():
+            self._aborted = True
+            self._queue.put(_DONE)
+            self._thread.join()
