@@ -121,7 +121,7 @@ class FakeProvider(Provider):
         stem = name.rpartition("/")[2]
         try:  # one open, no exists() first: reading is what a plan does for every object
             with open(os.path.join(self.store, name + ".json"), "rb") as handle:
-                body = json.loads(handle.read())
+                body = json.loads(handle.read().decode())  # a str skips detect_encoding
         except FileNotFoundError:
             return ReadResponse(exists=False)
         return ReadResponse(

@@ -16,14 +16,16 @@ import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from reconciler.kinds import TrainingJob, Workspace
 from reconciler.kinds.units import format_duration
-from reconciler.kinds.workspace import DefaultResources
+from reconciler.kinds.workspace import DefaultResources, Workspace
 from reconciler.plan import Action, CostEstimate, ResourceChange
 from reconciler.specs import CheckedTree
 from reconciler.state.model import State
+
+if TYPE_CHECKING:  # imported when a tree holds one (reconciler.kinds is lazy)
+    from reconciler.kinds.training import TrainingJob
 
 MICRO = Decimal("0.000001")
 GIB = Decimal(2**30)
@@ -196,9 +198,10 @@ def estimate_changes(
     out = []
     for change in changes:
         loaded = checked.tree.documents.get(change.address)
-        if change.action in TRAINING_ACTIONS and loaded and isinstance(loaded.model, TrainingJob):
+        if change.action in TRAINING_ACTIONS and loaded and loaded.model.KIND == "TrainingJob":
             prior = state.resources.get(change.address)
-            found = estimate(loaded.model, workspace, prior.outputs if prior else {})
+            job = cast("TrainingJob", loaded.model)
+            found = estimate(job, workspace, prior.outputs if prior else {})
             totals[found.currency] = totals.get(found.currency, Decimal(0)) + Decimal(found.amount)
             change = replace(change, cost=found)
         out.append(change)

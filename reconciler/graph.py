@@ -11,10 +11,13 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from reconciler.diagnostics import Diagnostics, error, suggestion, warning
-from reconciler.kinds import Budget, TrainingJob
 from reconciler.loader import SpecTree, format_path
+
+if TYPE_CHECKING:  # imported when a tree holds them (reconciler.kinds is lazy)
+    from reconciler.kinds import Budget, TrainingJob
 
 _COST_BEARING = ("TrainingJob",)
 
@@ -180,8 +183,8 @@ def build_graph(tree: SpecTree, diagnostics: Diagnostics) -> Graph:
                     path=format_path(ref.path),
                 )
             )
-        if isinstance(doc.model, Budget):
-            selector = doc.model.spec.scope.labels
+        if doc.model.KIND == "Budget":
+            selector = cast("Budget", doc.model).spec.scope.labels
             for other_address, other in sorted(tree.documents.items()):
                 if other.model.KIND in _COST_BEARING and _labels_match(
                     selector, {**default_labels, **other.model.metadata.labels}
@@ -228,9 +231,9 @@ def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
 def check_jobs(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """Warn about secret-looking environment variables written as plain values."""
     for address, doc in sorted(tree.documents.items()):
-        if not isinstance(doc.model, TrainingJob):
+        if doc.model.KIND != "TrainingJob":
             continue
-        for var in doc.model.spec.plain_secret_like_env():
+        for var in cast("TrainingJob", doc.model).spec.plain_secret_like_env():
             path = ("spec", "env", var)
             diagnostics.add(
                 warning(

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
 
+from pydantic import BaseModel
+
 from providers.base import (
     PlanRequest,
     Provider,
@@ -85,13 +87,17 @@ def canonical_hash(value: Any) -> str:
 
 def desired_document(doc: Document, default_labels: Mapping[str, str]) -> dict[str, Any]:
     """What is diffed and stored: effective labels and annotations, and the full spec."""
-    dumped = doc.model_dump(mode="json", by_alias=True)
+    spec = getattr(doc, "spec", None)
+    if isinstance(spec, BaseModel):  # dump the spec alone: metadata is taken as is below
+        spec_json: Any = spec.model_dump(mode="json", by_alias=True)
+    else:
+        spec_json = doc.model_dump(mode="json", by_alias=True).get("spec", {})
     return {
         "metadata": {
             "labels": {**default_labels, **doc.metadata.labels},
             "annotations": dict(doc.metadata.annotations),
         },
-        "spec": dumped.get("spec", {}),
+        "spec": spec_json,
     }
 
 
@@ -174,9 +180,15 @@ class _Context:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     live: dict[str, ReadResponse] = field(default_factory=dict)
     changes: dict[str, ResourceChange] = field(default_factory=dict)
+    contexts: dict[str, ResourceContext] = field(default_factory=dict)
 
     def ctx(self, address: str) -> ResourceContext:
-        return ResourceContext.of(address, self.state.lineage, self.checked.tree.root)
+        """The (frozen, so shared) context for address: refresh and plan both need it."""
+        made = self.contexts.get(address)
+        if made is None:
+            made = ResourceContext.of(address, self.state.lineage, self.checked.tree.root)
+            self.contexts[address] = made
+        return made
 
 
 T = TypeVar("T")

@@ -19,11 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from reconciler import cost
 from reconciler.diagnostics import Diagnostic, Diagnostics, PipeformError, Position, Severity
-from reconciler.kinds import Budget, Quota, TrainingJob
 from reconciler.kinds.units import format_cpu, format_memory
 from reconciler.loader import LoadedDocument
 from reconciler.plan import (
@@ -37,6 +36,9 @@ from reconciler.plan import (
 )
 from reconciler.specs import CheckedTree
 from reconciler.state.model import State
+
+if TYPE_CHECKING:  # imported when a tree holds them (reconciler.kinds is lazy)
+    from reconciler.kinds import Budget, Quota, TrainingJob
 
 OVERRIDE = "--allow-over-budget"
 
@@ -133,13 +135,17 @@ def quotas(
     passed = []
     defaults = checked.tree.workspace.spec.defaults.resources
     for change, loaded in changes:
-        job = loaded.model
-        if not isinstance(job, TrainingJob) or not job.spec.quota:
+        if loaded.model.KIND != "TrainingJob":
+            continue
+        job = cast("TrainingJob", loaded.model)
+        if not job.spec.quota:
             continue
         quota_doc = checked.tree.documents.get(f"Quota/{job.spec.quota}")
-        if quota_doc is None or not isinstance(quota_doc.model, Quota):
+        if quota_doc is None or quota_doc.model.KIND != "Quota":
             continue  # an unknown reference is a validation error already
-        problems = quota_problems(job, quota_doc.model, cost.job_shape(job, defaults))
+        problems = quota_problems(
+            job, cast("Quota", quota_doc.model), cost.job_shape(job, defaults)
+        )
         for field, message, hint in problems:
             findings.append(
                 _finding(
@@ -281,9 +287,9 @@ def budget_statuses(
     prices = cost.Prices.of(checked.tree.workspace)
     out = []
     for address, loaded in sorted(checked.tree.documents.items()):
-        if not isinstance(loaded.model, Budget):
+        if loaded.model.KIND != "Budget":
             continue
-        spec = loaded.model.spec
+        spec = cast("Budget", loaded.model).spec
         start, end = period_bounds(spec.period, at)
         used = spend(state, spec.scope.labels, spec.currency, start, end, prices)
         planned = sum(

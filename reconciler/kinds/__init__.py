@@ -1,18 +1,65 @@
-"""Spec models for every kind, and the registry mapping kind names to models."""
+"""Spec models for every kind, and the registry mapping kind names to models.
+
+A kind's module is imported the first time its model is asked for (``KINDS[kind]`` or
+``from reconciler.kinds import TrainingJob``): building pydantic model classes is most
+of pipeform's start-up, and a plan only needs the kinds its spec tree holds.
+"""
 
 from __future__ import annotations
 
-from reconciler.kinds.common import API_VERSION, Document, Metadata, Reference
-from reconciler.kinds.data import Dataset, FeatureSet
-from reconciler.kinds.observability import SLO, Alert
-from reconciler.kinds.platform import Budget, Quota, Secret
-from reconciler.kinds.training import TrainingJob
-from reconciler.kinds.workspace import Workspace
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-KINDS: dict[str, type[Document]] = {
-    model.KIND: model
-    for model in (Workspace, Dataset, FeatureSet, TrainingJob, Quota, Secret, Alert, SLO, Budget)
+from reconciler.kinds.common import API_VERSION, Document, Metadata, Reference
+
+if TYPE_CHECKING:
+    from reconciler.kinds.data import Dataset, FeatureSet
+    from reconciler.kinds.observability import SLO, Alert
+    from reconciler.kinds.platform import Budget, Quota, Secret
+    from reconciler.kinds.training import TrainingJob
+    from reconciler.kinds.workspace import Workspace
+
+#: Each kind's module under reconciler.kinds, in the order kinds are listed to users.
+_MODULES: dict[str, str] = {
+    "Workspace": "workspace",
+    "Dataset": "data",
+    "FeatureSet": "data",
+    "TrainingJob": "training",
+    "Quota": "platform",
+    "Secret": "platform",
+    "Alert": "observability",
+    "SLO": "observability",
+    "Budget": "platform",
 }
+
+
+class _Registry(Mapping[str, type[Document]]):
+    """Kind name -> model class, importing a kind's module on first lookup."""
+
+    def __getitem__(self, kind: str) -> type[Document]:
+        module = _MODULES[kind]  # KeyError for an unknown kind, as a dict
+        model: type[Document] = getattr(importlib.import_module(f"{__name__}.{module}"), kind)
+        return model
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in _MODULES
+
+
+KINDS: Mapping[str, type[Document]] = _Registry()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULES:  # every model class is named after its kind
+        return KINDS[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "API_VERSION",
