@@ -29,7 +29,8 @@ def sha256_file(path: Path) -> str:
 
 
 def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (a rename or unlink in it) to disk."""
+    """Flush a directory's entries (a rename or unlink in it) to disk; given a file, its
+    bytes (``os.fsync`` on a read-only descriptor works for both)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -139,7 +139,7 @@ class FeatureSetHandler(KindHandler):
         )
 
     def _observed(self, directory: Path) -> JSON:
-        from providers.local.data.features_build import sha256_file
+        from providers.durable import sha256_file
 
         def digest(split: str) -> str | None:
             path = directory / f"{split}.parquet"
@@ -225,7 +225,7 @@ class FeatureSetHandler(KindHandler):
         (a damaged or half-removed directory is removed, to be written again)."""
         if not directory.exists():
             return None
-        from providers.local.data.features_build import sha256_file
+        from providers.durable import sha256_file
 
         manifest = files.read_json(directory / "manifest.json", self.settings.shown(directory))
         try:

@@ -66,28 +66,14 @@ OUTPUTS = (
     "runs",
     "featureSet",
 )
-# trainer exit codes (trainer.config.EXIT_*), here so planning never imports the trainer
-EXIT_OK, EXIT_BAD_INPUT, EXIT_GATED = 0, 3, 4
 RETRY_PAUSE_SECONDS = 0.5
 
 
 def trainer_digest() -> str:
-    """The trainer's code digest: its own ``trainer_code_digest()``, else a hash of its sources."""
-    import importlib
+    """The trainer's code digest (standard library only: planning never imports torch)."""
+    from trainer.version import trainer_code_digest
 
-    for module in ("trainer", "trainer.version"):
-        try:
-            own = getattr(importlib.import_module(module), "trainer_code_digest", None)
-        except ImportError:
-            continue
-        if own is not None:
-            return str(own())
-    root = Path(__file__).resolve().parents[2] / "trainer"
-    hasher = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        hasher.update(path.relative_to(root).as_posix().encode() + b"\0")
-        hasher.update(path.read_bytes() + b"\0")
-    return "sha256:" + hasher.hexdigest()
+    return trainer_code_digest()
 
 
 def run_inputs(spec: JSON, featureset_id: str) -> JSON:
@@ -448,6 +434,8 @@ class _Attempts:
 
 def _outcome(exit_: executor.Exit, result: Any) -> str:
     """succeeded, gated, bad-input, timed-out, interrupted, or retry."""
+    from trainer.config import EXIT_BAD_INPUT, EXIT_GATED, EXIT_OK
+
     if exit_.timed_out:
         return "timed-out"
     status = result.status if result is not None else None

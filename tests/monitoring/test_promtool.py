@@ -9,7 +9,6 @@ pages, one between 1 x and 3 x budget only opens a ticket, one below budget stay
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,6 +20,7 @@ from providers.base import ApplyRequest, ResourceContext
 from providers.prometheus import PrometheusProvider
 from providers.prometheus.rulesfile import RulesFile, render
 from reconciler import rules
+from tests.integration.servers import in_ci
 from tests.monitoring.samples import ALERT_TEMPLATES, SLI_TEMPLATES, alert, slo
 
 LINEAGE = "11111111-1111-4111-8111-111111111111"
@@ -31,7 +31,7 @@ def promtool() -> str:
     found = shutil.which("promtool")
     if found is None:
         message = "promtool not installed (Debian package prometheus)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     return found

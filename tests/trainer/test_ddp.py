@@ -8,7 +8,6 @@ permitted the tests skip with the reason, except in CI (CI=true), where they fai
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.integration.servers import in_ci
 from tests.trainer.conftest import ROOT, events, make_config, trainer_env, write_config
 from trainer.config import EXIT_OK
 from trainer.loop import FAULT_ENV
@@ -44,7 +44,7 @@ def _namespace_prefix() -> list[str]:
             return ["unshare", *flags]
         problems.append(f"unshare {flags[0]}: {done.stderr.strip() or done.returncode}")
     reason = "network namespaces are not permitted here (" + "; ".join(problems) + ")"
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail(reason)
     pytest.skip(reason)
 
@@ -79,7 +79,7 @@ def _result(config: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
-    if shutil.which("unshare") is None and os.environ.get("CI") != "true":
+    if shutil.which("unshare") is None and not in_ci():
         pytest.skip("unshare is not installed")
     config = make_config(tmp_path_factory.mktemp("ddp"), **SETTINGS)
     done = torchrun(write_config(Path(config["output_dir"]).parent / "config.json", config))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON
+from providers.durable import fsync_dir, sha256_file
 from providers.local.data.features import (
     TRANSFORM_CODE_VERSION,
     FeatureError,
@@ -270,26 +270,10 @@ def _write_tables(
     return statistics.result(rows)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_json(path: Path, document: JSON) -> bytes:
     data = (json.dumps(document, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
     path.write_bytes(data)
     return data
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def materialise(
@@ -331,6 +315,6 @@ def materialise(
     }
     _write_json(directory / "manifest.json", manifest)
     for path in directory.iterdir():
-        _fsync(path)
-    _fsync(directory)
+        fsync_dir(path)
+    fsync_dir(directory)
     return manifest

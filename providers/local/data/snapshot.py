@@ -20,7 +20,6 @@ directory left by a killed process is removed by the next snapshot of that datas
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets
@@ -33,6 +32,7 @@ import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON, PermanentError
+from providers.durable import fsync_dir, sha256_file
 from providers.local import files
 from providers.local.data import READER_VERSION
 from providers.local.data.convert import arrow_type
@@ -78,18 +78,10 @@ def load_manifest(directory: Path) -> JSON | None:
     if manifest is None or not (directory / "report.json").is_file():
         return None
     try:
-        actual = file_sha256(directory / "data.parquet")
+        actual = sha256_file(directory / "data.parquet")
     except OSError:
         return None
     return manifest if manifest.get("sha256") == actual else None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def clean_stale(snapshots: Path) -> None:
@@ -199,7 +191,7 @@ def _write(
         path = reports / f"{created.strftime('%Y%m%dT%H%M%S%fZ')}-failed.json"
         files.write_json(path, report)
         raise PermanentError(failure_message(name, failed, settings.shown(path)))
-    _fsync(data)
+    fsync_dir(data)
     manifest = {
         "id": sid,
         "dataset": name,
@@ -215,8 +207,8 @@ def _write(
     }
     for filename, record in (("report.json", report), ("manifest.json", manifest)):
         (temp / filename).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", "utf-8")
-        _fsync(temp / filename)
-    files.fsync_dir(temp)
+        fsync_dir(temp / filename)
+    fsync_dir(temp)
     return Snapshot(sid, temp.parent / sid, manifest)
 
 
@@ -323,8 +315,3 @@ def failure_message(name: str, failed: list[Check], report: str) -> str:
         f"Dataset {name} {what} ({len(failed)} check(s) failed); the current snapshot is "
         f"unchanged:\n" + "\n".join(lines) + f"\nfull report: {report}"
     )
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as fh:
-        os.fsync(fh.fileno())
