@@ -24,7 +24,6 @@ import abc
 import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -157,6 +156,9 @@ class Provider(abc.ABC):
     replace_on: ClassVar[Mapping[str, frozenset[str]]] = {}
     #: outputs that only a create or update can tell, per kind
     computed_outputs: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    #: True when read() mostly waits on a server (an HTTP API): refresh then reads up to
+    #: --parallelism objects at once. Leave False for reads that are CPU or local-disk work.
+    concurrent_reads: ClassVar[bool] = False
 
     def __init__(self, config: JSON | None = None, root: Path | None = None) -> None:
         """config: this provider's Workspace settings; root: the spec tree."""
@@ -256,17 +258,19 @@ def unregister(name: str) -> None:
 
 def available() -> dict[str, type[Provider]]:
     """Every provider: registered classes, then entry points not shadowed by them."""
+    from providers import discovery
+
     found = dict(_registry)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in found:
-            found[ep.name] = ep.load()
+    for name, value in discovery.group_entries(ENTRY_POINT_GROUP).items():
+        if name not in found:
+            found[name] = discovery.load_entry(value)
     return found
 
 
 def load(name: str) -> type[Provider] | None:
     if name in _registry:
         return _registry[name]
-    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
-        provider: type[Provider] = ep.load()
-        return provider
-    return None
+    from providers import discovery
+
+    provider: type[Provider] | None = discovery.load(ENTRY_POINT_GROUP, name)
+    return provider

@@ -50,6 +50,7 @@ def _plan_options(
     target: tuple[str, ...],
     replace: tuple[str, ...],
     allow_over_budget: bool = False,
+    parallelism: int = 10,
 ) -> Any:
     from reconciler.planner import PlanOptions
 
@@ -59,7 +60,18 @@ def _plan_options(
         targets=tuple(target),
         replace=tuple(replace),
         allow_over_budget=allow_over_budget,
+        parallelism=parallelism,
     )
+
+
+PARALLELISM = click.option(
+    "--parallelism",
+    default=10,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Resources changed at once, and live objects read at once by providers that "
+    "wait on a server.",
+)
 
 
 ALLOW_OVER_BUDGET = click.option(
@@ -99,10 +111,9 @@ def _show_plan(plan: Any, fmt: str) -> None:
         click.echo(markdown.render(plan))
     else:
         from reconciler.render import text
+        from reconciler.render.diagnostics import write_lines
 
-        out = _out()
-        for line in text.render(plan):
-            out.print(line)
+        write_lines(text.render(plan))
 
 
 @cli.command()
@@ -148,6 +159,7 @@ def _show_plan(plan: Any, fmt: str) -> None:
     help="Only report drift; applying it records live values in state.",
 )
 @click.option("--destroy", is_flag=True, help="Plan destroying every managed resource.")
+@PARALLELISM
 @ALLOW_OVER_BUDGET
 @LOCK_TIMEOUT
 def plan(
@@ -161,6 +173,7 @@ def plan(
     refresh: bool,
     refresh_only: bool,
     destroy: bool,
+    parallelism: int,
     allow_over_budget: bool,
     lock_timeout: str,
 ) -> int:
@@ -179,7 +192,7 @@ def plan(
     with engine.locked(session.backend, _seconds(lock_timeout)) as notes:
         _print_notes(notes)
         _check_addresses(session, target + replace, "--target/--replace")
-        options = _plan_options(mode, refresh, target, replace, allow_over_budget)
+        options = _plan_options(mode, refresh, target, replace, allow_over_budget, parallelism)
         result = engine.plan(session, options)
     _show_plan(result, "json" if as_json else fmt)
     _enforce_policy(result)  # a refused plan is never saved
@@ -198,8 +211,10 @@ def _listener() -> Any:
     from rich.text import Text
 
     from reconciler.plan import Action
+    from reconciler.render.diagnostics import plain_stream
 
-    out = _out()
+    stream = plain_stream()
+    out = _out() if stream is None else None
     lock = threading.Lock()
     verbs = {
         "create": "creating",
@@ -211,11 +226,11 @@ def _listener() -> Any:
 
     def emit(line: Text) -> None:
         with lock:
-            if out.is_terminal and not out.no_color:
+            if out is not None:
                 out.print(line)
-            else:  # plain output skips rich's rendering, which costs more than the change
-                out.file.write(line.plain + "\n")
-                out.file.flush()
+            elif stream is not None:  # plain output skips rich, which costs more than the change
+                stream.write(line.plain + "\n")
+                stream.flush()
 
     def progress(address: str, event: dict[str, Any]) -> None:
         line = progress_line(event)
@@ -336,7 +351,7 @@ def _apply(
             _enforce_policy(result)
         else:
             _check_addresses(session, target + replace, "--target/--replace")
-            options = _plan_options(mode, True, target, replace, allow_over_budget)
+            options = _plan_options(mode, True, target, replace, allow_over_budget, parallelism)
             result = engine.plan(session, options)
             _show_plan(result, "text")
             _enforce_policy(result)
@@ -359,13 +374,7 @@ def _apply(
 @cli.command()
 @click.argument("args", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--auto-approve", is_flag=True, help="Apply without asking for confirmation.")
-@click.option(
-    "--parallelism",
-    default=10,
-    show_default=True,
-    type=click.IntRange(1, 256),
-    help="Resources changed at once.",
-)
+@PARALLELISM
 @click.option(
     "--target", multiple=True, metavar="ADDR", help="Apply only ADDR and what it depends on."
 )
@@ -406,7 +415,7 @@ def apply(
 @cli.command()
 @PATHS
 @click.option("--auto-approve", is_flag=True, help="Destroy without asking for confirmation.")
-@click.option("--parallelism", default=10, show_default=True, type=click.IntRange(1, 256))
+@PARALLELISM
 @click.option(
     "--target", multiple=True, metavar="ADDR", help="Destroy only ADDR and what depends on it."
 )

@@ -7,23 +7,24 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from providers import base
 from reconciler import faults
 from reconciler import plan as plans
-from reconciler.applier import Applier, ApplyReport, Listener, Outcome
 from reconciler.diagnostics import PipeformError
 from reconciler.planner import PlanOptions, Providers, canonical_hash, make_plan
 from reconciler.specs import CheckedTree, check
 from reconciler.state import open_backend
 from reconciler.state.backend import StateBackend
 from reconciler.state.model import JournalEntry, LockInfo, State, argv_command, now
+
+if TYPE_CHECKING:  # the applier loads with the first apply: plan never needs it
+    from reconciler.applier import ApplyReport, Listener, Outcome
 
 PLAN_FILE_FORMAT = "pipeform-plan/1"
 
@@ -236,6 +237,8 @@ def check_fresh(saved: plans.Plan, session: Session) -> None:
 
 def spec_commit(root: Path) -> str | None:
     """The git commit of the spec tree, with -dirty when it has uncommitted changes."""
+    import subprocess
+
     try:
         head = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
@@ -296,6 +299,8 @@ def apply(
             state.serial,
             [outcome.to_dict()],
         )
+
+    from reconciler.applier import Applier
 
     report = Applier(
         session.backend,

@@ -6,9 +6,7 @@ the resource address and, for misspellings, a "did you mean".
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
-import multiprocessing as mp
 import os
 import re
 import types
@@ -326,9 +324,12 @@ def _parse_files(jobs: list[tuple[bytes, str]]) -> list[FileResult]:
         workers < 2
         or len(jobs) < 4
         or sum(len(data) for data, _ in jobs) < PARALLEL_MIN_BYTES
-        or "fork" not in mp.get_all_start_methods()
+        or not hasattr(os, "fork")
     ):
         return [_parse_one(job) for job in jobs]
+    import concurrent.futures as cf  # loaded only for a large tree with files to parse
+    import multiprocessing as mp
+
     chunk = max(1, len(jobs) // (workers * 4))
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
         return list(pool.map(_parse_one, jobs, chunksize=chunk))

@@ -43,6 +43,7 @@ class PlanOptions:
     targets: tuple[str, ...] = ()
     replace: tuple[str, ...] = ()
     allow_over_budget: bool = False  # an enforced budget overrun is a warning, not an error
+    parallelism: int = 10  # live objects read at once during refresh
 
 
 #: Where the embedded default sends kinds that are rules: with the local provider as the
@@ -206,14 +207,46 @@ def _call(provider: str, address: str, what: str, call: Callable[[], T]) -> T:
         ) from exc
 
 
+def _read(c: _Context, address: str) -> ReadResponse:
+    prior = c.state.resources[address]
+    provider = c.providers.get(prior.provider, address)
+    request = ReadRequest(c.ctx(address), prior.spec, prior.outputs, prior.external_id)
+    return _call(prior.provider, address, "read", partial(provider.read, request))
+
+
+#: Below this many objects, reading them one after another costs less than a thread pool.
+PARALLEL_REFRESH_MIN = 8
+
+
+def _read_all(c: _Context, addresses: list[str]) -> list[ReadResponse]:
+    """Every object's live state. Providers whose reads wait on a server
+    (``Provider.concurrent_reads``) are read up to --parallelism at once, as Terraform
+    refreshes, so a slow API costs its latency once per batch rather than once per object;
+    the others are read in turn, since threads only add overhead to CPU-bound reads. The
+    first failure is reported, as a sequential refresh would report it."""
+    pooled = [
+        a
+        for a in addresses
+        if c.providers.get(c.state.resources[a].provider, a).concurrent_reads
+    ]
+    workers = min(c.options.parallelism, len(pooled))
+    if workers < 2 or len(pooled) < PARALLEL_REFRESH_MIN:
+        return [_read(c, address) for address in addresses]
+    for address in pooled:  # contexts are shared: build them here, not in the threads
+        c.ctx(address)
+    import concurrent.futures as cf
+
+    with cf.ThreadPoolExecutor(workers, thread_name_prefix="refresh") as pool:
+        concurrent = dict(zip(pooled, pool.map(partial(_read, c), pooled), strict=True))
+    return [concurrent.get(a) or _read(c, a) for a in addresses]
+
+
 def refresh(c: _Context, addresses: Iterable[str]) -> list[Drift]:
     """Read every recorded object; a difference from what was recorded is drift."""
     drift: list[Drift] = []
-    for address in addresses:
+    wanted = list(addresses)
+    for address, response in zip(wanted, _read_all(c, wanted), strict=True):
         prior = c.state.resources[address]
-        provider = c.providers.get(prior.provider, address)
-        request = ReadRequest(c.ctx(address), prior.spec, prior.outputs, prior.external_id)
-        response = _call(prior.provider, address, "read", partial(provider.read, request))
         c.live[address] = response
         if not response.exists:
             drift.append(Drift(address, prior.kind, exists=False))
@@ -245,9 +278,9 @@ def _scope(c: _Context) -> tuple[set[str], set[str]]:
     return desired & wanted, recorded & wanted
 
 
-def _upstream_outputs(c: _Context, address: str) -> dict[str, dict[str, Any]]:
+def _upstream_outputs(c: _Context, deps: list[str]) -> dict[str, dict[str, Any]]:
     out = {}
-    for dep in c.checked.graph.dependencies(address):
+    for dep in deps:
         change = c.changes.get(dep)
         prior = c.state.resources.get(dep)
         outputs = dict(prior.outputs) if prior else {}
@@ -258,10 +291,10 @@ def _upstream_outputs(c: _Context, address: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _changed_inputs(c: _Context, address: str) -> list[str]:
+def _changed_inputs(c: _Context, deps: list[str]) -> list[str]:
     return [
         dep
-        for dep in c.checked.graph.dependencies(address)
+        for dep in deps
         if (ch := c.changes.get(dep)) is not None
         and ch.action is not Action.NOOP
         and ch.after_unknown
@@ -276,7 +309,8 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
     prior = c.state.resources.get(address)
     live = c.live.get(address)
     lifecycle = doc.metadata.lifecycle
-    upstream = _upstream_outputs(c, address)
+    deps = c.checked.graph.dependencies(address)  # a fresh list: the change keeps it
+    upstream = _upstream_outputs(c, deps) if deps else {}
     if prior is not None:
         desired = _apply_ignore(prior.spec, desired, lifecycle.ignore_changes)
     response = _call(
@@ -301,7 +335,7 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
         action=Action.NOOP,
         before=prior.spec if prior else None,
         after=desired,
-        dependencies=c.checked.graph.dependencies(address),
+        dependencies=deps,
         prevent_destroy=lifecycle.prevent_destroy,
         inputs_fingerprint=response.inputs_fingerprint,
     )
@@ -322,7 +356,7 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
     ]
     if fields:  # dataclasses.replace costs a whole __init__: skip it when nothing changed
         change = replace(change, field_changes=fields)
-    inputs = _changed_inputs(c, address)
+    inputs = _changed_inputs(c, deps) if deps else []
     fingerprint_moved = (
         response.inputs_fingerprint is not None
         and prior.inputs_fingerprint is not None

@@ -37,9 +37,15 @@ _MODULES: dict[str, str] = {
 class _Registry(Mapping[str, type[Document]]):
     """Kind name -> model class, importing a kind's module on first lookup."""
 
+    def __init__(self) -> None:
+        self._loaded: dict[str, type[Document]] = {}
+
     def __getitem__(self, kind: str) -> type[Document]:
-        module = _MODULES[kind]  # KeyError for an unknown kind, as a dict
-        model: type[Document] = getattr(importlib.import_module(f"{__name__}.{module}"), kind)
+        model = self._loaded.get(kind)  # looked up once per document: keep it a dict hit
+        if model is None:
+            module = _MODULES[kind]  # KeyError for an unknown kind, as a dict
+            model = getattr(importlib.import_module(f"{__name__}.{module}"), kind)
+            self._loaded[kind] = model
         return model
 
     def __iter__(self) -> Iterator[str]:

@@ -4,16 +4,49 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
 from rich.text import Text
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, Severity
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def plain_stream(stderr: bool = False) -> TextIO | None:
+    """The stream to write unstyled text to, or None when output goes to a terminal that
+    takes colour. Decided as rich decides (NO_COLOR, FORCE_COLOR, TTY_COMPATIBLE, isatty),
+    without loading rich's console: plain output is the common case in CI and pipes."""
+    stream = sys.stderr if stderr else sys.stdout
+    if os.environ.get("NO_COLOR"):
+        return stream
+    if os.environ.get("FORCE_COLOR") or os.environ.get("TTY_COMPATIBLE") == "1":
+        return None
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return None if isatty is not None and isatty() else stream
+    except ValueError:  # a closed stream
+        return stream
+
+
+def write_lines(lines: list[Text], stderr: bool = False) -> None:
+    """Styled lines: through rich on a colour terminal, else as plain text in one write."""
+    stream = plain_stream(stderr)
+    if stream is None:
+        out = console(stderr=stderr)
+        for line in lines:
+            out.print(line)
+        return
+    stream.write("".join(line.plain + "\n" for line in lines))
+    stream.flush()
+
 
 def console(stderr: bool = False) -> Console:
     """A console that honours NO_COLOR and plain output when not on a terminal."""
+    from rich.console import Console
+
     plain = bool(os.environ.get("NO_COLOR"))  # no-color.org: no styling at all, bold included
     return Console(
         stderr=stderr,

@@ -7,12 +7,9 @@ fingerprints (keyed hashes) of sensitive things as outputs.
 from __future__ import annotations
 
 import enum
-import getpass
 import os
-import socket
 import sys
-import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,7 +43,9 @@ class ResourceState:
     updated_at: str = field(default_factory=now)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Its fields, for serialising: a shallow copy (dataclasses.asdict deep-copies every
+        nested value, which cost more than the state write itself)."""
+        return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResourceState:
@@ -69,7 +68,18 @@ class State:
 
     @staticmethod
     def new_lineage() -> str:
+        import uuid
+
         return str(uuid.uuid4())
+
+
+def hostname() -> str:
+    """This machine's name, as socket.gethostname() gives it (uname's nodename on POSIX)."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -88,14 +98,17 @@ class LockInfo:
 
     @classmethod
     def for_this_process(cls, command: str) -> LockInfo:
+        import getpass
+        import uuid
+
         try:
             user = getpass.getuser()
         except (KeyError, OSError):
             user = str(os.getuid())
         return cls(
             id=str(uuid.uuid4()),
-            who=f"{user}@{socket.gethostname()}",
-            host=socket.gethostname(),
+            who=f"{user}@{hostname()}",
+            host=hostname(),
             pid=os.getpid(),
             command=command,
             since=now(),
@@ -113,7 +126,7 @@ class LockInfo:
 
         A live process with the same pid but another start time is a reused pid: dead too.
         """
-        if self.host != socket.gethostname():
+        if self.host != hostname():
             return False
         try:
             os.kill(self.pid, 0)
@@ -172,7 +185,8 @@ class JournalEntry:
     results: list[dict[str, Any]] = field(default_factory=list)  # address, action, outcome, error
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Its fields, for serialising (a shallow copy, as ResourceState.to_dict)."""
+        return dict(self.__dict__)
 
 
 @dataclass(frozen=True)

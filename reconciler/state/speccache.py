@@ -10,11 +10,11 @@ problems are never cached, so every diagnostic comes from a real parse.
 One file, ``<tree>/.pipeform/cache/specs.bin``: a magic string, the SHA-256 of the
 payload, then the payload (``marshal``: plain data only, nothing is constructed or run
 on load). The payload names its format: a digest of the parser's source and of this
-module, the Python version and PyYAML's, so any change to how files are read makes the
-cache miss. The cache is ignored, never trusted, when it is not a regular file owned by
-this user and writable by no one else (it is written 0600 in a 0700 directory), when its
-checksum or structure is wrong, or when its format differs; it is rewritten when files
-were parsed or dropped. Any error reading or writing it only costs the parse it would
+module, the Python version and which PyYAML is installed (found without importing it),
+so any change to how files are read makes the cache miss. The cache is ignored, never
+trusted, when it is not a regular file owned by this user and writable by no one else
+(it is written 0600 in a 0700 directory), when its checksum or structure is wrong, or
+when its format differs; it is rewritten when files were parsed or dropped. Any error reading or writing it only costs the parse it would
 have saved. It is written only into a tree that already has a ``.pipeform`` directory
 (where plan and apply keep state), so validating a checkout leaves nothing behind.
 ``PIPEFORM_SPEC_CACHE=0`` turns it off.
@@ -45,20 +45,37 @@ def content_key(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _pyyaml_key() -> str | None:
+    """Which PyYAML parses, without importing it (a cache hit never needs it): its package
+    file's size and time, and whether its C extension (libyaml) is there."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("yaml")  # a top-level lookup: runs nothing
+    if spec is None or spec.origin is None or not spec.submodule_search_locations:
+        return None
+    try:
+        info = os.stat(spec.origin)
+        package = next(iter(spec.submodule_search_locations))
+        libyaml = any(name.startswith("_yaml.") for name in os.listdir(package))
+    except OSError:
+        return None
+    return f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}:{'c' if libyaml else 'py'}"
+
+
 def _format() -> str | None:
-    """What the cached data depends on, or None when the parser's source cannot be read."""
-    import yaml
-
-    from reconciler import yamlsource
-
+    """What the cached data depends on (the parser's source, this module's, Python's and
+    PyYAML's versions), or None when one of them cannot be read."""
+    here = Path(__file__).parent.parent  # the reconciler package
     digest = hashlib.sha256()
     try:
-        for module in (yamlsource, sys.modules[__name__]):
-            digest.update(Path(str(module.__file__)).read_bytes())
-    except (OSError, TypeError):
+        for name in ("yamlsource.py", "yamlparse.py", "state/speccache.py"):
+            digest.update((here / name).read_bytes())
+    except OSError:
         return None
-    loader = getattr(yamlsource, "_Loader", object).__name__
-    return f"{digest.hexdigest()}|{sys.version}|{yaml.__version__}|{loader}"
+    pyyaml = _pyyaml_key()
+    if pyyaml is None:
+        return None
+    return f"{digest.hexdigest()}|{sys.version}|{pyyaml}"
 
 
 def _read_trusted(path: Path) -> bytes | None:

@@ -13,7 +13,8 @@ import pytest
 from reconciler import yamlsource
 from reconciler.diagnostics import Diagnostics
 from reconciler.loader import load_tree, parse_document
-from reconciler.yamlsource import RawDocument, parse_text, read_file
+from reconciler.yamlparse import parse_text
+from reconciler.yamlsource import RawDocument, read_file
 
 
 def parse(text: str) -> tuple[list[RawDocument], Diagnostics]:
