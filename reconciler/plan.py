@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -228,7 +228,20 @@ class Plan:
 
 
 def to_dict(plan: Plan) -> dict[str, Any]:
-    return asdict(plan)
+    """The plan as plain data, for serialising at once: dataclasses become dicts, and the
+    JSON values inside them (specs, field values) are shared rather than deep-copied as
+    dataclasses.asdict would, which cost more than planning a thousand resources."""
+    body: dict[str, Any] = _plain(plan)
+    return body
+
+
+def _plain(value: Any) -> Any:
+    fields = getattr(type(value), "__dataclass_fields__", None)
+    if fields is not None:
+        return {name: _plain(getattr(value, name)) for name in fields}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value  # JSON data (dicts of specs, strings, numbers) or an enum
 
 
 def from_dict(data: dict[str, Any]) -> Plan:
