@@ -98,12 +98,15 @@ def peak_rss_mb() -> float:
 
 
 def run_ours(path: Path, fmt: str) -> dict[str, Any]:
+    # the handler's modules first, as in the CLI (they choose Arrow's allocator), then the
+    # rest: imports are not what is measured
+    from providers.local.dataset import DatasetHandler  # isort: skip
+
     import pyarrow as pa
 
-    import providers.local.data.formats  # imports are not what is measured
+    import providers.local.data.formats
     import providers.local.data.snapshot  # noqa: F401
     from providers.base import ApplyRequest, PermanentError, ResourceContext
-    from providers.local.dataset import DatasetHandler
     from providers.local.settings import LocalSettings
     from reconciler.kinds.data import DatasetSpec
 

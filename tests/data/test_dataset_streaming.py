@@ -15,7 +15,7 @@ import pytest
 from providers.base import PermanentError, RetryableError
 from providers.local.data import formats, readers, sink
 from providers.local.data.layout import snapshot_id, snapshot_key
-from reconciler.kinds.data import DatasetSpec
+from reconciler.kinds.data import ColumnType, DatasetSpec
 from tests.data.conftest import Harness, document
 
 SCHEMA = [
@@ -132,3 +132,117 @@ def test_a_writer_error_reaches_the_caller(tmp_path: Path) -> None:
     with pytest.raises((ValueError, pa.ArrowInvalid)):
         out.close()
     out.abort()  # after close: nothing left to stop
+
+
+# --- a parquet source that already is a snapshot --------------------------------------------
+
+
+def exact_parquet(harness: Harness, rows: int = 3000, **options: Any) -> Path:
+    """A parquet file whose columns have exactly the declared types of SCHEMA."""
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    start = dt.datetime(2024, 1, 1)
+    table = pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "code": pa.array([f"AB-{i}" for i in range(rows)], pa.string()),
+            "seen": pa.array(
+                [start + dt.timedelta(seconds=i) for i in range(rows)], pa.timestamp("us")
+            ),
+            "extra": pa.array([i % 3 for i in range(rows)], pa.int32()),  # not declared
+        }
+    )
+    path = harness.root / "data" / "t.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=700, **options)
+    return path
+
+
+def parquet_doc(**spec: Any) -> dict[str, Any]:
+    return document("file://data/t.parquet", schema=SCHEMA, **spec)
+
+
+def test_a_parquet_source_of_the_declared_types_is_copied_and_reads_as_if_converted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.parquet as pq
+
+    copied, converted = Harness(tmp_path / "a"), Harness(tmp_path / "b")
+    for harness in (copied, converted):
+        exact_parquet(harness)
+    fast = copied.apply(parquet_doc()).outputs
+    source = (copied.root / "data" / "t.parquet").read_bytes()
+    assert Path(fast["path"]).read_bytes() == source  # the snapshot is the source's bytes
+    assert fast["sha256"] == hashlib.sha256(source).hexdigest()
+    assert fast["fingerprint"] == "sha256:" + fast["sha256"]
+    monkeypatch.setattr(formats, "parquet_copyable", lambda path, hints: False)
+    slow = converted.apply(parquet_doc()).outputs
+    assert Path(slow["path"]).read_bytes() != source  # re-encoded
+    assert (fast["snapshot"], fast["rows"], fast["columns"]) == (
+        slow["snapshot"], slow["rows"], slow["columns"],
+    )  # fmt: skip
+    assert pq.read_table(fast["path"]).equals(pq.read_table(slow["path"]))
+    assert [c.name for c in copied.dir.joinpath("snapshots").iterdir()] == [fast["snapshot"]]
+
+
+def test_a_parquet_column_of_another_type_is_converted_not_copied(harness: Harness) -> None:
+    import pyarrow.parquet as pq
+
+    path = exact_parquet(harness)
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(0, "id", table["id"].cast(pa.int32())), path)
+    outputs = harness.apply(parquet_doc()).outputs
+    assert Path(outputs["path"]).read_bytes() != path.read_bytes()
+    assert pq.read_schema(outputs["path"]).field("id").type == pa.int64()
+    assert pq.read_table(outputs["path"])["id"].to_pylist() == list(range(3000))
+
+
+def test_a_copied_parquet_that_breaks_a_rule_leaves_nothing_behind(harness: Harness) -> None:
+    import pyarrow.parquet as pq
+
+    path = exact_parquet(harness)
+    table = pq.read_table(path)
+    codes = table["code"].to_pylist()
+    codes[2500] = "XY-2500"
+    pq.write_table(table.set_column(1, "code", pa.array(codes)), path)
+    with pytest.raises(PermanentError, match=r"'XY-2500' on row 2,501"):
+        harness.apply(parquet_doc())
+    assert harness.snapshot_dirs() == []  # neither a snapshot nor a temporary copy
+
+
+def test_a_copied_parquet_damaged_inside_fails_cleanly(harness: Harness) -> None:
+    path = exact_parquet(harness, compression="none")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 2000] = b"\xff" * 2000  # pages broken, the footer intact
+    path.write_bytes(bytes(data))
+    assert formats.parquet_copyable(path, [("id", ColumnType.INT)])
+    with pytest.raises(PermanentError, match=r"data/t\.parquet is damaged after row"):
+        harness.apply(parquet_doc())
+    assert harness.snapshot_dirs() == []
+
+
+def test_prefetch_raises_in_the_caller_and_closes_the_source_early() -> None:
+    closed = threading.Event()
+
+    def items() -> Any:
+        try:
+            yield from range(100)
+        finally:
+            closed.set()
+
+    with sink.Prefetch(items()) as ahead:
+        assert next(iter(ahead)) == 0
+    assert closed.wait(5)
+
+    def failing() -> Any:
+        yield 1
+        raise readers.SourceError("broken at row 2")
+
+    with (
+        pytest.raises(readers.SourceError, match="broken at row 2"),
+        sink.Prefetch(failing()) as ahead,
+    ):
+        assert list(ahead) == [1]

@@ -72,3 +72,19 @@ def test_symlink_out_of_the_tree_is_refused_unless_allowed(tmp_path: Path) -> No
         "file://in.csv", DataFormat.CSV, CsvOptions(), settings(root, True)
     )
     assert allowed.fingerprint().startswith("sha256:")
+
+
+@pytest.mark.parametrize("in_kernel", [True, False])
+def test_copy_file_copies_every_byte_never_over_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_kernel: bool
+) -> None:
+    import os
+
+    if not in_kernel:
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    data = os.urandom(3 * readers.HASH_CHUNK // 2)  # more than one chunk
+    (tmp_path / "a").write_bytes(data)
+    readers.copy_file(tmp_path / "a", tmp_path / "b")
+    assert (tmp_path / "b").read_bytes() == data
+    with pytest.raises(FileExistsError):  # never over an existing file
+        readers.copy_file(tmp_path / "a", tmp_path / "b")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
@@ -80,12 +81,14 @@ def csv_batches(
         for batch in reader:
             yield conform(batch, hints, rows, source.place)
             rows += batch.num_rows
-    except SourceError:
-        raise
+    except SourceError as exc:  # a bad byte read so far is the first thing to fix
+        raise stream.settle() or exc from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        if stream.error is not None:
-            raise stream.error from None
+        if (bad_bytes := stream.settle()) is not None:
+            raise bad_bytes from None
         raise _csv_error(source, hints, exc, header) from None
+    if (bad_bytes := stream.settle()) is not None:
+        raise bad_bytes
     if invalid:
         raise _invalid_rows(source, invalid)
 
@@ -189,11 +192,11 @@ def jsonl_batches(
         for batch in pajson.open_json(stream, read, parse):
             yield conform(batch, hints, rows, source.place)
             rows += batch.num_rows
-    except SourceError:
-        raise
+    except SourceError as exc:
+        raise stream.settle() or exc from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
-        if stream.error is not None:
-            raise stream.error from None
+        if (bad_bytes := stream.settle()) is not None:
+            raise bad_bytes from None
         raise _json_error(source, str(exc), rows) from None
 
 
@@ -220,9 +223,30 @@ def _json_error(source: FileSource, text: str, rows: int) -> SourceError:
 # --- parquet ---------------------------------------------------------------------------------
 
 
-def parquet_batches(source: FileSource, hints: Sequence[ColumnHint]) -> Iterator[Any]:
+def parquet_copyable(path: Path, hints: Sequence[ColumnHint]) -> bool:
+    """Whether a parquet file can be the snapshot byte for byte: it opens, holds rows, and
+    every declared column it has is read with exactly the declared Arrow type (so reading
+    it converts nothing). Anything else, a damaged file included, takes the converting path,
+    which also words the error."""
     try:
-        parquet = pq.ParquetFile(source.path)
+        with pq.ParquetFile(path) as parquet:
+            schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
+    except (pa.ArrowInvalid, pa.ArrowException, OSError):
+        return False
+    names = schema.names
+    if rows == 0 or len(set(names)) != len(names):
+        return False
+    return all(
+        schema.field(name).type == arrow_type(declared) for name, declared in hints if name in names
+    )
+
+
+def parquet_batches(
+    source: FileSource, hints: Sequence[ColumnHint], path: Path | None = None
+) -> Iterator[Any]:
+    """The source's rows, or those of ``path``: a copy of the source's bytes."""
+    try:
+        parquet = pq.ParquetFile(path or source.path)
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
         raise SourceError(
             f"source file {source.shown} is not a readable parquet file ({_first_line(str(exc))}); "

@@ -2,8 +2,8 @@
 
 ``<dataDir>/datasets/<name>/`` holds ``current.json`` (the live record), ``snapshots/<id>/``
 and ``reports/``. A snapshot id is ``ds-`` and the first 24 hex digits of the sha256 of the
-canonical JSON of the source fingerprint, the spec parts a snapshot depends on, and the
-reader version.
+canonical JSON of the source fingerprint, the spec parts a snapshot depends on, the
+reader version and the snapshot format.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from providers.local import files
 from providers.local.data import READER_VERSION
 from providers.local.settings import LocalSettings
 from reconciler.kinds.data import DatasetSpec
+
+#: bump when a snapshot's bytes change for the same source and spec, so that new snapshots
+#: are not taken for old ones. 2: a parquet source whose declared columns already have
+#: their types is the snapshot byte for byte (1 re-encoded every source as zstd)
+SNAPSHOT_FORMAT = 2
 
 
 def dataset_dir(settings: LocalSettings, name: str) -> Path:
@@ -36,7 +41,12 @@ def spec_material(spec: DatasetSpec) -> JSON:
 
 def snapshot_key(spec: DatasetSpec, fingerprint: str) -> str:
     """The full sha256 hex that names the snapshot of these bytes under this spec."""
-    material = {"fingerprint": fingerprint, "spec": spec_material(spec), "reader": READER_VERSION}
+    material = {
+        "fingerprint": fingerprint,
+        "spec": spec_material(spec),
+        "reader": READER_VERSION,
+        "format": SNAPSHOT_FORMAT,
+    }
     canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

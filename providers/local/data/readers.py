@@ -6,18 +6,25 @@ with the aws provider: ``file://`` is implemented here. A source streams in boun
 ``ParquetFile.iter_batches``), converts declared columns to their Arrow types, and turns
 every reading problem into one ``SourceError`` naming the file, the line or row, the column
 and the value. Text formats are read through ``CheckedStream``, which hashes the bytes as
-they pass and refuses bytes that are not UTF-8; a parquet file is hashed by a ``FileHasher``
-thread beside the reader. So a snapshot reads its source once: the fingerprint that names
-it is the hash of the bytes parsed, and a file changed during the read is caught (by hash
-or by size and modification time).
+they pass (on a checker thread) and refuses bytes that are not UTF-8; a parquet file is
+hashed by a ``FileHasher`` thread beside the reader, or, when its columns already have the
+declared types, copied whole into the snapshot (``snapshot_copy``) and the copy read and
+hashed side by side. So a snapshot reads its source once: the fingerprint that names it is
+the hash of the bytes parsed (or copied), and a file changed during the read is caught (by
+hash or by size and modification time).
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
 import io
+import mmap
 import os
+import queue
+import shutil
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -28,9 +35,18 @@ from providers.base import JSON, PermanentError, RetryableError
 from providers.local.settings import LocalSettings
 from reconciler.kinds.data import ColumnType, CsvOptions, DataFormat
 
+# Arrow's default allocator (mimalloc) hands freed memory back to the system within
+# milliseconds, so each batch's buffers are faulted in and zeroed again (as huge pages);
+# jemalloc keeps freed memory a second for the next batch: a parquet snapshot in
+# bench/data.py takes half the time. pyarrow reads this when first imported, which in the
+# CLI is after this module (the Dataset handler imports it); a value already set wins.
+if sys.platform.startswith("linux"):  # where pyarrow's wheels are built with jemalloc
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
 BLOCK_BYTES = 16 << 20  # CSV/JSONL block: memory per block in flight, and rows per batch
 PARQUET_BATCH_ROWS = 128 * 1024
 HASH_CHUNK = 8 << 20
+CHECK_QUEUE_BLOCKS = 2  # blocks read but not yet hashed and checked
 MAX_INVALID_ROWS = 10
 
 #: (column name, declared type) for the columns a spec declares
@@ -67,6 +83,13 @@ class Source(Protocol):
     def batches(self, hints: Sequence[ColumnHint]) -> Iterator[Any]:
         """The rows as pyarrow RecordBatches, declared columns converted to their types; once
         all are read, ``fingerprint()`` is that of the bytes read, without reading them again."""
+        ...
+
+    def snapshot_copy(self, hints: Sequence[ColumnHint], target: Path) -> Iterator[Any] | None:
+        """When the source's bytes can be the snapshot as they are (parquet whose declared
+        columns already have their types), copy them to ``target``, hashing them on the way
+        (``fingerprint()`` is then that hash), and return the copy's batches as ``batches``
+        would; else None, with nothing written."""
         ...
 
     def place(self, row_index: int) -> str:
@@ -200,6 +223,42 @@ class FileSource:
             raise _changed(self.shown)
         _remember(key, found)
 
+    def snapshot_copy(self, hints: Sequence[ColumnHint], target: Path) -> Iterator[Any] | None:
+        if self.format != DataFormat.PARQUET:
+            return None
+        from providers.local.data import formats
+
+        if not formats.parquet_copyable(self.path, hints):
+            return None
+        key = self._key(self._stat())
+        try:
+            copy_file(self.path, target)
+        except OSError as exc:
+            raise PermanentError(
+                f"source file {self.shown} could not be copied into the snapshot: "
+                f"{exc.strerror or exc}"
+            ) from None
+        if self._key(self._stat()) != key:
+            raise _changed(self.shown)
+        return self._copied_batches(hints, target, key)
+
+    def _copied_batches(
+        self, hints: Sequence[ColumnHint], copy: Path, key: tuple[str, int, int]
+    ) -> Iterator[Any]:
+        """The copy's batches, while a thread hashes the copy (the source's fingerprint)."""
+        from providers.local.data import formats
+
+        before = _known(key)
+        hasher = FileHasher(copy, mapped=True)
+        try:
+            yield from formats.parquet_batches(self, hints, copy)
+            found = hasher.result()
+        finally:
+            hasher.stop()
+        if found is None or found != (before or found):
+            raise _changed(self.shown)
+        _remember(key, found)
+
     def place(self, row_index: int) -> str:
         """Where a row is, as a message names it: its line in a text file, else its row."""
         if self.format == DataFormat.PARQUET:
@@ -237,29 +296,37 @@ register_scheme("s3", _open_s3)
 class CheckedStream(io.RawIOBase):
     """A file read once from start to end, hashed and checked for UTF-8 on the way.
 
-    Arrow's readers take it as a file object and call ``read`` from their own thread: the
-    hash runs without the GIL and an ASCII block (the usual case) needs no decoding, so the
-    check costs the parser little. A byte that is not UTF-8 stops the read with a
-    ``SourceError`` naming its line; ``fingerprint`` is the hash of what was read.
+    Arrow's readers take it as a file object and call ``read`` from their own thread; each
+    block read is handed to a checker thread that hashes it (without the GIL) and checks it
+    is UTF-8 (an ASCII block, the usual case, needs no decoding), so the parser does not
+    wait for either. A byte that is not UTF-8 makes ``error`` a ``SourceError`` naming its
+    line: ``settle`` waits for the checker to see every byte read so far, and the next
+    ``read`` raises the error. ``fingerprint`` is the hash of every byte of the file.
     """
 
     def __init__(self, path: Path, shown: str) -> None:
         super().__init__()
+        self._path = path
         self._file = path.open("rb", buffering=0)
         self._shown = shown
         self._digest = hashlib.sha256()
         self._decoder = codecs.getincrementaldecoder("utf-8")()
         self._pending = False  # the decoder holds the start of a multi-byte character
-        self._lines = 0
+        self._checked = 0  # bytes checked so far
+        self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=CHECK_QUEUE_BLOCKS)
+        self._checker = threading.Thread(target=self._run, name="pipeform-check", daemon=True)
+        self._checker.start()
         self.error: SourceError | None = None
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> bytes:
+        if self.error is not None:
+            raise self.error
         data = self._file.readall() if size is None or size < 0 else _read_full(self._file, size)
-        self._digest.update(data)
-        self._check(data, final=not data)
+        if data:
+            self._blocks.put(data)  # bytes are immutable: the checker sees what the parser sees
         return data
 
     def readinto(self, buffer: Any) -> int:
@@ -267,31 +334,67 @@ class CheckedStream(io.RawIOBase):
         memoryview(buffer)[: len(data)] = data
         return len(data)
 
-    def _check(self, data: bytes, final: bool) -> None:
-        if self._pending or final or not data.isascii():
-            self._decode(data, final)
-        self._lines += data.count(b"\n")
+    def _run(self) -> None:
+        while True:
+            data = self._blocks.get()
+            try:
+                if self.error is None:
+                    if data is None:
+                        self._decode(b"", final=True)
+                    else:
+                        self._digest.update(data)
+                        if self._pending or not data.isascii():
+                            self._decode(data, final=False)
+                        self._checked += len(data)
+            finally:
+                self._blocks.task_done()
+            if data is None:
+                return
 
     def _decode(self, data: bytes, final: bool) -> None:
         try:
             self._decoder.decode(data, final)
         except UnicodeDecodeError as exc:
-            line = self._lines + data.count(b"\n", 0, max(exc.start, 0)) + 1
+            offset = self._checked + max(exc.start, 0)
             bad = data[exc.start : exc.start + 4] if exc.start >= 0 else b""
             self.error = SourceError(
-                f"source file {self._shown} is not UTF-8 text: line {line:,} holds the byte(s) "
-                f"{bad!r}; save it as UTF-8 (for example iconv -f latin1 -t utf-8)",
+                f"source file {self._shown} is not UTF-8 text: line {self._line_at(offset):,} "
+                f"holds the byte(s) {bad!r}; save it as UTF-8 (for example iconv -f latin1 -t "
+                "utf-8)",
                 rule="encoding",
             )
-            raise self.error from None
+            return
         self._pending = bool(self._decoder.getstate()[0])
 
+    def _line_at(self, offset: int) -> int:
+        """The 1-based line holding byte ``offset`` (counted on the failure path only)."""
+        lines = 1
+        with self._path.open("rb") as fh:
+            while offset > 0 and (chunk := fh.read(min(HASH_CHUNK, offset))):
+                lines += chunk.count(b"\n")
+                offset -= len(chunk)
+        return lines
+
+    def settle(self) -> SourceError | None:
+        """Wait until every byte read so far is hashed and checked; the encoding error, if any."""
+        self._blocks.join()
+        return self.error
+
     def fingerprint(self) -> str:
-        while self.read(HASH_CHUNK):  # anything the reader did not need still counts
+        """The sha256 of the whole file (anything the reader did not need still counts), once
+        it is all checked; raises the encoding error if there is one."""
+        while self.read(HASH_CHUNK):
             pass
+        self._blocks.put(None)
+        self._checker.join()
+        if self.error is not None:
+            raise self.error
         return f"sha256:{self._digest.hexdigest()}"
 
     def close(self) -> None:
+        if self._checker.is_alive():
+            self._blocks.put(None)
+            self._checker.join()
         self._file.close()
         super().close()
 
@@ -309,12 +412,39 @@ def _read_full(file: Any, size: int) -> bytes:
     return b"".join(parts)
 
 
+def copy_file(source: Path, target: Path) -> None:
+    """Copy ``source`` to the new file ``target``: in the kernel (``copy_file_range``, no
+    pass through Python; a clone where the file system shares blocks), else read and write."""
+    with source.open("rb") as src, target.open("xb") as dst:
+        if not _copy_in_kernel(src.fileno(), dst.fileno()):
+            shutil.copyfileobj(src, dst, HASH_CHUNK)
+
+
+def _copy_in_kernel(src: int, dst: int) -> bool:
+    """Copy the whole of ``src`` to ``dst`` in the kernel; False if it cannot (nothing copied)."""
+    copy = getattr(os, "copy_file_range", None)
+    if copy is None:
+        return False
+    size, done = os.fstat(src).st_size, 0
+    try:
+        while done < size and (n := copy(src, dst, size - done, done, done)):
+            done += n
+    except OSError as exc:
+        if done == 0 and exc.errno in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            return False
+        raise
+    return True
+
+
 class FileHasher:
     """The sha256 of a file, computed on a thread while the caller reads the file its own way
-    (parquet is read by column chunk, not from start to end); hashing releases the GIL."""
+    (parquet is read by column chunk, not from start to end); hashing releases the GIL.
+    ``mapped`` hashes the cached pages in place, without copying them: only for a file of
+    our own, which nobody truncates underneath (that would be a SIGBUS)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, mapped: bool = False) -> None:
         self._path = path
+        self._mapped = mapped
         self._stopped = threading.Event()
         self._digest: str | None = None
         self._error: OSError | None = None
@@ -324,13 +454,31 @@ class FileHasher:
     def _run(self) -> None:
         digest = hashlib.sha256()
         try:
-            with self._path.open("rb") as fh:
-                while not self._stopped.is_set() and (chunk := fh.read(HASH_CHUNK)):
-                    digest.update(chunk)
+            with self._path.open("rb", buffering=0) as fh:
+                if self._mapped and os.fstat(fh.fileno()).st_size:
+                    with (
+                        mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as pages,
+                        memoryview(pages) as view,
+                    ):
+                        self._hash_view(view, digest)
+                else:
+                    self._hash_reads(fh, digest)
         except OSError as exc:
             self._error = exc
             return
         self._digest = f"sha256:{digest.hexdigest()}"
+
+    def _hash_view(self, view: memoryview, digest: Any) -> None:
+        for start in range(0, len(view), HASH_CHUNK):
+            if self._stopped.is_set():
+                return
+            digest.update(view[start : start + HASH_CHUNK])
+
+    def _hash_reads(self, fh: Any, digest: Any) -> None:
+        buffer = bytearray(HASH_CHUNK)
+        view = memoryview(buffer)
+        while not self._stopped.is_set() and (size := fh.readinto(buffer)):
+            digest.update(view[:size])
 
     def result(self) -> str | None:
         """The fingerprint, once the whole file is hashed (None if it could not be read)."""

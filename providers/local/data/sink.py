@@ -1,6 +1,9 @@
-"""A parquet file written on a thread of its own, hashed as its bytes are written.
+"""The snapshot's two helper threads: one reads batches ahead, one writes the parquet file.
 
-``ParquetSink`` takes record batches from the snapshot's read-and-validate loop and writes
+``Prefetch`` runs a source's batch iterator on a thread of its own, a couple of batches
+ahead of the caller, so decoding and converting the next batch overlaps checking this one
+(pyarrow's readers and kernels release the GIL); an error is raised in the caller's
+thread. ``ParquetSink`` takes record batches from the snapshot's read-and-validate loop and writes
 them on a writer thread (zstd and the parquet encoders release the GIL), so writing one
 batch overlaps validating the next. A small queue bounds the batches in flight. The bytes
 pass through a sha256 on their way to disk, so the snapshot's ``sha256`` needs no second
@@ -9,19 +12,68 @@ read of the file. A writer error (a full disk) is raised in the caller's thread.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import queue
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
-QUEUE_BATCHES = 2  # batches waiting for the writer (each is a 16 MiB block or 131,072 rows)
+QUEUE_BATCHES = 2  # batches waiting for the writer (each is a 16 MiB block or a row group)
+PREFETCH_BATCHES = 2  # batches read ahead of the checks
 WRITE_BUFFER = 4 << 20  # bytes gathered before a write reaches Python (and the hash)
 _DONE = object()
+
+
+class Prefetch:
+    """Iterate ``items`` on a thread, up to ``depth`` items ahead; use as a context manager
+    (leaving it early stops the thread and closes ``items`` there)."""
+
+    def __init__(self, items: Iterator[Any], depth: int = PREFETCH_BATCHES) -> None:
+        self._items = items
+        self._queue: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=depth)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pipeform-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for item in self._items:
+                if self._stopped.is_set():
+                    return
+                self._queue.put((True, item))
+            self._queue.put((False, _DONE))
+        except BaseException as exc:  # raised again in the caller's thread
+            self._queue.put((False, exc))
+        finally:
+            close = getattr(self._items, "close", None)
+            if close is not None:
+                close()  # a generator's cleanup (open files, hash threads) runs here
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            ok, item = self._queue.get()
+            if ok:
+                yield item
+            elif item is _DONE:
+                return
+            else:
+                raise item
+
+    def __enter__(self) -> Prefetch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
+        while self._thread.is_alive():  # unblock a thread waiting to put
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        self._thread.join()
 
 
 class HashingFile(io.RawIOBase):

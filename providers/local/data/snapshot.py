@@ -19,11 +19,13 @@ directory left by a killed process is removed by the next snapshot of that datas
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import secrets
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +38,15 @@ from providers.durable import fsync_dir, sha256_file
 from providers.local import files
 from providers.local.data import READER_VERSION
 from providers.local.data.convert import arrow_type
-from providers.local.data.layout import dataset_dir, snapshot_id, snapshot_key, spec_material
+from providers.local.data.layout import (
+    SNAPSHOT_FORMAT,
+    dataset_dir,
+    snapshot_id,
+    snapshot_key,
+    spec_material,
+)
 from providers.local.data.readers import ColumnHint, Source, SourceError
-from providers.local.data.sink import ParquetSink
+from providers.local.data.sink import ParquetSink, Prefetch
 from providers.local.data.validate import READING, Check, Validator, failures
 from providers.local.settings import LocalSettings
 from reconciler.kinds.data import ColumnType, DatasetSpec
@@ -201,6 +209,7 @@ def _write(
         "columns": [{"name": f.name, "type": str(f.type)} for f in schema],
         "sha256": sha256,
         "readerVersion": READER_VERSION,
+        "snapshotFormat": SNAPSHOT_FORMAT,
         "spec": spec_material(spec),
         "histograms": validator.histograms_summary(),
         "summary": report["summary"],
@@ -215,20 +224,33 @@ def _write(
 def _stream(
     source: Source, hints: list[ColumnHint], validator: Validator, data: Path
 ) -> tuple[Any, str]:
-    """Write every batch to ``data`` while the validator sees it (the writer thread writes
-    one batch while the validator checks the next); the table's schema and the file's sha256."""
+    """Fill ``data`` with the rows while the validator sees them; the table's schema and the
+    file's sha256. A source whose bytes can be the snapshot is copied, then its copy checked;
+    any other is read ahead on one thread, checked on this one and written on a third."""
+    copied = source.snapshot_copy(hints, data)
+    if copied is not None:  # its bytes reach the disk while they are checked
+        flushed = threading.Thread(target=_flush, args=(data,), name="pipeform-fsync")
+        flushed.start()
+        try:
+            with Prefetch(copied) as batches:
+                for batch in batches:
+                    validator.observe(batch)
+        finally:
+            flushed.join()
+        return pq.read_schema(data), source.fingerprint().removeprefix("sha256:")
     sink = None
     schema = None
     try:
-        for batch in source.batches(hints):
-            if schema is None:
-                schema = batch.schema
-                sink = _sink(data, schema)
-            elif batch.schema != schema:
-                batch = _same_schema(batch, schema, source)
-            assert sink is not None
-            sink.put(batch)
-            validator.observe(batch)
+        with Prefetch(source.batches(hints)) as batches:
+            for batch in batches:
+                if schema is None:
+                    schema = batch.schema
+                    sink = _sink(data, schema)
+                elif batch.schema != schema:
+                    batch = _same_schema(batch, schema, source)
+                assert sink is not None
+                sink.put(batch)
+                validator.observe(batch)
         if schema is None:  # no rows at all: an empty table of the declared columns
             schema = pa.schema([(n, arrow_type(t)) for n, t in hints])
             validator.columns = list(schema.names)  # checked as "no data rows" instead
@@ -238,6 +260,11 @@ def _stream(
     finally:
         if sink is not None:
             sink.abort()
+
+
+def _flush(data: Path) -> None:
+    with contextlib.suppress(OSError):  # the fsync before the rename raises it again
+        fsync_dir(data)
 
 
 def _sink(data: Path, schema: Any) -> ParquetSink:
