@@ -108,13 +108,35 @@ def _path_text(deep_path: list[Any]) -> str:
     )
 
 
+#: deepdiff's optional integrations, imported by deepdiff itself when they are installed.
+_DEEPDIFF_EXTRAS = ("pandas", "polars", "numpy")
+
+
+def _deepdiff() -> Any:
+    """deepdiff.DeepDiff, imported on the first real difference (it is slow to load), without
+    its pandas, polars and numpy support: what is diffed here is JSON, and where pandas is
+    installed (most ML environments) importing it through deepdiff costs most of a second.
+    The extras are hidden only while deepdiff loads; anything may import them afterwards.
+    Planning runs on one thread, so no other import can see them hidden."""
+    import sys
+
+    hidden = [name for name in _DEEPDIFF_EXTRAS if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        from deepdiff import DeepDiff
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, False) is None:
+                del sys.modules[name]
+    return DeepDiff
+
+
 def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
     """Per-field differences (leaf values, lists compared as wholes)."""
     if before == after:  # the common case, and far cheaper than a diff
         return []
-    from deepdiff import DeepDiff  # imported on the first real difference: it is slow to load
-
-    diff = DeepDiff(
+    diff = _deepdiff()(
         before, after, ignore_order=False, verbose_level=2, view="tree", threshold_to_diff_deeper=0
     )
     out: list[FieldChange] = []
@@ -225,9 +247,7 @@ def _read_all(c: _Context, addresses: list[str]) -> list[ReadResponse]:
     the others are read in turn, since threads only add overhead to CPU-bound reads. The
     first failure is reported, as a sequential refresh would report it."""
     pooled = [
-        a
-        for a in addresses
-        if c.providers.get(c.state.resources[a].provider, a).concurrent_reads
+        a for a in addresses if c.providers.get(c.state.resources[a].provider, a).concurrent_reads
     ]
     workers = min(c.options.parallelism, len(pooled))
     if workers < 2 or len(pooled) < PARALLEL_REFRESH_MIN:

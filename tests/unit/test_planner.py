@@ -267,3 +267,25 @@ def test_import_adopts_an_existing_object(tree: Path) -> None:
     apply(tree, targets=("Quota/q",))
     assert json.loads((store / "legacy-quota.json").read_text())["spec"]["spec"]["gpus"] == 1
     assert not (store / "Quota__q.json").exists()
+
+
+def test_field_diffs_do_not_load_pandas_through_deepdiff() -> None:
+    """deepdiff imports pandas when it is installed (most of a second); a plan with a
+    changed field must not pay for it, and pandas must still import afterwards."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pandas")  # a dev dependency: present wherever the suite runs
+    code = (
+        "import sys\n"
+        "from reconciler.planner import field_changes\n"
+        "changes = field_changes({'spec': {'gpus': 1}}, {'spec': {'gpus': 2, 'cpu': 'x'}})\n"
+        "print([c.path for c in changes])\n"
+        "print('pandas' in sys.modules, 'numpy' in sys.modules)\n"
+        "import pandas\n"
+        "print(pandas.DataFrame({'a': [1]}).shape)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["['spec.cpu', 'spec.gpus']", "False False", "(1, 1)"]
