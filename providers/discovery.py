@@ -9,14 +9,17 @@ removing a package adds or removes a ``*.dist-info`` directory in one of them, w
 changes that directory's time, so the key no longer matches and the group is scanned
 again. A cached entry that cannot be imported also triggers a scan.
 
-The cache holds only names and ``module:attribute`` strings, never code. It is optional
-in every way: an unreadable, corrupt or unwritable file just means a scan.
+The file keeps the last few environments (a console script, ``python -m`` and a test
+runner each see their own ``sys.path``). It holds only names and ``module:attribute``
+strings, never code. It is optional in every way: an unreadable, corrupt or unwritable
+file just means a scan.
 ``PIPEFORM_ENTRY_POINT_CACHE=0`` turns it off.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import json
 import os
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 DISABLE_ENV = "PIPEFORM_ENTRY_POINT_CACHE"
-FORMAT = 1
+FORMAT = 2
 
 
 def cache_file() -> Path:
@@ -35,7 +38,7 @@ def cache_file() -> Path:
 
 def environment_key() -> list[Any]:
     """The interpreter and each sys.path directory with its modification time."""
-    key: list[Any] = [FORMAT, sys.executable, sys.version]
+    key: list[Any] = [sys.executable, sys.version]
     for entry in sys.path:
         try:
             key.append([entry, os.stat(entry or ".").st_mtime_ns])
@@ -53,24 +56,45 @@ def _scan(group: str) -> dict[str, str]:
     return found
 
 
-def _read(path: Path, key: list[Any], group: str) -> dict[str, str] | None:
+MAX_ENVIRONMENTS = 8  # a console script, python -m, test runners: each sees its own sys.path
+
+
+def _env_id(key: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
+
+
+def _load_body(path: Path) -> dict[str, Any]:
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return {}
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        return {}
+    environments = body.get("environments")
+    return environments if isinstance(environments, dict) else {}
+
+
+def _read(path: Path, key: list[Any], group: str) -> dict[str, str] | None:
+    entry = _load_body(path).get(_env_id(key))
+    if not isinstance(entry, dict) or entry.get("key") != key:
         return None
-    if not isinstance(body, dict) or body.get("key") != key:
-        return None
-    found = body.get("groups", {}).get(group)
+    found = entry.get("groups", {}).get(group)
     if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
         return None
     return found
 
 
 def _write(path: Path, key: list[Any], group: str, found: dict[str, str]) -> None:
+    """Record the group for this environment, keeping the most recent few environments."""
+    environments = _load_body(path)
+    environments.pop(_env_id(key), None)
+    kept = list(environments.items())[-(MAX_ENVIRONMENTS - 1) :]
+    kept.append((_env_id(key), {"key": key, "groups": {group: found}}))
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"key": key, "groups": {group: found}}), encoding="utf-8")
+        body = {"format": FORMAT, "environments": dict(kept)}
+        tmp.write_text(json.dumps(body), encoding="utf-8")
         os.replace(tmp, path)
 
 
