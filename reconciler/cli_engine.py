@@ -208,10 +208,9 @@ def _listener() -> Any:
     """Progress lines as each resource starts and ends (called from worker threads)."""
     import threading
 
-    from rich.text import Text
-
     from reconciler.plan import Action
     from reconciler.render.diagnostics import plain_stream
+    from reconciler.render.lines import Line
 
     stream = plain_stream()
     out = _out() if stream is None else None
@@ -224,10 +223,10 @@ def _listener() -> Any:
         "create-then-delete": "replacing",
     }
 
-    def emit(line: Text) -> None:
+    def emit(line: Line) -> None:
         with lock:
             if out is not None:
-                out.print(line)
+                out.print(line.to_rich())
             elif stream is not None:  # plain output skips rich, which costs more than the change
                 stream.write(line.plain + "\n")
                 stream.flush()
@@ -235,7 +234,7 @@ def _listener() -> Any:
     def progress(address: str, event: dict[str, Any]) -> None:
         line = progress_line(event)
         if line:
-            emit(Text(f"{address}: {line}", style="dim"))
+            emit(Line(f"{address}: {line}", style="dim"))
 
     from providers import base
 
@@ -246,12 +245,12 @@ def _listener() -> Any:
             return
         if event == "start":
             emit(
-                Text(f"{change.address}: {verbs.get(change.action.value, change.action.value)}...")
+                Line(f"{change.address}: {verbs.get(change.action.value, change.action.value)}...")
             )
         elif outcome.status == "succeeded":
-            emit(Text(f"{change.address}: done ({outcome.seconds:.1f}s)"))
+            emit(Line(f"{change.address}: done ({outcome.seconds:.1f}s)"))
         else:
-            line = Text(f"{change.address}: {outcome.status}", style="red")
+            line = Line(f"{change.address}: {outcome.status}", style="red")
             line.append(f": {outcome.error}")
             emit(line)
 

@@ -7,9 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.text import Text
-
 from reconciler.diagnostics import Diagnostic, Diagnostics, Severity
+from reconciler.render.lines import Line
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,13 +30,13 @@ def plain_stream(stderr: bool = False) -> TextIO | None:
         return stream
 
 
-def write_lines(lines: list[Text], stderr: bool = False) -> None:
+def write_lines(lines: list[Line], stderr: bool = False) -> None:
     """Styled lines: through rich on a colour terminal, else as plain text in one write."""
     stream = plain_stream(stderr)
     if stream is None:
         out = console(stderr=stderr)
         for line in lines:
-            out.print(line)
+            out.print(line.to_rich())
         return
     stream.write("".join(line.plain + "\n" for line in lines))
     stream.flush()
@@ -58,8 +57,8 @@ def console(stderr: bool = False) -> Console:
     )
 
 
-def _line(d: Diagnostic) -> Text:
-    text = Text()
+def _line(d: Diagnostic) -> Line:
+    text = Line()
     if d.position is not None:
         text.append(f"{d.position}: ", style="bold")
     if d.severity is Severity.WARNING:
@@ -83,9 +82,9 @@ def print_diagnostics(diagnostics: Diagnostics, out: Console, summary: bool = Tr
         stream.flush()
         return
     for d in diagnostics.sorted():
-        out.print(_line(d))
+        out.print(_line(d).to_rich())
     if summary and diagnostics.has_errors:
-        out.print(Text(diagnostics.summary(), style="red bold"))
+        out.print(Line(diagnostics.summary(), style="red bold").to_rich())
 
 
 def diagnostics_json(diagnostics: Diagnostics, **extra: Any) -> str:

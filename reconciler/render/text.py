@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rich.text import Text
-
 from reconciler.plan import (
     SENSITIVE,
     Action,
@@ -21,6 +19,7 @@ from reconciler.plan import (
     cents,
 )
 from reconciler.render import redact, words
+from reconciler.render.lines import Line
 
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
@@ -50,10 +49,10 @@ def _reason(change: ResourceChange) -> str:
     return change.reason.value
 
 
-def change_lines(change: ResourceChange, width: int) -> list[Text]:
+def change_lines(change: ResourceChange, width: int) -> list[Line]:
     symbol, style = SYMBOLS[change.action]
     verb = "will be " + words.participle(change.kind, change.action)
-    line = Text(f"  {symbol:<3} ", style=style)
+    line = Line(f"  {symbol:<3} ", style=style)
     line.append(change.address.ljust(width), style="bold")
     line.append(f"  {verb}")
     reason = _reason(change)
@@ -61,20 +60,20 @@ def change_lines(change: ResourceChange, width: int) -> list[Text]:
         line.append(f"   ({reason})", style="dim")
     lines = [line]
     for f in redact.masked_field_changes(change):
-        field = Text(f"        ~ {f.path.removeprefix('spec.')}: ", style="yellow")
+        field = Line(f"        ~ {f.path.removeprefix('spec.')}: ", style="yellow")
         field.append(f"{value(f.before)} -> {value(f.after)}")
         if f.forces_replacement:
             field.append("  # forces replacement", style="red")
         lines.append(field)
     if change.after_unknown and change.action is not Action.DELETE:
         lines.append(
-            Text(
+            Line(
                 f"        outputs: {', '.join(change.after_unknown)} (known after apply)",
                 style="dim",
             )
         )
     if change.cost is not None:
-        lines.append(Text(f"        Cost: {cost_text(change.cost)}", style="cyan"))
+        lines.append(Line(f"        Cost: {cost_text(change.cost)}", style="cyan"))
     return lines
 
 
@@ -91,62 +90,62 @@ def _hours(hours: str) -> str:
     return f"{float(hours):.4g}"
 
 
-def cost_total(plan: Plan) -> list[Text]:
+def cost_total(plan: Plan) -> list[Line]:
     """The total after the summary, as Infracost prints it."""
     if plan.pricing is None:
         return []
     total = " + ".join(f"{cents(a)} {c}" for c, a in plan.cost_totals.items()) or "0.00"
     n = sum(1 for c in plan.changes if c.cost is not None)
     runs = f"{n} training run{'s' if n != 1 else ''}"
-    return [Text(f"Estimated cost: {total} ({runs}, at the Workspace's pricing)", style="bold")]
+    return [Line(f"Estimated cost: {total} ({runs}, at the Workspace's pricing)", style="bold")]
 
 
-def policy_lines(report: PolicyReport | None) -> list[Text]:
+def policy_lines(report: PolicyReport | None) -> list[Line]:
     """The budgets this plan counts against, then policy warnings."""
     if report is None:
         return []
-    lines: list[Text] = []
+    lines: list[Line] = []
     if report.budgets:
-        lines += [Text(""), Text("Budgets:", style="bold")]
+        lines += [Line(""), Line("Budgets:", style="bold")]
         width = max(len(b.address) for b in report.budgets)
         for b in report.budgets:
             percent = f" ({b.percent}%)" if b.percent is not None else ""
             flag = ", enforced" if b.enforce else ""
             style = "red" if b.over else "yellow" if b.thresholds_crossed else ""
             lines.append(
-                Text(
+                Line(
                     f"  {b.address.ljust(width)}  {b.period}{flag}: used {cents(b.used)} + "
                     f"planned {cents(b.planned)} of {b.amount} {b.currency}{percent}",
                     style=style,
                 )
             )
     if report.warnings:
-        lines += [Text(""), Text("Policy warnings:", style="bold yellow")]
+        lines += [Line(""), Line("Policy warnings:", style="bold yellow")]
         for f in report.warnings:
-            lines.append(Text(f"  ! {f.address}: {f.message}", style="yellow"))
+            lines.append(Line(f"  ! {f.address}: {f.message}", style="yellow"))
     return lines
 
 
-def drift_lines(drift: list[Drift]) -> list[Text]:
-    out = [Text("Changes outside pipeform (drift):", style="bold")]
+def drift_lines(drift: list[Drift]) -> list[Line]:
+    out = [Line("Changes outside pipeform (drift):", style="bold")]
     for d in drift:
         if not d.exists:
-            out.append(Text(f"  - {d.address}   deleted outside pipeform", style="red"))
+            out.append(Line(f"  - {d.address}   deleted outside pipeform", style="red"))
             continue
-        out.append(Text(f"  ~ {d.address}   changed outside pipeform", style="yellow"))
+        out.append(Line(f"  ~ {d.address}   changed outside pipeform", style="yellow"))
         for f in (redact.mask_field(f) for f in d.field_changes):
-            out.append(Text(f"        ~ {f.path}: {value(f.before)} -> {value(f.after)}"))
+            out.append(Line(f"        ~ {f.path}: {value(f.before)} -> {value(f.after)}"))
     return out
 
 
-def render(plan: Plan) -> list[Text]:
-    lines: list[Text] = []
+def render(plan: Plan) -> list[Line]:
+    lines: list[Line] = []
     if plan.drift:
-        lines += [*drift_lines(plan.drift), Text("")]
+        lines += [*drift_lines(plan.drift), Line("")]
     actionable = plan.actionable
     if plan.mode == "refresh-only":
         lines.append(
-            Text(
+            Line(
                 "Refresh only: apply records the live values above in state; nothing else changes."
                 if plan.drift
                 else "No changes. The live objects match the state."
@@ -154,12 +153,12 @@ def render(plan: Plan) -> list[Text]:
         )
         return lines
     if not actionable:
-        lines.append(Text("No changes. The live objects match the specs.", style="green bold"))
+        lines.append(Line("No changes. The live objects match the specs.", style="green bold"))
         return lines + policy_lines(plan.policy)
-    lines.append(Text("pipeform will perform the following actions:", style="bold"))
-    lines.append(Text(""))
+    lines.append(Line("pipeform will perform the following actions:", style="bold"))
+    lines.append(Line(""))
     width = max(len(c.address) for c in actionable)
     for change in actionable:
         lines += change_lines(change, width)
-    lines += [Text(""), Text(plan.summary(), style="bold"), *cost_total(plan)]
+    lines += [Line(""), Line(plan.summary(), style="bold"), *cost_total(plan)]
     return lines + policy_lines(plan.policy)

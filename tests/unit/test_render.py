@@ -500,3 +500,55 @@ def test_cli_plan_json_and_markdown_list_the_resources(write_tree: Any, tmp_path
     assert result.returncode == 0, result.stderr
     assert "### pipeform plan — 3 to add, 0 to change, 0 to replace, 0 to destroy" in result.stdout
     assert "| data | FeatureSet/feats | + materialise |" in result.stdout
+
+
+def test_lines_become_the_same_rich_text_on_a_colour_terminal() -> None:
+    from reconciler.render.lines import Line
+
+    line = Line("  +   ", style="green").append("Quota/q", style="bold").append("  will be created")
+    rich_text = line.to_rich()
+    assert rich_text.plain == line.plain == "  +   Quota/q  will be created"
+    assert str(rich_text.style) == "green"
+    assert [(s.start, s.end, str(s.style)) for s in rich_text.spans] == [(6, 13, "bold")]
+
+
+PLAN_PROBE = """
+import sys
+from reconciler.cli import main
+sys.argv = ["pipeform", "plan", sys.argv[1]]
+try:
+    main()
+except SystemExit:
+    pass
+print("rich loaded" if "rich.console" in sys.modules else "no rich", file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("force_color", [False, True])
+def test_plain_output_never_loads_rich_and_colour_output_is_styled(
+    tmp_path: Path, force_color: bool
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "specs.yaml").write_text(
+        "apiVersion: pipeform/v1\nkind: Workspace\nmetadata: {name: t}\n"
+        "spec: {defaults: {provider: fake}}\n---\n"
+        "apiVersion: pipeform/v1\nkind: Quota\nmetadata: {name: q}\nspec: {gpus: 1}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    if force_color:
+        env["FORCE_COLOR"] = "1"
+    run = subprocess.run(
+        [sys.executable, "-c", PLAN_PROBE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert "Quota/q" in run.stdout and "will be created" in run.stdout
+    if force_color:
+        assert "\x1b[" in run.stdout and "rich loaded" in run.stderr
+    else:
+        assert "\x1b[" not in run.stdout and "no rich" in run.stderr
