@@ -82,8 +82,7 @@ def load_providers(
     """
     default = checked.tree.workspace.spec.defaults.provider
     names = {default} | {r.provider for r in state.resources.values()}
-    for doc in checked.tree.documents.values():
-        names.add(_provider_of(doc.model, default))
+    names.update(_document_providers(checked).values())
     instances: dict[str, base.Provider] = dict(loaded.instances) if loaded is not None else {}
     for name in sorted(names - set(instances)):
         cls = base.load(name)
@@ -103,7 +102,7 @@ def _check_kinds(checked: CheckedTree, instances: dict[str, base.Provider], defa
     unsupported = [
         (a, d)
         for a, d in checked.tree.documents.items()
-        if d.model.KIND not in type(instances[_provider_of(d.model, default)]).kinds
+        if d.model.KIND not in type(instances[_document_providers(checked)[a]]).kinds
     ]
     if unsupported:
         from reconciler.diagnostics import Diagnostics, error
@@ -112,7 +111,7 @@ def _check_kinds(checked: CheckedTree, instances: dict[str, base.Provider], defa
             Diagnostics(
                 [
                     error(
-                        f"provider {_provider_of(d.model, default)} cannot realise {d.model.KIND} resources yet",
+                        f"provider {_document_providers(checked)[a]} cannot realise {d.model.KIND} resources yet",
                         d.position(),
                         address=a,
                         hint="pick another provider in spec.provider, or remove it for now",
@@ -143,8 +142,9 @@ def _validate_with_providers(
         return
     found = Diagnostics()
     labels = checked.tree.workspace.spec.defaults.labels
+    providers = _document_providers(checked)
     for address, loaded in sorted(checked.tree.documents.items()):
-        name = _provider_of(loaded.model, default)
+        name = providers[address]
         if name not in checking:
             continue
         ctx = base.ResourceContext.of(address, "", checked.tree.root)
@@ -158,8 +158,14 @@ def _validate_with_providers(
         raise PipeformError(found)
 
 
-def _provider_of(model: Any, default: str) -> str:
-    return _chooser(default).for_document(model)
+def _document_providers(checked: CheckedTree) -> dict[str, str]:
+    """Address -> the provider that realises it, worked out once per spec tree."""
+    found: dict[str, str] | None = checked.__dict__.get("_providers")
+    if found is None:
+        chooser = _chooser(checked.tree.workspace.spec.defaults.provider)
+        found = {a: chooser.for_document(d.model) for a, d in checked.tree.documents.items()}
+        checked.__dict__["_providers"] = found
+    return found
 
 
 @functools.cache
