@@ -229,6 +229,15 @@ def _check_header(raw: RawDocument) -> tuple[type[Document] | None, list[Diagnos
         ]
     problems = []
     version = data.get("apiVersion")
+    if version is None and "kind" not in data and "groups" in data:
+        return None, [
+            error(
+                "this is a Prometheus rule file, not a pipeform document",
+                raw.start,
+                hint="pipeform writes Alert and SLO rules to providers.prometheus.rulesDir: keep "
+                "it out of the spec tree or in a hidden directory (the default is .pipeform/rules)",
+            )
+        ]
     if version is None:
         problems.append(
             error("apiVersion is missing", raw.start, hint=f"add apiVersion: {API_VERSION}")

@@ -70,6 +70,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "wrong-api-version.yaml": (1, "apiVersion 'pipeform/v2' is not supported"),
     "kubernetes-api-version.yaml": (1, "apiVersion 'batch/v1' is not supported"),
     "missing-api-version.yaml": (1, "apiVersion is missing"),
+    "prometheus-rule-file.yaml": (2, "this is a Prometheus rule file, not a pipeform document"),
     "missing-metadata.yaml": (1, "metadata is required"),
     "missing-metadata-name.yaml": (3, "metadata.name is required"),
     "missing-spec.yaml": (1, "spec is required"),
