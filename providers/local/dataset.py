@@ -38,6 +38,8 @@ from providers.local import files
 from providers.local.data.layout import (
     current_path,
     dataset_dir,
+    manifest_unverified,
+    same_material,
     snapshot_id,
     snapshot_key,
 )
@@ -120,12 +122,23 @@ class DatasetHandler(KindHandler):
         if isinstance(before, str) and before != fingerprint:
             detail = f"source changed ({short(before)} → {short(fingerprint)})"
         elif prior:
-            detail = "schema or validation rules changed"
+            detail = self._retake_reason(request.ctx.name, prior.get("snapshot"), spec, fingerprint)
         else:
             detail = None
         return PlanResponse(
             unknown_outputs=list(SNAPSHOT_OUTPUTS), inputs_fingerprint=inputs, reason_detail=detail
         )
+
+    def _retake_reason(self, name: str, sid: Any, spec: DatasetSpec, fingerprint: str) -> str:
+        """Why the snapshot of an unchanged source is taken again: its spec changed, or only
+        the way pipeform writes snapshots (their id names the reader and snapshot format)."""
+        manifest = None
+        if isinstance(sid, str):
+            directory = dataset_dir(self.settings, name) / "snapshots" / sid
+            manifest = manifest_unverified(directory)
+        if manifest is not None and same_material(manifest, spec, fingerprint):
+            return "snapshot format changed (pipeform upgrade); re-taking the snapshot"
+        return "schema or validation rules changed"
 
     def create(self, request: ApplyRequest) -> ApplyResponse:
         # a current.json of ours (a create retried after a crash) is adopted

@@ -126,3 +126,24 @@ def test_fingerprint_trusts_size_and_mtime_then_rehashes(harness: Harness) -> No
         record["fingerprint"],
     )
     assert LINEAGE
+
+
+@pytest.mark.parametrize("upgrade", ["SNAPSHOT_FORMAT", "READER_VERSION"])
+def test_a_new_snapshot_format_is_the_plans_reason_not_the_rules(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, upgrade: str
+) -> None:
+    from providers.local.data import layout
+
+    harness.write("t.csv", DATA)
+    doc = document(schema=SCHEMA)
+    harness.apply(doc)
+    monkeypatch.setattr(layout, upgrade, "next")  # what a pipeform upgrade does to the ids
+    upgraded = harness.plan(doc)
+    assert "snapshot" in upgraded.unknown_outputs
+    assert upgraded.reason_detail == (
+        "snapshot format changed (pipeform upgrade); re-taking the snapshot"
+    )
+    stricter = document(schema=[SCHEMA[0], {**SCHEMA[1], "min": 0}])
+    assert harness.plan(stricter).reason_detail == "schema or validation rules changed"
+    harness.apply(doc)
+    assert harness.plan(doc).unknown_outputs == []

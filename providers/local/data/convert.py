@@ -131,7 +131,7 @@ def cell_error(column: str, declared: ColumnType, where: str, value: Any) -> Sou
 def conversion_detail(exc: Exception) -> tuple[int, str] | None:
     """(column number, value) from Arrow's 'In CSV column #3: ... invalid value 'x'' message."""
     m = re.search(
-        r"In CSV column #(\d+): CSV conversion error to [^:]+: (?:invalid value|.*? in) '(.*)'",
+        r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to [^:]+: (?:invalid value|.*? in) '(.*)'",
         str(exc),
         re.S,
     )

@@ -1,8 +1,9 @@
 """The three file formats a Dataset reads (CSV, JSON lines, parquet), streamed in batches.
 
-Each function yields pyarrow RecordBatches with declared columns converted, and turns
-Arrow's reading errors into one ``SourceError`` with a line (text formats) or row number
-(parquet), the column and the value. Finding the line of a bad cell takes a second pass
+Each function yields pyarrow RecordBatches with declared columns converted (CSV and JSON
+lines parsed in blocks, two at once, by ``blocks``), and turns Arrow's reading errors into
+one ``SourceError`` with a line (text formats) or row number (parquet), the column and the
+value. Finding the line of a bad cell takes a second pass
 over the file, on the failure path only: the fast path reads with Arrow's typed parsers.
 """
 
@@ -16,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.csv as pacsv  # type: ignore[import-untyped,unused-ignore]
-import pyarrow.json as pajson  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
+from providers.local.data import blocks
 from providers.local.data.convert import (
     arrow_type,
     cell_error,
@@ -28,15 +29,13 @@ from providers.local.data.convert import (
 )
 from providers.local.data.readers import (
     BLOCK_BYTES,
-    MAX_INVALID_ROWS,
     PARQUET_BATCH_ROWS,
-    CheckedStream,
     ColumnHint,
     SourceError,
 )
-from reconciler.kinds.data import ColumnType
 
 if TYPE_CHECKING:
+    from providers.local.data.blocks import CheckedStream
     from providers.local.data.readers import FileSource
 
 
@@ -44,43 +43,31 @@ if TYPE_CHECKING:
 
 
 def _csv_options(source: FileSource, hints: Sequence[ColumnHint], on_invalid: Any) -> Any:
+    """Options for Arrow's streaming reader over the whole file (finding a bad cell's line)."""
     options = source.csv
-    types = {
-        name: pa.string() if declared == ColumnType.TIMESTAMP else arrow_type(declared)
-        for name, declared in hints
-    }
     read = pacsv.ReadOptions(
         block_size=BLOCK_BYTES,
         column_names=None if options.header else [name for name, _ in hints] or None,
         autogenerate_column_names=not options.header and not hints,
     )
-    parse = pacsv.ParseOptions(delimiter=options.delimiter, invalid_row_handler=on_invalid)
-    convert = pacsv.ConvertOptions(
-        column_types=types,
-        null_values=list(options.null_values),
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=True,
-    )
-    return read, parse, convert
+    parse = blocks.csv_parse_options(options, on_invalid)
+    return read, parse, blocks.csv_convert_options(options, blocks.csv_types(hints, True))
 
 
 def csv_batches(
     source: FileSource, stream: CheckedStream, hints: Sequence[ColumnHint]
 ) -> Iterator[Any]:
-    invalid: list[tuple[int, int, str]] = []
-
-    def on_invalid(row: Any) -> str:
-        if len(invalid) < MAX_INVALID_ROWS:
-            invalid.append((row.expected_columns, row.actual_columns, row.text or ""))
-        return "skip"  # keep reading, to report every bad row (up to ten) at once
-
+    """The CSV's rows in file order, its blocks parsed on two threads at once."""
     header = 1 if source.csv.header else 0
-    rows = 0
+    progress = blocks.Progress()
     try:
-        reader = pacsv.open_csv(stream, *_csv_options(source, hints, on_invalid))
-        for batch in reader:
-            yield conform(batch, hints, rows, source.place)
-            rows += batch.num_rows
+        yield from blocks.parsed_batches(
+            blocks.CsvBlocks(source, hints),
+            blocks.line_blocks(stream, BLOCK_BYTES),
+            hints,
+            source.place,
+            progress,
+        )
     except SourceError as exc:  # a bad byte read so far is the first thing to fix
         raise stream.settle() or exc from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
@@ -89,8 +76,8 @@ def csv_batches(
         raise _csv_error(source, hints, exc, header) from None
     if (bad_bytes := stream.settle()) is not None:
         raise bad_bytes
-    if invalid:
-        raise _invalid_rows(source, invalid)
+    if progress.invalid:
+        raise _invalid_rows(source, progress.invalid)
 
 
 def _csv_error(
@@ -184,20 +171,22 @@ def _first_line(text: str) -> str:
 def jsonl_batches(
     source: FileSource, stream: CheckedStream, hints: Sequence[ColumnHint]
 ) -> Iterator[Any]:
-    schema = pa.schema([(name, arrow_type(declared)) for name, declared in hints])
-    read = pajson.ReadOptions(block_size=BLOCK_BYTES)
-    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-    rows = 0
+    """The JSON lines' rows in file order, their blocks parsed on two threads at once."""
+    progress = blocks.Progress()
     try:
-        for batch in pajson.open_json(stream, read, parse):
-            yield conform(batch, hints, rows, source.place)
-            rows += batch.num_rows
+        yield from blocks.parsed_batches(
+            blocks.JsonBlocks(hints),
+            blocks.line_blocks(stream, BLOCK_BYTES),
+            hints,
+            source.place,
+            progress,
+        )
     except SourceError as exc:
         raise stream.settle() or exc from None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
         if (bad_bytes := stream.settle()) is not None:
             raise bad_bytes from None
-        raise _json_error(source, str(exc), rows) from None
+        raise _json_error(source, str(exc), progress.rows) from None
 
 
 def _json_error(source: FileSource, text: str, rows: int) -> SourceError:

@@ -47,8 +47,27 @@ def snapshot_key(spec: DatasetSpec, fingerprint: str) -> str:
         "reader": READER_VERSION,
         "format": SNAPSHOT_FORMAT,
     }
-    canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical(material).encode("utf-8")).hexdigest()
+
+
+def same_material(manifest: JSON, spec: DatasetSpec, fingerprint: str) -> bool:
+    """Whether a snapshot's manifest records these source bytes under this spec: a snapshot
+    that does and yet has another id was taken by another reader version or format."""
+    recorded = (manifest.get("source") or {}).get("fingerprint"), manifest.get("spec")
+    return recorded[0] == fingerprint and _canonical(recorded[1]) == _canonical(spec_material(spec))
+
+
+def manifest_unverified(directory: Path) -> JSON | None:
+    """A snapshot's manifest as written, without hashing its data (None: none readable)."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def snapshot_id(key: str) -> str:

@@ -2,27 +2,24 @@
 
 One small protocol (``Source``) with a registry by URI scheme, so that ``s3://`` plugs in
 with the aws provider: ``file://`` is implemented here. A source streams in bounded memory
-(``pyarrow.csv.open_csv`` and ``pyarrow.json.open_json`` in blocks of ``BLOCK_BYTES``,
-``ParquetFile.iter_batches``), converts declared columns to their Arrow types, and turns
-every reading problem into one ``SourceError`` naming the file, the line or row, the column
-and the value. Text formats are read through ``CheckedStream``, which hashes the bytes as
-they pass (on a checker thread) and refuses bytes that are not UTF-8; a parquet file is
-hashed by a ``FileHasher`` thread beside the reader, or, when its columns already have the
-declared types, copied whole into the snapshot (``snapshot_copy``) and the copy read and
-hashed side by side. So a snapshot reads its source once: the fingerprint that names it is
+(CSV and JSON lines in blocks of ``BLOCK_BYTES`` of whole lines, two parsed at once by
+``blocks``; ``ParquetFile.iter_batches``), converts declared columns to their Arrow types,
+and turns every reading problem into one ``SourceError`` naming the file, the line or row,
+the column and the value. Text formats are read through ``blocks.CheckedStream``, which
+hashes the bytes as they pass (on a checker thread) and refuses bytes that are not UTF-8; a
+parquet file is hashed by a ``FileHasher`` thread beside the reader, or, when its columns
+already have the declared types, copied whole into the snapshot (``snapshot_copy``) and
+the copy read and hashed side by side. So a snapshot reads its source once: the fingerprint that names it is
 the hash of the bytes parsed (or copied), and a file changed during the read is caught (by
 hash or by size and modification time).
 """
 
 from __future__ import annotations
 
-import codecs
 import errno
 import hashlib
-import io
 import mmap
 import os
-import queue
 import shutil
 import sys
 import threading
@@ -213,6 +210,8 @@ class FileSource:
                 if hasher is not None:
                     hasher.stop()
         else:
+            from providers.local.data.blocks import CheckedStream
+
             with CheckedStream(self.path, self.shown) as stream:
                 if self.format == DataFormat.CSV:
                     yield from formats.csv_batches(self, stream, hints)
@@ -291,125 +290,6 @@ def _open_file(
 
 register_scheme("file", _open_file)
 register_scheme("s3", _open_s3)
-
-
-class CheckedStream(io.RawIOBase):
-    """A file read once from start to end, hashed and checked for UTF-8 on the way.
-
-    Arrow's readers take it as a file object and call ``read`` from their own thread; each
-    block read is handed to a checker thread that hashes it (without the GIL) and checks it
-    is UTF-8 (an ASCII block, the usual case, needs no decoding), so the parser does not
-    wait for either. A byte that is not UTF-8 makes ``error`` a ``SourceError`` naming its
-    line: ``settle`` waits for the checker to see every byte read so far, and the next
-    ``read`` raises the error. ``fingerprint`` is the hash of every byte of the file.
-    """
-
-    def __init__(self, path: Path, shown: str) -> None:
-        super().__init__()
-        self._path = path
-        self._file = path.open("rb", buffering=0)
-        self._shown = shown
-        self._digest = hashlib.sha256()
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self._pending = False  # the decoder holds the start of a multi-byte character
-        self._checked = 0  # bytes checked so far
-        self._blocks: queue.Queue[bytes | None] = queue.Queue(maxsize=CHECK_QUEUE_BLOCKS)
-        self._checker = threading.Thread(target=self._run, name="pipeform-check", daemon=True)
-        self._checker.start()
-        self.error: SourceError | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.error is not None:
-            raise self.error
-        data = self._file.readall() if size is None or size < 0 else _read_full(self._file, size)
-        if data:
-            self._blocks.put(data)  # bytes are immutable: the checker sees what the parser sees
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        memoryview(buffer)[: len(data)] = data
-        return len(data)
-
-    def _run(self) -> None:
-        while True:
-            data = self._blocks.get()
-            try:
-                if self.error is None:
-                    if data is None:
-                        self._decode(b"", final=True)
-                    else:
-                        self._digest.update(data)
-                        if self._pending or not data.isascii():
-                            self._decode(data, final=False)
-                        self._checked += len(data)
-            finally:
-                self._blocks.task_done()
-            if data is None:
-                return
-
-    def _decode(self, data: bytes, final: bool) -> None:
-        try:
-            self._decoder.decode(data, final)
-        except UnicodeDecodeError as exc:
-            offset = self._checked + max(exc.start, 0)
-            bad = data[exc.start : exc.start + 4] if exc.start >= 0 else b""
-            self.error = SourceError(
-                f"source file {self._shown} is not UTF-8 text: line {self._line_at(offset):,} "
-                f"holds the byte(s) {bad!r}; save it as UTF-8 (for example iconv -f latin1 -t "
-                "utf-8)",
-                rule="encoding",
-            )
-            return
-        self._pending = bool(self._decoder.getstate()[0])
-
-    def _line_at(self, offset: int) -> int:
-        """The 1-based line holding byte ``offset`` (counted on the failure path only)."""
-        lines = 1
-        with self._path.open("rb") as fh:
-            while offset > 0 and (chunk := fh.read(min(HASH_CHUNK, offset))):
-                lines += chunk.count(b"\n")
-                offset -= len(chunk)
-        return lines
-
-    def settle(self) -> SourceError | None:
-        """Wait until every byte read so far is hashed and checked; the encoding error, if any."""
-        self._blocks.join()
-        return self.error
-
-    def fingerprint(self) -> str:
-        """The sha256 of the whole file (anything the reader did not need still counts), once
-        it is all checked; raises the encoding error if there is one."""
-        while self.read(HASH_CHUNK):
-            pass
-        self._blocks.put(None)
-        self._checker.join()
-        if self.error is not None:
-            raise self.error
-        return f"sha256:{self._digest.hexdigest()}"
-
-    def close(self) -> None:
-        if self._checker.is_alive():
-            self._blocks.put(None)
-            self._checker.join()
-        self._file.close()
-        super().close()
-
-
-def _read_full(file: Any, size: int) -> bytes:
-    """``size`` bytes, fewer only at the end of the file (a raw read may return less)."""
-    data = file.read(size)
-    if not data or len(data) == size:
-        return bytes(data or b"")
-    parts = [data]
-    got = len(data)
-    while got < size and (more := file.read(size - got)):
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)
 
 
 def copy_file(source: Path, target: Path) -> None:

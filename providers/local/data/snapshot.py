@@ -41,6 +41,7 @@ from providers.local.data.convert import arrow_type
 from providers.local.data.layout import (
     SNAPSHOT_FORMAT,
     dataset_dir,
+    manifest_unverified,
     snapshot_id,
     snapshot_key,
     spec_material,
@@ -73,11 +74,7 @@ class Snapshot:
 
 def load_manifest_unverified(directory: Path) -> JSON | None:
     """A snapshot's manifest as written (for its histograms), without hashing its data."""
-    try:
-        manifest = json.loads((directory / "manifest.json").read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) else None
+    return manifest_unverified(directory)
 
 
 def load_manifest(directory: Path) -> JSON | None:
