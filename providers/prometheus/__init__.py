@@ -11,9 +11,10 @@ observed value is the group's rules (normalised), so a hand edit shows as drift.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from providers.base import (
     JSON,
@@ -30,9 +31,11 @@ from providers.base import (
 )
 from providers.prometheus import promtool, rulesfile
 from providers.prometheus.rulesfile import RulesFile
-from providers.prometheus.server import PrometheusServer, normalised_rules
 from reconciler import rules
 from reconciler.diagnostics import Diagnostic, error
+
+if TYPE_CHECKING:  # the HTTP client loads only when a Prometheus URL is configured
+    from providers.prometheus.server import PrometheusServer
 
 KINDS = frozenset({"Alert", "SLO", "Budget"})
 
@@ -85,7 +88,11 @@ class PrometheusProvider(Provider):
         self.workspace = str(workspace.get("name") or "default")
         self.path = self.rules_dir / f"pipeform-{self.workspace}.rules.yml"
         url = self.config.get("url")
-        self.server = PrometheusServer(str(url)) if url else None
+        self.server: PrometheusServer | None = None
+        if url:
+            from providers.prometheus.server import PrometheusServer
+
+            self.server = PrometheusServer(str(url))
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -116,8 +123,25 @@ class PrometheusProvider(Provider):
             "alerts": sorted({str(n) for n in names}),
         }
 
-    def _observe_file(self, name: str) -> JSON | None:
+    def _current(self) -> RulesFile | None:
+        """The rules file as it is now, parsed once per version of it: refresh reads one
+        group per Alert, SLO and Budget, and they all live in this one file."""
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        version = (info.st_ino, info.st_size, info.st_mtime_ns)
+        cached = self.__dict__.get("_parsed")
+        if cached is not None and cached[0] == version:
+            parsed: RulesFile = cached[1]
+            return parsed
         current = rulesfile.read(self.path, self.shown)
+        if current is not None:
+            self.__dict__["_parsed"] = (version, current)
+        return current
+
+    def _observe_file(self, name: str) -> JSON | None:
+        current = self._current()
         group = current.group(name) if current else None
         if group is None:
             return None
@@ -127,6 +151,8 @@ class PrometheusProvider(Provider):
     def _observe(self, name: str) -> JSON | None:
         if self.server is None:
             return self._observe_file(name)
+        from providers.prometheus.server import normalised_rules
+
         group = self.server.groups().get(name)
         return observed_of(normalised_rules(group)) if group else None
 

@@ -205,3 +205,34 @@ def test_a_damaged_rules_file_is_a_clear_error(tmp_path: Path) -> None:
     address, doc = alert("failed", ALERT_TEMPLATES["training-failed"])
     with pytest.raises(PermanentError, match="is not valid YAML at line"):
         p.read(ReadRequest(_ctx(tmp_path, address), doc, {}, address))
+
+
+def test_refresh_parses_the_rules_file_once_per_version_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from providers.prometheus import rulesfile
+
+    p = _provider(tmp_path)
+    documents = [alert(f"a{i}", ALERT_TEMPLATES["training-failed"]) for i in range(5)]
+    created = {address: _create(p, address, doc) for address, doc in documents}
+    parses: list[str] = []
+    real = rulesfile.parse
+    monkeypatch.setattr(
+        rulesfile, "parse", lambda text, shown: parses.append(shown) or real(text, shown)
+    )
+
+    def read_all() -> list[Any]:
+        return [
+            p.read(ReadRequest(_ctx(tmp_path, a), doc, created[a].outputs, a)).observed
+            for a, doc in documents
+        ]
+
+    first = read_all()
+    assert len(parses) == 1 and all(first)  # five groups, one parse
+    assert read_all() == first and len(parses) == 1
+    p.path.write_text(p.path.read_text().replace("== 0", "== 42"))  # a hand edit: a new version
+    edited = read_all()
+    assert len(parses) == 2
+    assert all(
+        any(rule["expr"].endswith("== 42") for rule in o["rules"].values()) for o in edited
+    )
