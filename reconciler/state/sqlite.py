@@ -32,6 +32,32 @@ CREATE TABLE IF NOT EXISTS lock (
 """
 
 
+SETUP_WAIT_S = 30.0  # as long as the busy timeout
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    """WAL mode, full fsync on commit and the schema on a new connection.
+
+    Setting the journal mode (even to the mode the file already has) can fail at once with
+    "database is locked", without SQLite's busy handler, while another process opens or
+    checkpoints the same file. Two commands starting together must not see that as "cannot
+    open the state database": retry for as long as the busy timeout would have waited.
+    """
+    deadline = time.monotonic() + SETUP_WAIT_S
+    delay = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 class SqliteBackend(StateBackend):
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -41,9 +67,7 @@ class SqliteBackend(StateBackend):
             self._db = sqlite3.connect(
                 path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
+            _setup(self._db)
             with self._tx():
                 row = self._db.execute("SELECT value FROM meta WHERE key='lineage'").fetchone()
                 if row is None:

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -99,6 +100,32 @@ def _copy_file(source: Path, target: Path) -> None:
     target.chmod(0o444)  # content-addressed: never edited in place
 
 
+SETUP_WAIT_S = 30.0  # as long as the busy timeout
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    """WAL mode, foreign keys and the schema on a new connection.
+
+    Setting the journal mode (even to the mode the file already has) can fail at once with
+    "database is locked", without SQLite's busy handler, while another process opens or
+    checkpoints the same file: two trainers registering at the same moment hit it. Retry
+    for as long as the busy timeout would have waited.
+    """
+    deadline = time.monotonic() + SETUP_WAIT_S
+    delay = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.executescript(_SCHEMA)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 class LocalRegistry(Registry):
     """The ``Registry`` backed by ``<root>/registry.db`` and ``<root>/artifacts``."""
 
@@ -115,9 +142,7 @@ class LocalRegistry(Registry):
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below)
         with closing(sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None)) as db:
             db.execute("PRAGMA busy_timeout = 30000")
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            db.executescript(_SCHEMA)
+            _setup(db)
             yield db
 
     @contextmanager
