@@ -46,7 +46,7 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> int:
     Every problem is reported at once, each with file:line:column. Exits 0 when the
     specs are valid and 1 when they are not.
     """
-    from reconciler.render.diagnostics import console, diagnostics_json, print_diagnostics
+    from reconciler.render.diagnostics import diagnostics_json, print_diagnostics
     from reconciler.specs import check
 
     checked = check(_paths(paths))
@@ -58,7 +58,7 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> int:
             )
         )
         return 1 if diags.has_errors else 0
-    print_diagnostics(diags, console(stderr=True))
+    print_diagnostics(diags)
     if diags.has_errors:
         return 1
     n, files = len(checked.tree.documents), len(checked.tree.files)
@@ -85,11 +85,11 @@ def graph(paths: tuple[Path, ...], fmt: str) -> int:
     Edges point from a dependency to what depends on it (the way data flows):
     render with `pipeform graph | dot -Tsvg > graph.svg`.
     """
-    from reconciler.render.diagnostics import console, print_diagnostics
+    from reconciler.render.diagnostics import print_diagnostics
     from reconciler.specs import check
 
     checked = check(_paths(paths))
-    print_diagnostics(checked.diagnostics, console(stderr=True))
+    print_diagnostics(checked.diagnostics)
     if checked.diagnostics.has_errors:
         return 1
     if fmt == "dot":
@@ -158,18 +158,15 @@ def version(as_json: bool) -> int:
 
 
 def _report(exc: BaseException) -> None:
-    from reconciler.render.diagnostics import console, print_diagnostics
+    from reconciler.render.diagnostics import print_diagnostics, write_lines
+    from reconciler.render.lines import Line
 
-    out = console(stderr=True)
     if isinstance(exc, PipeformError):
-        print_diagnostics(exc.diagnostics, out, summary=len(exc.diagnostics) > 1)
+        print_diagnostics(exc.diagnostics, summary=len(exc.diagnostics) > 1)
     else:
-        from rich.text import Text
-
-        out.print(
-            Text(f"Error: unexpected internal error: {type(exc).__name__}: {exc}", style="red bold")
-        )
-        out.print("Run again with --debug to see the traceback, and please report it.")
+        error = f"Error: unexpected internal error: {type(exc).__name__}: {exc}"
+        hint = "Run again with --debug to see the traceback, and please report it."
+        write_lines([Line(error, style="red bold"), Line(hint)], stderr=True)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -243,28 +243,9 @@ def check_fresh(saved: plans.Plan, session: Session) -> None:
 
 def spec_commit(root: Path) -> str | None:
     """The git commit of the spec tree, with -dirty when it has uncommitted changes."""
-    import subprocess
+    from reconciler.gitinfo import head_commit
 
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-        if head.returncode != 0:
-            return None
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--", "."],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    return head_commit(root, mark_dirty=True)
 
 
 def apply(

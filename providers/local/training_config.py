@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from providers.base import JSON, PermanentError, ResourceContext
 from providers.local import files
 from providers.local.settings import LocalSettings
+from reconciler.gitinfo import head_commit
 from reconciler.kinds.units import format_duration, parse_cpu, parse_duration, parse_memory
 
 if TYPE_CHECKING:
@@ -235,22 +235,6 @@ def _gpus_present() -> int:
     return sum(1 for p in Path("/dev").glob("nvidia[0-9]*"))
 
 
-def git_commit(root: Path) -> str | None:
-    """The commit of the spec tree's checkout, when it is one (quietly None otherwise)."""
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
-
-
 def _snake(value: Any) -> Any:
     """camelCase keys (as specs are written) to the trainer config's snake_case."""
     if isinstance(value, dict):
@@ -309,7 +293,7 @@ def build_run_config(
         lineage=tc.Lineage(
             address=ctx.address,
             spec_hash=canonical_hash(document),
-            git_commit=git_commit(ctx.root),
+            git_commit=head_commit(ctx.root),
             state_lineage=ctx.lineage,
         ),
     )

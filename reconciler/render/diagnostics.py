@@ -73,18 +73,13 @@ def _line(d: Diagnostic) -> Line:
     return text
 
 
-def print_diagnostics(diagnostics: Diagnostics, out: Console, summary: bool = True) -> None:
-    if not out.is_terminal or out.no_color:  # plain text: skip rich's per-line rendering
-        stream = out.file
-        stream.write("".join(_line(d).plain + "\n" for d in diagnostics.sorted()))
-        if summary and diagnostics.has_errors:
-            stream.write(diagnostics.summary() + "\n")
-        stream.flush()
-        return
-    for d in diagnostics.sorted():
-        out.print(_line(d).to_rich())
+def print_diagnostics(diagnostics: Diagnostics, summary: bool = True, stderr: bool = True) -> None:
+    """One line per diagnostic, then the summary of errors: styled on a colour terminal,
+    else plain (and rich is not loaded)."""
+    lines = [_line(d) for d in diagnostics.sorted()]
     if summary and diagnostics.has_errors:
-        out.print(Line(diagnostics.summary(), style="red bold").to_rich())
+        lines.append(Line(diagnostics.summary(), style="red bold"))
+    write_lines(lines, stderr=stderr)
 
 
 def diagnostics_json(diagnostics: Diagnostics, **extra: Any) -> str:

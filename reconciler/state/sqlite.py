@@ -42,6 +42,8 @@ def _setup(db: sqlite3.Connection) -> None:
     "database is locked", without SQLite's busy handler, while another process opens or
     checkpoints the same file. Two commands starting together must not see that as "cannot
     open the state database": retry for as long as the busy timeout would have waited.
+    Twin of ``_setup`` in ``trainer/registry/local.py``: the trainer imports nothing from
+    ``reconciler``, so each side keeps its own.
     """
     deadline = time.monotonic() + SETUP_WAIT_S
     delay = 0.005

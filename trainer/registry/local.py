@@ -110,6 +110,8 @@ def _setup(db: sqlite3.Connection) -> None:
     "database is locked", without SQLite's busy handler, while another process opens or
     checkpoints the same file: two trainers registering at the same moment hit it. Retry
     for as long as the busy timeout would have waited.
+    Twin of ``_setup`` in ``reconciler/state/sqlite.py``: the trainer imports nothing from
+    ``reconciler``, so each side keeps its own.
     """
     deadline = time.monotonic() + SETUP_WAIT_S
     delay = 0.005
