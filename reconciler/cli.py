@@ -7,13 +7,13 @@ Exit codes: 0 ok, 1 any error (usage errors too), 2 changes present (--detailed-
 from __future__ import annotations
 
 import gc
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from reconciler import startup
 from reconciler.diagnostics import PipeformError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -177,10 +177,8 @@ def main(argv: list[str] | None = None) -> Any:
     # the default thresholds (700, 10, 10) the cycle collector scans them again and again,
     # about a third of a 10,000-resource plan. Collect young objects 100x less often.
     gc.set_threshold(100_000, 50, 100)
-    # pydantic looks for validation plugins (the "pydantic" entry-point group) when it
-    # builds the first model: a scan of every installed package that validating specs
-    # never needs. Off unless the user set the variable.
-    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # pydantic's validation-plugin scan: off unless the user set PYDANTIC_DISABLE_PLUGINS
+    startup.configure()
     try:
         code = cli.main(args=args, prog_name="pipeform", standalone_mode=False)
     except click.exceptions.Exit as exc:
