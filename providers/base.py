@@ -202,12 +202,11 @@ def default_plan(
 ) -> PlanResponse:
     """The plan of a kind that is not content-addressed: fields in ``forcing`` (dotted, under
     the document) force a replacement when they change; ``computed`` outputs are unknown."""
-    same = request.prior_spec == request.desired_spec
-    changed = set() if same else changed_paths(request.prior_spec or {}, request.desired_spec)
+    if not request.prior_spec or request.prior_spec == request.desired_spec:
+        return PlanResponse(unknown_outputs=list(computed))  # a create, or nothing to replace
+    changed = changed_paths(request.prior_spec, request.desired_spec)
     replace = sorted(p for p in changed if any(p == f or p.startswith(f + ".") for f in forcing))
-    return PlanResponse(
-        requires_replace=replace if request.prior_spec else [], unknown_outputs=list(computed)
-    )
+    return PlanResponse(requires_replace=replace, unknown_outputs=list(computed))
 
 
 def changed_paths(before: JSON, after: JSON, prefix: str = "") -> set[str]:

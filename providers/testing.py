@@ -3,7 +3,8 @@
 As httpx's MockTransport is for clients, this is for the engine: it realises every kind
 by writing one JSON file per object into ``config["store"]`` (so separate processes,
 including ones killed with SIGKILL, see the same live objects), and appends every call
-to ``calls.jsonl`` beside them. Objects carry the ownership labels, so a create retried
+that reads or changes them (read, create, adopt, update, delete, import; not the pure
+``plan``) to ``calls.jsonl`` beside them. Objects carry the ownership labels, so a create retried
 after a crash adopts what it made. ``config["fail"]`` maps an address to "permanent",
 "retryable" (always) or "retryable:N" (the first N calls fail) to exercise error paths.
 Data-bearing kinds get a ``version`` output that is unknown until apply, which makes
@@ -39,6 +40,7 @@ ALL_KINDS = frozenset(
 )
 DATA_KINDS = ("Dataset", "FeatureSet", "TrainingJob")
 _lock = threading.Lock()
+_CHUNK = 1 << 16
 
 
 class FakeProvider(Provider):
@@ -63,12 +65,21 @@ class FakeProvider(Provider):
             self.__dict__["_store"] = cached
         return cached
 
+    @property
+    def _store_dir(self) -> str:
+        """The store as a string: reads join it with a name once per object."""
+        cached: str | None = self.__dict__.get("_store_str")
+        if cached is None:
+            cached = self.__dict__["_store_str"] = os.fspath(self.store)
+        return cached
+
     def _log(self, call: str, address: str, **extra: Any) -> None:
         if extra:
-            line = json.dumps({"call": call, "address": address, **extra}, sort_keys=True)
+            data = (
+                json.dumps({"call": call, "address": address, **extra}, sort_keys=True) + "\n"
+            ).encode()
         else:  # the same text as json.dumps(..., sort_keys=True), without its overhead
-            line = f'{{"address": {_quoted(address)}, "call": {_quoted(call)}}}'
-        data = (line + "\n").encode("utf-8")
+            data = f'{{"address": {_quoted(address)}, "call": {_quoted(call)}}}\n'.encode()
         with _lock:
             log = self.__dict__.get("_log_file")
             if log is None:
@@ -120,22 +131,26 @@ class FakeProvider(Provider):
         name = request.external_id or request.ctx.address.replace("/", "__")  # as _file
         stem = name.rpartition("/")[2]
         try:  # one open, no exists() first: reading is what a plan does for every object
-            fd = os.open(os.path.join(self.store, name + ".json"), os.O_RDONLY)
+            fd = os.open(os.path.join(self._store_dir, name + ".json"), os.O_RDONLY)
         except FileNotFoundError:
             return ReadResponse(exists=False)
         try:  # raw reads: a file object costs more than the read itself here
-            chunks = [os.read(fd, 1 << 16)]
-            while chunks[-1]:
-                chunks.append(os.read(fd, 1 << 16))
+            data = os.read(fd, _CHUNK)
+            if len(data) == _CHUNK:  # a short read of a regular file is its end
+                chunks = [data]
+                while chunks[-1]:
+                    chunks.append(os.read(fd, _CHUNK))
+                data = b"".join(chunks)
         finally:
             os.close(fd)
-        body = json.loads(b"".join(chunks).decode())  # a str skips detect_encoding
+        body = json.loads(data.decode())  # a str skips detect_encoding
         return ReadResponse(
             True, _observed(body), {"version": body.get("version"), "id": stem}, stem
         )
 
     def plan(self, request: PlanRequest) -> PlanResponse:
-        self._log("plan", request.ctx.address)
+        # not logged: a plan is a pure function of its request, made for every resource on
+        # every plan, and the log is for what touches the live objects
         response = super().plan(request)
         if request.ctx.kind not in DATA_KINDS:
             return response

@@ -215,12 +215,13 @@ class _Context:
 
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-def _call(provider: str, address: str, what: str, call: Callable[[], T]) -> T:
+def _call(provider: str, address: str, what: str, call: Callable[[R], T], request: R) -> T:
     """A provider call during planning; any failure becomes one clear error."""
     try:
-        return call()
+        return call(request)
     except ProviderError as exc:
         raise PipeformError(f"{address}: provider {provider} could not {what} it: {exc}") from exc
     except Exception as exc:
@@ -233,7 +234,7 @@ def _read(c: _Context, address: str) -> ReadResponse:
     prior = c.state.resources[address]
     provider = c.providers.get(prior.provider, address)
     request = ReadRequest(c.ctx(address), prior.spec, prior.outputs, prior.external_id)
-    return _call(prior.provider, address, "read", partial(provider.read, request))
+    return _call(prior.provider, address, "read", provider.read, request)
 
 
 #: Below this many objects, reading them one after another costs less than a thread pool.
@@ -333,21 +334,15 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
     upstream = _upstream_outputs(c, deps) if deps else {}
     if prior is not None:
         desired = _apply_ignore(prior.spec, desired, lifecycle.ignore_changes)
-    response = _call(
-        provider_name,
-        address,
-        "plan",
-        lambda: provider.plan(
-            PlanRequest(
-                c.ctx(address),
-                prior.spec if prior else None,
-                desired,
-                prior.outputs if prior else {},
-                upstream,
-                live.observed if live is not None and live.exists else None,
-            )
-        ),
+    request = PlanRequest(
+        c.ctx(address),
+        prior.spec if prior else None,
+        desired,
+        prior.outputs if prior else {},
+        upstream,
+        live.observed if live is not None and live.exists else None,
     )
+    response = _call(provider_name, address, "plan", provider.plan, request)
     change = ResourceChange(
         address=address,
         kind=doc.KIND,

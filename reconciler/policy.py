@@ -100,6 +100,8 @@ def required_labels(
 ) -> bool:
     """One error per resource missing any required label; True when none is missing."""
     required = checked.tree.workspace.spec.policy.required_labels
+    if not required:  # the common case: no rule, nothing to look at
+        return True
     defaults = checked.tree.workspace.spec.defaults.labels
     ok = True
     for change, loaded in changes:
