@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -94,3 +95,37 @@ def test_stand_in_answers_as_the_real_loader_would(monkeypatch: pytest.MonkeyPat
     assert stand_in.PYDANTIC_ENTRY_POINT_GROUP == "pydantic"
     assert sys.modules[startup.LOADER] is not stand_in
     assert hasattr(sys.modules[startup.LOADER], "get_plugins")
+
+
+def test_a_read_only_command_leaves_fast_with_all_its_output_and_exit_code(
+    tmp_path: Path,
+) -> None:
+    """run() ends plan with os._exit: the output (more than a pipe holds) must all be
+    flushed first, and --detailed-exitcode's 2 must survive."""
+    from tests.conftest import run_cli
+
+    root = tmp_path / "tree"
+    root.mkdir()
+    quotas = "".join(
+        f"---\napiVersion: pipeform/v1\nkind: Quota\nmetadata: {{name: quota-{i}}}\n"
+        "spec: {gpus: 1}\n"
+        for i in range(400)
+    )
+    (root / "specs.yaml").write_text(TREE.split("---")[0] + quotas)
+    text = run_cli("plan", "--detailed-exitcode", str(root), env={"NO_COLOR": "1"})
+    assert text.returncode == 2, text.stderr
+    assert text.stdout.count("will be created") == 400
+    assert "Plan: 400 to add, 0 to change, 0 to replace, 0 to destroy." in text.stdout
+    as_json = run_cli("plan", "--json", str(root), env={"NO_COLOR": "1"})
+    assert as_json.returncode == 0, as_json.stderr
+    assert len(as_json.stdout) > 65536  # more than a pipe holds: flushed before the exit
+    assert len(json.loads(as_json.stdout)["resource_changes"]) == 400
+
+
+def test_the_command_name_is_found_after_the_group_option() -> None:
+    from reconciler.cli import READ_ONLY, _command
+
+    assert _command(["--debug", "plan", "."]) == "plan"
+    assert _command(["apply", "--auto-approve"]) == "apply"
+    assert _command([]) is None
+    assert "apply" not in READ_ONLY and "destroy" not in READ_ONLY
