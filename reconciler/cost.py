@@ -12,7 +12,6 @@ shown in cents.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
@@ -166,6 +165,8 @@ def expected_hours(job: TrainingJob, outputs: Mapping[str, Any]) -> tuple[Decima
     if durations:
         n = len(durations)
         basis = f"median of {n} past run{'s' if n != 1 else ''}"
+        import statistics  # with random and fractions: loaded only for a TrainingJob's cost
+
         return Decimal(statistics.median(durations)) / HOUR, basis
     seconds = job.spec.max_duration
     return Decimal(str(seconds)) / HOUR, f"maxDuration {format_duration(seconds)}"

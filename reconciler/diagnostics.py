@@ -12,7 +12,6 @@ Exceptions::
 
 from __future__ import annotations
 
-import difflib
 import enum
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -151,6 +150,8 @@ class PipeformError(Exception):
 def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
     """The closest candidate to a misspelt word, or None; case-insensitive."""
     pool = {c.lower(): c for c in candidates}
+    import difflib  # only an error suggests a name
+
     matches = difflib.get_close_matches(word.lower(), list(pool), n=1, cutoff=cutoff)
     return pool[matches[0]] if matches else None
 
