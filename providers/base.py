@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from reconciler.diagnostics import Diagnostic
+from reconciler.frozen import quick_init
 
 OWNER_ADDRESS = "pipeform.dev/address"
 OWNER_LINEAGE = "pipeform.dev/lineage"
@@ -50,6 +51,7 @@ class PermanentError(ProviderError):
     pass
 
 
+@quick_init
 @dataclass(frozen=True)
 class ResourceContext:
     """Who a call is about: the resource, the state it belongs to, where specs live."""
@@ -72,6 +74,7 @@ class ResourceContext:
         return {OWNER_ADDRESS: self.address, OWNER_LINEAGE: self.lineage}
 
 
+@quick_init
 @dataclass(frozen=True)
 class ReadRequest:
     ctx: ResourceContext
@@ -80,6 +83,7 @@ class ReadRequest:
     external_id: str | None
 
 
+@quick_init
 @dataclass(frozen=True)
 class ReadResponse:
     exists: bool
@@ -88,6 +92,7 @@ class ReadResponse:
     external_id: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class PlanRequest:
     ctx: ResourceContext
@@ -98,6 +103,7 @@ class PlanRequest:
     observed: JSON | None = None  # what refresh read just now; None without refresh or record
 
 
+@quick_init
 @dataclass(frozen=True)
 class PlanResponse:
     requires_replace: list[str] = field(default_factory=list)  # changed field paths that force it
@@ -108,6 +114,7 @@ class PlanResponse:
     reason_detail: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True)
 class ApplyRequest:
     ctx: ResourceContext
@@ -118,6 +125,7 @@ class ApplyRequest:
     upstream: Mapping[str, JSON]
 
 
+@quick_init
 @dataclass(frozen=True)
 class ApplyResponse:
     outputs: JSON = field(default_factory=dict)
@@ -125,6 +133,7 @@ class ApplyResponse:
     observed: JSON = field(default_factory=dict)  # live attributes right after the change
 
 
+@quick_init
 @dataclass(frozen=True)
 class DeleteRequest:
     ctx: ResourceContext
@@ -133,12 +142,14 @@ class DeleteRequest:
     external_id: str | None
 
 
+@quick_init
 @dataclass(frozen=True)
 class ImportRequest:
     ctx: ResourceContext
     id: str
 
 
+@quick_init
 @dataclass(frozen=True)
 class ImportResponse:
     observed: JSON

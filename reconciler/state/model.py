@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from reconciler.frozen import quick_init
+
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -25,6 +27,7 @@ class Status(enum.StrEnum):
     PENDING = "pending"  # a create started and has not been confirmed: resumed (adopted) next time
 
 
+@quick_init
 @dataclass(frozen=True)
 class ResourceState:
     address: str
@@ -49,7 +52,8 @@ class ResourceState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResourceState:
-        values = {**data, "status": Status(data.get("status", "ready"))}
+        status = data.get("status", "ready")
+        values = {**data, "status": _STATUSES.get(status) or Status(status)}  # a lookup, not Enum()
         if values.keys() == _RESOURCE_FIELDS:  # a whole record, as to_dict writes it
             resource = object.__new__(cls)  # what __init__ would do, without its per-field cost
             object.__setattr__(resource, "__dict__", values)
@@ -58,6 +62,7 @@ class ResourceState:
 
 
 _RESOURCE_FIELDS = frozenset(f.name for f in fields(ResourceState))
+_STATUSES = {s.value: s for s in Status}
 
 
 @dataclass(frozen=True)
