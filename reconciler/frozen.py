@@ -6,9 +6,10 @@ makes for every resource (provider requests and responses, resource changes) tha
 most of what making one costs: 6.5 us for a ResourceChange, a tenth of a no-op plan's
 per-resource work. ``quick_init`` gives such a class an ``__init__`` with the same
 signature, defaults and default factories that fills the instance's ``__dict__`` in one
-step; everything else (frozen assignment, eq, hash, repr, ``dataclasses.replace``) is
-the dataclass's own. Classes it cannot copy faithfully (not frozen, ``__slots__``,
-``__post_init__``, ``InitVar`` or ``init=False`` fields) are refused when decorated.
+step (a slotted class: each field through its slot's descriptor); everything else
+(frozen assignment, eq, hash, repr, ``dataclasses.replace``) is the dataclass's own.
+Classes it cannot copy faithfully (not frozen, ``__post_init__``, ``InitVar`` or
+``init=False`` fields) are refused when decorated.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def quick_init(cls: type[T]) -> type[T]:
     namespace: dict[str, Any] = {"_set": object.__setattr__, "_MISSING": _MISSING}
     positional: list[str] = []
     keyword: list[str] = []
-    values: list[str] = []
+    values: list[tuple[str, str]] = []  # (field, the expression that gives its value)
     for i, f in enumerate(fields):
         if f.default is not dataclasses.MISSING:
             namespace[f"_d{i}"] = f.default
@@ -48,10 +49,16 @@ def quick_init(cls: type[T]) -> type[T]:
         else:
             param, value = f.name, f.name
         (keyword if f.kw_only else positional).append(param)
-        values.append(f"{f.name!r}: {value}")
+        values.append((f.name, value))
+    if "__slots__" in cls.__dict__:  # no __dict__: each field through its slot's descriptor
+        for i, f in enumerate(fields):
+            namespace[f"_s{i}"] = getattr(cls, f.name).__set__
+        body = "\n".join(f"    _s{i}(self, {value})" for i, (_, value) in enumerate(values))
+    else:
+        items = ", ".join(f"{name!r}: {value}" for name, value in values)
+        body = f"    _set(self, '__dict__', {{{items}}})"
     params = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
-    source = f"def __init__({params}):\n    _set(self, '__dict__', {{{', '.join(values)}}})\n"
-    exec(source, namespace)  # built only from the class's own field names
+    exec(f"def __init__({params}):\n{body}\n", namespace)  # from the class's own field names
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
@@ -68,8 +75,6 @@ def _check(cls: type) -> None:
         if params is None
         else "is not frozen"
         if not params.frozen
-        else "has __slots__"
-        if "__slots__" in cls.__dict__
         else "has __post_init__"
         if hasattr(cls, "__post_init__")
         else None

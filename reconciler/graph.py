@@ -13,15 +13,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
-from reconciler.diagnostics import Diagnostics, error, suggestion, warning
-from reconciler.loader import SpecTree, format_path
+from reconciler.diagnostics import Diagnostic, Diagnostics, error, suggestion, warning
+from reconciler.frozen import quick_init
+from reconciler.loader import LoadedDocument, SpecTree, format_path
+from reconciler.yamlsource import DataPath
 
 if TYPE_CHECKING:  # imported when a tree holds them (reconciler.kinds is lazy)
-    from reconciler.kinds import Budget, TrainingJob
+    from reconciler.kinds import Budget, Reference, TrainingJob
 
 _COST_BEARING = ("TrainingJob",)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Edge:
     dependency: str
@@ -75,10 +78,17 @@ class Graph:
         waiting: dict[str, int] = dict.fromkeys(self.nodes, 0)
         users: dict[str, list[str]] = {}
         for edge in self.edges:
-            waiting[edge.dependent] = waiting.get(edge.dependent, 0) + 1
-            waiting.setdefault(edge.dependency, 0)
-            users.setdefault(edge.dependency, []).append(edge.dependent)
-        ready = sorted(node for node, count in waiting.items() if count == 0)
+            dependency, dependent = edge.dependency, edge.dependent
+            waiting[dependent] = waiting.get(dependent, 0) + 1
+            if dependency not in waiting:
+                waiting[dependency] = 0
+            dependents = users.get(dependency)
+            if dependents is None:
+                users[dependency] = [dependent]
+            else:
+                dependents.append(dependent)
+        ready = [node for node, count in waiting.items() if count == 0]
+        ready.sort()
         levels: list[list[str]] = []
         placed = 0
         while ready:
@@ -87,10 +97,12 @@ class Graph:
             following = []
             for node in ready:
                 for user in users.get(node, ()):
-                    waiting[user] -= 1
-                    if waiting[user] == 0:
+                    left = waiting[user] - 1
+                    waiting[user] = left
+                    if not left:
                         following.append(user)
-            ready = sorted(following)
+            following.sort()
+            ready = following
         acyclic = placed == len(waiting)
         self.__dict__["_levels_cache"] = (key, levels, acyclic)
         return levels, acyclic
@@ -153,46 +165,39 @@ def _labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 def build_graph(tree: SpecTree, diagnostics: Diagnostics) -> Graph:
     """Edges from every reference and budget scope; unknown references and cycles reported."""
-    graph = Graph(nodes=sorted(tree.documents))
-    names_by_kind: dict[str, list[str]] = {}
-    for doc in tree.documents.values():
-        names_by_kind.setdefault(doc.model.KIND, []).append(doc.model.name)
-    default_labels = tree.workspace.spec.defaults.labels
-    for address, doc in sorted(tree.documents.items()):
+    documents = tree.documents
+    graph = Graph(nodes=sorted(documents))
+    edges = graph.edges
+    reasons: dict[DataPath, str] = {}  # format_path by path: most paths repeat
+    names_by_kind: dict[str, list[str]] | None = None  # built on the first unknown reference
+    cost_bearing: list[str] | None = None  # built on the first Budget
+    for address in graph.nodes:
+        doc = documents[address]
         for ref in doc.model.references():
-            if ref.address in tree.documents:
-                graph.edges.append(Edge(ref.address, address, format_path(ref.path)))
+            dependency = ref.address
+            if dependency in documents:
+                reason = reasons.get(ref.path)
+                if reason is None:
+                    reason = reasons[ref.path] = format_path(ref.path)
+                edges.append(Edge(dependency, address, reason))
                 continue
-            candidates = names_by_kind.get(ref.kind, [])
-            hint = suggestion(ref.name, candidates)
-            hint = (
-                hint.replace("did you mean ", f"did you mean {ref.kind}/")
-                if hint
-                else (
-                    f"define a {ref.kind} named {ref.name}"
-                    if not candidates
-                    else f"{ref.kind} documents here: {', '.join(sorted(candidates))}"
-                )
-            )
-            diagnostics.add(
-                error(
-                    f"{format_path(ref.path)} refers to {ref.address}, which does not exist",
-                    doc.position(ref.path),
-                    address=address,
-                    hint=hint,
-                    path=format_path(ref.path),
-                )
-            )
+            if names_by_kind is None:
+                names_by_kind = {}
+                for other in documents.values():
+                    names_by_kind.setdefault(other.model.KIND, []).append(other.model.name)
+            diagnostics.add(_unknown_reference(ref, address, doc, names_by_kind))
         if doc.model.KIND == "Budget":
+            if cost_bearing is None:
+                cost_bearing = [a for a in graph.nodes if documents[a].model.KIND in _COST_BEARING]
             selector = cast("Budget", doc.model).spec.scope.labels
-            for other_address, other in sorted(tree.documents.items()):
-                if other.model.KIND in _COST_BEARING and _labels_match(
-                    selector, {**default_labels, **other.model.metadata.labels}
-                ):
-                    graph.edges.append(Edge(address, other_address, "spec.scope"))
+            default_labels = tree.workspace.spec.defaults.labels
+            for other_address in cost_bearing:
+                labels = documents[other_address].model.metadata.labels
+                if _labels_match(selector, {**default_labels, **labels}):
+                    edges.append(Edge(address, other_address, "spec.scope"))
     cycle = graph.find_cycle()
     if cycle:
-        first = tree.documents[cycle[0]]
+        first = documents[cycle[0]]
         diagnostics.add(
             error(
                 "dependency cycle: " + " -> ".join(cycle),
@@ -204,11 +209,34 @@ def build_graph(tree: SpecTree, diagnostics: Diagnostics) -> Graph:
     return graph
 
 
+def _unknown_reference(
+    ref: Reference, address: str, doc: LoadedDocument, names_by_kind: dict[str, list[str]]
+) -> Diagnostic:
+    candidates = names_by_kind.get(ref.kind, [])
+    hint = suggestion(ref.name, candidates)
+    hint = (
+        hint.replace("did you mean ", f"did you mean {ref.kind}/")
+        if hint
+        else (
+            f"define a {ref.kind} named {ref.name}"
+            if not candidates
+            else f"{ref.kind} documents here: {', '.join(sorted(candidates))}"
+        )
+    )
+    return error(
+        f"{format_path(ref.path)} refers to {ref.address}, which does not exist",
+        doc.position(ref.path),
+        address=address,
+        hint=hint,
+        path=format_path(ref.path),
+    )
+
+
 def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """A FeatureSet may only read columns its Dataset declares (when it declares a schema)."""
-    for address, doc in sorted(tree.documents.items()):
+    for address, doc in tree.sorted_of_kind("FeatureSet"):
         spec = getattr(doc.model, "spec", None)
-        if doc.model.KIND != "FeatureSet" or spec is None:
+        if spec is None:
             continue
         dataset = tree.documents.get(f"Dataset/{spec.dataset}")
         columns = dataset.model.spec.column_names() if dataset else []  # type: ignore[attr-defined]
@@ -230,9 +258,7 @@ def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
 
 def check_jobs(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """Warn about secret-looking environment variables written as plain values."""
-    for address, doc in sorted(tree.documents.items()):
-        if doc.model.KIND != "TrainingJob":
-            continue
+    for address, doc in tree.sorted_of_kind("TrainingJob"):
         for var in cast("TrainingJob", doc.model).spec.plain_secret_like_env():
             path = ("spec", "env", var)
             diagnostics.add(

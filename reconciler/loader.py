@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, Position, error, suggestion
+from reconciler.frozen import quick_init
 from reconciler.kinds import API_VERSION, KINDS, Document, Workspace
 from reconciler.kinds.common import ADDRESS, DNS_LABEL, ENV_NAME, FieldError
 from reconciler.state.speccache import SpecCache, content_key
@@ -28,11 +29,13 @@ from reconciler.yamlsource import (
     display_path,
     parse_bytes,
     read_bytes,
+    shared_strings,
     spec_files,
 )
 
 
-@dataclass(frozen=True)
+@quick_init
+@dataclass(frozen=True, slots=True)
 class LoadedDocument:
     model: Document
     raw: RawDocument
@@ -53,6 +56,12 @@ class SpecTree:
 
     def by_kind(self, kind: str) -> list[LoadedDocument]:
         return [d for d in self.documents.values() if kind == d.model.KIND]
+
+    def sorted_of_kind(self, kind: str) -> list[tuple[str, LoadedDocument]]:
+        """(address, document) for the documents of one kind, by address."""
+        found = [(a, d) for a, d in self.documents.items() if kind == d.model.KIND]
+        found.sort()
+        return found
 
 
 def format_path(path: DataPath) -> str:
@@ -276,14 +285,35 @@ def _address(raw: RawDocument) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
+#: Models by kind name, as KINDS gives them: a plain dict, looked up once per document.
+_MODELS: dict[str, type[Document]] = {}
+
+
+def _header_model(data: Any) -> type[Document] | None:
+    """The model of a document whose apiVersion and kind are right (nearly every one),
+    else None: ``_check_header`` then says what is wrong."""
+    if isinstance(data, dict) and data.get("apiVersion") == API_VERSION:
+        kind = data.get("kind")
+        if isinstance(kind, str):
+            model = _MODELS.get(kind)
+            if model is None and kind in KINDS:
+                model = _MODELS[kind] = KINDS[kind]
+            return model
+    return None
+
+
 def parse_document(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]:
     """Validate one raw document against its kind's model."""
-    model, problems = _check_header(raw)
+    model = _header_model(raw.data)
     if model is None:
-        return None, [_with_address(d, raw) for d in problems]
+        model, problems = _check_header(raw)
+        if model is None:
+            return None, [_with_address(d, raw) for d in problems]
     try:
-        return model.model_validate(raw.data), []
+        # model_validate without its Python wrapper: the same validator, same errors
+        return model.__pydantic_validator__.validate_python(raw.data), []
     except ValidationError as exc:
+        problems = []
         seen: set[DataPath] = set()
         for err in exc.errors(include_url=False):
             path = _data_path(raw.data, err["loc"])
@@ -360,13 +390,17 @@ def _read_files(jobs: list[tuple[Path, str]], cache: SpecCache) -> list[FileResu
             misses.append((len(results), data, display, key))
             results.append(([], []))
         else:
-            results.append(([RawDocument.from_packed(display, *doc) for doc in entry], []))
+            unpacked = RawDocument.from_packed
+            results.append(([unpacked(display, i, doc, at) for i, doc, at in entry], []))
     parsed = _parse_files([(data, display) for _, data, display, _ in misses])
+    strings: dict[str, str] = {}
     for (slot, _, _, key), (found, parse_problems) in zip(misses, parsed, strict=True):
         results[slot] = (found, parse_problems)
         if not parse_problems:  # only clean files: every diagnostic comes from a real parse
             with contextlib.suppress(ValueError):  # not marshallable: just not cached
-                cache.put(key, [(d.index, d.data, d.pack()) for d in found])
+                cache.put(
+                    key, [(d.index, shared_strings(d.data, strings), d.pack()) for d in found]
+                )
     return results
 
 
@@ -421,35 +455,43 @@ def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
         ),
         files=files,
     )
+    documents = tree.documents
     for raw in raws:
         model, problems = parse_document(raw)
-        diagnostics.extend(problems)
         if model is None:
+            diagnostics.extend(problems)
             continue
-        loaded = LoadedDocument(model, raw)
-        if isinstance(model, Workspace):
-            if tree.workspace_source is not None:
-                diagnostics.add(
-                    error(
-                        "a second Workspace document",
-                        raw.start,
-                        address=model.address,
-                        hint=f"keep one; the first is at {tree.workspace_source.position()}",
-                    )
-                )
-                continue
-            tree.workspace, tree.workspace_source = model, loaded
+        if type(model) is Workspace:  # not isinstance: pydantic's ABC check costs a call
+            _set_workspace(tree, model, raw, diagnostics)
             continue
-        first = tree.documents.get(model.address)
+        address = model.address
+        first = documents.get(address)
         if first is not None:
             diagnostics.add(
                 error(
-                    f"duplicate address {model.address}",
+                    f"duplicate address {address}",
                     raw.position(("metadata", "name")),
-                    address=model.address,
+                    address=address,
                     hint=f"first defined at {first.position()}; rename one of them",
                 )
             )
             continue
-        tree.documents[model.address] = loaded
+        documents[address] = LoadedDocument(model, raw)
     return tree
+
+
+def _set_workspace(
+    tree: SpecTree, model: Workspace, raw: RawDocument, diagnostics: Diagnostics
+) -> None:
+    """The tree's Workspace, unless it already has one (then a second is an error)."""
+    if tree.workspace_source is not None:
+        diagnostics.add(
+            error(
+                "a second Workspace document",
+                raw.start,
+                address=model.address,
+                hint=f"keep one; the first is at {tree.workspace_source.position()}",
+            )
+        )
+        return
+    tree.workspace, tree.workspace_source = model, LoadedDocument(model, raw)

@@ -27,10 +27,11 @@ class CheckedTree:
 
 def check_ignore_changes(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """Every lifecycle.ignoreChanges path must name a field of the kind's spec."""
-    for address, doc in sorted(tree.documents.items()):
+    with_ignored = [
+        (a, d) for a, d in tree.documents.items() if d.model.metadata.lifecycle.ignore_changes
+    ]
+    for address, doc in sorted(with_ignored):
         ignored = doc.model.metadata.lifecycle.ignore_changes
-        if not ignored:
-            continue
         spec_model = type(doc.model).model_fields["spec"].annotation
         data = doc.raw.data.get("spec") if isinstance(doc.raw.data, dict) else None
         for i, dotted in enumerate(ignored):

@@ -65,8 +65,15 @@ class RawDocument:
 
     @classmethod
     def from_packed(cls, file: str, index: int, data: Any, packed: bytes) -> RawDocument:
-        """A document whose positions are in ``packed`` (from ``pack``), unpacked on use."""
-        document = cls(file, index, data)
+        """A document whose positions are in ``packed`` (from ``pack``), unpacked on use.
+
+        Made once per cached document: its position maps are left unset, not made empty,
+        as every reader of them unpacks first.
+        """
+        document = object.__new__(cls)
+        document.file = file
+        document.index = index
+        document.data = data
         document._packed = packed
         return document
 
@@ -112,6 +119,31 @@ class RawDocument:
         """Where the key of path is written (for unknown or duplicate fields)."""
         found = self.key_positions.get(tuple(path))
         return Position(self.file, *found) if found else self.position(path)
+
+
+def shared_strings(
+    value: Any, strings: dict[str, str], copies: dict[int, Any] | None = None
+) -> Any:
+    """value for the spec cache, with equal strings made one object (``strings`` keeps them
+    across documents): marshal writes a repeated object once and reads it back as a
+    reference, which makes reading the cache, on every command, cheaper. A list or mapping
+    met twice (a YAML alias) stays one object."""
+    if isinstance(value, str):
+        return strings.setdefault(value, value)
+    if not isinstance(value, dict | list):
+        return value
+    copies = {} if copies is None else copies
+    copy = copies.get(id(value))
+    if copy is None:
+        if isinstance(value, dict):
+            copy = {
+                shared_strings(k, strings, copies): shared_strings(v, strings, copies)
+                for k, v in value.items()
+            }
+        else:
+            copy = [shared_strings(v, strings, copies) for v in value]
+        copies[id(value)] = copy
+    return copy
 
 
 def _line_col(data: bytes, offset: int) -> tuple[int, int]:

@@ -8,6 +8,7 @@ silently ignored setting.
 
 from __future__ import annotations
 
+import functools
 import re
 import typing
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
+
+from reconciler.frozen import quick_init
 
 API_VERSION = "pipeform/v1"
 
@@ -115,6 +118,13 @@ class Lifecycle(SpecModel):
     )
 
 
+@functools.cache
+def _no_lifecycle() -> Lifecycle:
+    """The Lifecycle of every document that writes none: one shared (frozen) instance,
+    as building one per document would cost a third of validating its metadata."""
+    return Lifecycle()
+
+
 class Metadata(SpecModel):
     name: Name = Field(
         description="The resource's name: a DNS-1123 label (lower-case letters, digits and '-', "
@@ -135,11 +145,12 @@ class Metadata(SpecModel):
         "spec refers to, as Terraform's depends_on. Default: none.",
     )
     lifecycle: Lifecycle = Field(
-        default_factory=Lifecycle,
+        default_factory=_no_lifecycle,
         description="Lifecycle options (preventDestroy, ignoreChanges). Default: no restrictions.",
     )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Reference:
     """A reference from one document to another, by name."""
@@ -168,6 +179,20 @@ class ResourceSpec(SpecModel):
         return []
 
 
+#: Whether a spec type may refer to other documents: a ResourceSpec whose references()
+#: is its own (the base's is always empty). Kept by type, as references() asks once per
+#: document and issubclass on pydantic's ABC metaclass runs Python code.
+_REFERRING_SPECS: dict[type, bool] = {}
+
+
+def _refers(kind: type) -> bool:
+    found = _REFERRING_SPECS.get(kind)
+    if found is None:
+        found = issubclass(kind, ResourceSpec) and kind.references is not ResourceSpec.references
+        _REFERRING_SPECS[kind] = found
+    return found
+
+
 class Document(SpecModel):
     """A spec document: apiVersion, kind, metadata, spec."""
 
@@ -187,11 +212,13 @@ class Document(SpecModel):
 
     def references(self) -> list[Reference]:
         refs = []
-        for i, address in enumerate(self.metadata.depends_on):
-            kind, _, name = address.partition("/")
-            refs.append(Reference(kind, name, ("metadata", "dependsOn", i)))
+        depends_on = self.metadata.depends_on
+        if depends_on:
+            for i, address in enumerate(depends_on):
+                kind, _, name = address.partition("/")
+                refs.append(Reference(kind, name, ("metadata", "dependsOn", i)))
         spec: Any = getattr(self, "spec", None)
-        if isinstance(spec, ResourceSpec):
+        if _refers(type(spec)):
             refs.extend(Reference(r.kind, r.name, ("spec", *r.path)) for r in spec.references())
         return refs
 

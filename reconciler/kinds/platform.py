@@ -40,7 +40,12 @@ class QuotaSpec(ResourceSpec):
 
     @model_validator(mode="after")
     def _some_limit(self) -> QuotaSpec:
-        if all(v is None for v in (self.gpus, self.cpu, self.memory, self.concurrent_jobs)):
+        if (  # runs for every Quota: plain tests, no generator
+            self.gpus is None
+            and self.cpu is None
+            and self.memory is None
+            and self.concurrent_jobs is None
+        ):
             raise ValueError(
                 "a Quota needs at least one limit: gpus, cpu, memory or concurrentJobs"
             )

@@ -233,6 +233,4 @@ def test_refresh_parses_the_rules_file_once_per_version_of_it(
     p.path.write_text(p.path.read_text().replace("== 0", "== 42"))  # a hand edit: a new version
     edited = read_all()
     assert len(parses) == 2
-    assert all(
-        any(rule["expr"].endswith("== 42") for rule in o["rules"].values()) for o in edited
-    )
+    assert all(any(rule["expr"].endswith("== 42") for rule in o["rules"].values()) for o in edited)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from providers import base
-from reconciler import plan
+from reconciler import graph, plan
 from reconciler.frozen import quick_init
+from reconciler.kinds import common
 from reconciler.state import model
 
 
@@ -94,10 +95,25 @@ def test_classes_it_cannot_copy_are_refused() -> None:
         a: int
         b: int = field(default=0, init=False)
 
-    @dataclass(frozen=True, slots=True)
-    class Slotted:
-        a: int
-
-    for cls in (Mutable, WithPost, WithInitVar, WithoutInit, Slotted):
+    for cls in (Mutable, WithPost, WithInitVar, WithoutInit):
         with pytest.raises(TypeError, match="quick_init"):
             quick_init(cls)
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
+class Slotted:
+    name: str
+    tags: list[str] = field(default_factory=list)
+
+
+def test_a_slotted_class_sets_each_field_through_its_slot() -> None:
+    a = Slotted("a")
+    assert (a.name, a.tags) == ("a", []) and Slotted("a").tags is not a.tags
+    assert not hasattr(a, "__dict__")
+    with pytest.raises(FrozenInstanceError):
+        a.name = "b"  # type: ignore[misc]
+    assert a == Slotted("a") and dataclasses.replace(a, name="b").name == "b"
+    edge = graph.Edge("Dataset/d", "FeatureSet/f", "spec.source")
+    assert hash(edge) == hash(graph.Edge("Dataset/d", "FeatureSet/f", "spec.source"))
+    assert common.Reference("Dataset", "d", ("spec",)).address == "Dataset/d"
