@@ -9,7 +9,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from reconciler.kinds.common import Document, FieldError, Name, Reference, ResourceSpec, SpecModel
+from reconciler.kinds.common import (
+    Document,
+    FieldError,
+    Name,
+    Reference,
+    ResourceSpec,
+    SpecModel,
+    empty_list,
+)
 from reconciler.kinds.units import Duration
 
 Scalar = int | float | str | bool
@@ -171,7 +179,7 @@ class Validation(SpecModel):
 class DatasetSpec(ResourceSpec):
     source: Source = Field(description="Where the data comes from and its format. Required.")
     schema_: list[Column] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         alias="schema",
         description="The declared columns and their checks. Default: none (no column checks).",
     )
@@ -330,7 +338,7 @@ class Feature(SpecModel):
             ),
         ]
     ] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Transforms applied in order; a bare name such as standardize is short for "
         "{type: standardize}. Default: none (passthrough).",
     )

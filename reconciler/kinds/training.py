@@ -17,6 +17,7 @@ from reconciler.kinds.common import (
     Reference,
     ResourceSpec,
     SpecModel,
+    empty_list,
     keyed_union,
 )
 from reconciler.kinds.units import CpuQuantity, Duration, MemoryQuantity
@@ -230,7 +231,7 @@ class TrainingJobSpec(ResourceSpec):
         "never trains once; always trains on every apply. Default: onInputChange.",
     )
     gates: list[Gate] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Validation-metric bounds a model must meet to be registered. Default: none.",
     )
     registration: Register | None = Field(

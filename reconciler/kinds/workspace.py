@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from reconciler.kinds.common import DNS_LABEL, Document, Labels, SpecModel
+from reconciler.kinds.common import DNS_LABEL, Document, Labels, SpecModel, empty_list
 from reconciler.kinds.units import CpuQuantity, MemoryQuantity, UnitPrice
 
 
@@ -188,7 +188,7 @@ class Registry(SpecModel):
 
 class Policy(SpecModel):
     required_labels: list[str] = Field(
-        default_factory=list,
+        default_factory=empty_list,
         description="Labels every resource must carry, such as team. Default: none.",
     )
 
