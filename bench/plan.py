@@ -46,6 +46,9 @@ NOOP_1K_RATIO = 5.0  # terraform / pipeform, at least
 NOOP_10K_TARGET_S = 2.0
 APPLY_1K_RATIO = 10.0  # terraform / pipeform, at least
 LINEAR_GROWTH = 1.3  # per-resource time growth per 10x in N, net of fixed cost, at most
+#: A growth from N is judged only when the per-resource part is at least this share of N's
+#: time: below it, the run-to-run spread of the fixed cost taken off is larger than the part.
+SIGNAL_MIN = 0.4
 STEPS = ("apply", "noop", "change")
 STEP_LABELS = {
     "apply": "apply, creating N",
@@ -334,16 +337,30 @@ def print_linearity(results: Results, shapes: list[str], sizes: list[int]) -> No
                     itertools.pairwise(net), itertools.pairwise(sizes), strict=True
                 )
             ]
-            shape_ok = "linear" if all(g < LINEAR_GROWTH for g in growth) else "WORSE than linear"
+            judged = [(t - fixed) / t >= SIGNAL_MIN for t in seconds[:-1]]  # from each N
+            kept = [g for g, ok in zip(growth, judged, strict=True) if ok]
+            verdict = (
+                "fixed cost dominates, not judged (count instructions instead)"
+                if not kept
+                else "linear"
+                if all(g < LINEAR_GROWTH for g in kept)
+                else "WORSE than linear"
+            )
             print(
                 f"    {shape:<7} {STEP_LABELS[step]:<18} "
                 + " -> ".join(f"{t * 1000:.3f}" for t in net)
                 + "  ("
                 + " -> ".join(f"{t * 1000:.3f}" for t in raw)
                 + ")  growth "
-                + ", ".join(f"{g:.2f}x" for g in growth)
-                + f": {shape_ok}"
+                + ", ".join(
+                    f"{g:.2f}x" + ("" if ok else "*") for g, ok in zip(growth, judged, strict=True)
+                )
+                + f": {verdict}"
             )
+    print(
+        f"    (* not judged: at the smaller N the per-resource part is under {SIGNAL_MIN:.0%}"
+        " of the time)"
+    )
 
 
 def timed(label: str, start: float) -> None:
