@@ -285,20 +285,13 @@ def _address(raw: RawDocument) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-#: Models by kind name, as KINDS gives them: a plain dict, looked up once per document.
-_MODELS: dict[str, type[Document]] = {}
-
-
 def _header_model(data: Any) -> type[Document] | None:
     """The model of a document whose apiVersion and kind are right (nearly every one),
     else None: ``_check_header`` then says what is wrong."""
     if isinstance(data, dict) and data.get("apiVersion") == API_VERSION:
         kind = data.get("kind")
-        if isinstance(kind, str):
-            model = _MODELS.get(kind)
-            if model is None and kind in KINDS:
-                model = _MODELS[kind] = KINDS[kind]
-            return model
+        if isinstance(kind, str) and kind in KINDS:
+            return KINDS[kind]
     return None
 
 

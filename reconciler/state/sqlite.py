@@ -19,6 +19,7 @@ from pathlib import Path
 from reconciler import faults
 from reconciler.state.backend import LockHeld, StateBackend, StateConflict, StateError
 from reconciler.state.model import JournalEntry, LockInfo, ResourceState, State, Version, now
+from trainer.sqlitesetup import setup
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -32,32 +33,10 @@ CREATE TABLE IF NOT EXISTS lock (
 """
 
 
-SETUP_WAIT_S = 30.0  # as long as the busy timeout
-
-
 def _setup(db: sqlite3.Connection) -> None:
-    """WAL mode, full fsync on commit and the schema on a new connection.
-
-    Setting the journal mode (even to the mode the file already has) can fail at once with
-    "database is locked", without SQLite's busy handler, while another process opens or
-    checkpoints the same file. Two commands starting together must not see that as "cannot
-    open the state database": retry for as long as the busy timeout would have waited.
-    Twin of ``_setup`` in ``trainer/registry/local.py``: the trainer imports nothing from
-    ``reconciler``, so each side keeps its own.
-    """
-    deadline = time.monotonic() + SETUP_WAIT_S
-    delay = 0.005
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(SCHEMA)
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+    """WAL mode, full fsync on commit and the schema on a new connection (retried while
+    another process holds the file, see ``trainer/sqlitesetup.py``)."""
+    setup(db, ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"), SCHEMA)
 
 
 class SqliteBackend(StateBackend):

@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -43,6 +42,7 @@ from trainer.registry.common import (
     package_digest,
     package_files,
 )
+from trainer.sqlitesetup import setup
 
 __all__ = [  # the shared names stay importable from here
     "LocalRegistry",
@@ -100,32 +100,10 @@ def _copy_file(source: Path, target: Path) -> None:
     target.chmod(0o444)  # content-addressed: never edited in place
 
 
-SETUP_WAIT_S = 30.0  # as long as the busy timeout
-
-
 def _setup(db: sqlite3.Connection) -> None:
-    """WAL mode, foreign keys and the schema on a new connection.
-
-    Setting the journal mode (even to the mode the file already has) can fail at once with
-    "database is locked", without SQLite's busy handler, while another process opens or
-    checkpoints the same file: two trainers registering at the same moment hit it. Retry
-    for as long as the busy timeout would have waited.
-    Twin of ``_setup`` in ``reconciler/state/sqlite.py``: the trainer imports nothing from
-    ``reconciler``, so each side keeps its own.
-    """
-    deadline = time.monotonic() + SETUP_WAIT_S
-    delay = 0.005
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA foreign_keys = ON")
-            db.executescript(_SCHEMA)
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.1)
+    """WAL mode, foreign keys and the schema on a new connection (retried while another
+    process holds the file, see ``trainer/sqlitesetup.py``)."""
+    setup(db, ("PRAGMA journal_mode = WAL", "PRAGMA foreign_keys = ON"), _SCHEMA)
 
 
 class LocalRegistry(Registry):
