@@ -16,7 +16,7 @@ from reconciler.diagnostics import PipeformError
 
 
 def _seconds(text: str) -> float:
-    from reconciler.kinds.units import parse_duration
+    from reconciler.quantities import parse_duration
 
     try:
         return float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)

@@ -17,9 +17,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
-from reconciler.kinds.units import format_duration
-from reconciler.kinds.workspace import DefaultResources, Workspace
 from reconciler.plan import Action, CostEstimate, ResourceChange
+from reconciler.quantities import format_duration
+from reconciler.snapshot import View
 from reconciler.specs import CheckedTree
 from reconciler.state.model import State
 
@@ -48,7 +48,7 @@ class Prices:
     default_gpu_hour: Decimal
 
     @classmethod
-    def of(cls, workspace: Workspace) -> Prices:
+    def of(cls, workspace: View) -> Prices:
         p = workspace.spec.pricing
         return cls(p.currency, p.cpu_hour, p.memory_gib_hour, dict(p.gpu_hour), p.default_gpu_hour)
 
@@ -108,7 +108,7 @@ def _decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() and number >= 0 else None
 
 
-def job_shape(job: TrainingJob, defaults: DefaultResources) -> Shape:
+def job_shape(job: TrainingJob, defaults: View) -> Shape:
     """A TrainingJob's resources, the Workspace defaults filling what it leaves out."""
     r, d = job.spec.resources, job.spec.distributed
     cpu = r.cpu if r.cpu is not None else defaults.cpu
@@ -172,9 +172,7 @@ def expected_hours(job: TrainingJob, outputs: Mapping[str, Any]) -> tuple[Decima
     return Decimal(str(seconds)) / HOUR, f"maxDuration {format_duration(seconds)}"
 
 
-def estimate(
-    job: TrainingJob, workspace: Workspace, prior_outputs: Mapping[str, Any]
-) -> CostEstimate:
+def estimate(job: TrainingJob, workspace: View, prior_outputs: Mapping[str, Any]) -> CostEstimate:
     """The expected cost of the next run of job."""
     prices = Prices.of(workspace)
     shape = job_shape(job, workspace.spec.defaults.resources)
@@ -199,7 +197,7 @@ def estimate_changes(
     out = []
     for change in changes:
         loaded = checked.tree.documents.get(change.address)
-        if change.action in TRAINING_ACTIONS and loaded and loaded.model.KIND == "TrainingJob":
+        if change.action in TRAINING_ACTIONS and loaded and loaded.facts.kind == "TrainingJob":
             prior = state.resources.get(change.address)
             job = cast("TrainingJob", loaded.model)
             found = estimate(job, workspace, prior.outputs if prior else {})

@@ -22,7 +22,7 @@ import click
 from reconciler import schema as schemas
 from reconciler.kinds import KINDS, Document
 from reconciler.kinds.common import ADDRESS, DNS_LABEL, ENV_NAME
-from reconciler.kinds.units import (
+from reconciler.quantities import (
     DURATION_PATTERN,
     MONEY_PATTERN,
     QUANTITY_PATTERN,

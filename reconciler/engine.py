@@ -57,17 +57,14 @@ def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
     """A provider's own settings, plus under ``workspace`` the Workspace's name and the
     settings every provider may need (defaults, pricing, registry, the Pushgateway URL)."""
     workspace = checked.tree.workspace
-    providers = workspace.spec.providers
-    if name in type(providers).model_fields and name != "plugins":
-        settings = getattr(providers, name)
-        own = settings.model_dump(mode="json", by_alias=True) if settings is not None else {}
-    else:
-        own = dict(providers.plugins.get(name, {}))
+    providers = workspace.spec.providers.model_dump(mode="json", by_alias=True)
+    plugins = providers.pop("plugins", {})
+    own = (providers[name] or {}) if name in providers else dict(plugins.get(name, {}))
     shared = workspace.spec.model_dump(
         mode="json", by_alias=True, include={"defaults", "pricing", "registry"}
     )
     shared["name"] = workspace.metadata.name
-    shared["pushgatewayUrl"] = providers.prometheus.pushgateway_url
+    shared["pushgatewayUrl"] = workspace.spec.providers.prometheus.pushgateway_url
     return {**own, "workspace": shared}
 
 
@@ -102,7 +99,7 @@ def _check_kinds(checked: CheckedTree, instances: dict[str, base.Provider], defa
     unsupported = [
         (a, d)
         for a, d in checked.tree.documents.items()
-        if d.model.KIND not in type(instances[_document_providers(checked)[a]]).kinds
+        if d.facts.kind not in type(instances[_document_providers(checked)[a]]).kinds
     ]
     if unsupported:
         from reconciler.diagnostics import Diagnostics, error
@@ -111,7 +108,7 @@ def _check_kinds(checked: CheckedTree, instances: dict[str, base.Provider], defa
             Diagnostics(
                 [
                     error(
-                        f"provider {_document_providers(checked)[a]} cannot realise {d.model.KIND} resources yet",
+                        f"provider {_document_providers(checked)[a]} cannot realise {d.facts.kind} resources yet",
                         d.position(),
                         address=a,
                         hint="pick another provider in spec.provider, or remove it for now",
@@ -131,7 +128,6 @@ def _validate_with_providers(
     its documents are not rendered for nothing.
     """
     from reconciler.diagnostics import Diagnostic, Diagnostics
-    from reconciler.planner import desired_document
 
     checking = {
         name
@@ -148,7 +144,7 @@ def _validate_with_providers(
         if name not in checking:
             continue
         ctx = base.ResourceContext.of(address, "", checked.tree.root)
-        for d in instances[name].validate(ctx, desired_document(loaded.model, labels)):
+        for d in instances[name].validate(ctx, loaded.facts.desired(labels)):
             found.add(
                 Diagnostic(
                     d.severity, d.message, d.position or loaded.position(), address, d.hint, d.path
@@ -163,7 +159,7 @@ def _document_providers(checked: CheckedTree) -> dict[str, str]:
     found: dict[str, str] | None = checked.__dict__.get("_providers")
     if found is None:
         chooser = _chooser(checked.tree.workspace.spec.defaults.provider)
-        found = {a: chooser.for_document(d.model) for a, d in checked.tree.documents.items()}
+        found = {a: chooser.for_document(d.facts) for a, d in checked.tree.documents.items()}
         checked.__dict__["_providers"] = found
     return found
 
@@ -366,7 +362,6 @@ def apply_refresh(session: Session, plan: plans.Plan) -> int:
 
 
 def import_resource(session: Session, address: str, external_id: str) -> int:
-    from reconciler.planner import desired_document
     from reconciler.state.model import ResourceState
 
     loaded = session.checked.tree.documents.get(address)
@@ -380,14 +375,14 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
             f"{address} is already managed (in state); pipeform state rm {address} first "
             "to import another object in its place"
         )
-    name = session.providers.for_document(loaded.model)
+    name = session.providers.for_document(loaded.facts)
     provider = session.providers.get(name, address)
     response = provider.import_(
         base.ImportRequest(
             base.ResourceContext.of(address, state.lineage, session.root), external_id
         )
     )
-    desired = desired_document(loaded.model, session.checked.tree.workspace.spec.defaults.labels)
+    desired = loaded.facts.desired(session.checked.tree.workspace.spec.defaults.labels)
     spec = (
         {"metadata": {"labels": {}, "annotations": {}}, "spec": response.spec}
         if response.spec is not None
@@ -397,7 +392,7 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
         state.serial,
         ResourceState(
             address=address,
-            kind=loaded.model.KIND,
+            kind=loaded.facts.kind,
             provider=name,
             spec=spec,
             spec_hash=canonical_hash(spec),
@@ -405,7 +400,7 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
             observed=response.observed,
             external_id=response.external_id,
             dependencies=session.checked.graph.dependencies(address),
-            prevent_destroy=loaded.model.metadata.lifecycle.prevent_destroy,
+            prevent_destroy=loaded.facts.prevent_destroy,
         ),
     )
 

@@ -19,7 +19,8 @@ from reconciler.loader import LoadedDocument, SpecTree, format_path
 from reconciler.yamlsource import DataPath
 
 if TYPE_CHECKING:  # imported when a tree holds them (reconciler.kinds is lazy)
-    from reconciler.kinds import Budget, Reference, TrainingJob
+    from reconciler.kinds import TrainingJob
+    from reconciler.snapshot import Reference
 
 _COST_BEARING = ("TrainingJob",)
 
@@ -173,7 +174,8 @@ def build_graph(tree: SpecTree, diagnostics: Diagnostics) -> Graph:
     cost_bearing: list[str] | None = None  # built on the first Budget
     for address in graph.nodes:
         doc = documents[address]
-        for ref in doc.model.references():
+        facts = doc.facts
+        for ref in facts.references:
             dependency = ref.address
             if dependency in documents:
                 reason = reasons.get(ref.path)
@@ -184,15 +186,15 @@ def build_graph(tree: SpecTree, diagnostics: Diagnostics) -> Graph:
             if names_by_kind is None:
                 names_by_kind = {}
                 for other in documents.values():
-                    names_by_kind.setdefault(other.model.KIND, []).append(other.model.name)
+                    names_by_kind.setdefault(other.facts.kind, []).append(other.facts.name)
             diagnostics.add(_unknown_reference(ref, address, doc, names_by_kind))
-        if doc.model.KIND == "Budget":
+        if facts.kind == "Budget":
             if cost_bearing is None:
-                cost_bearing = [a for a in graph.nodes if documents[a].model.KIND in _COST_BEARING]
-            selector = cast("Budget", doc.model).spec.scope.labels
+                cost_bearing = [a for a in graph.nodes if documents[a].facts.kind in _COST_BEARING]
+            selector = (facts.spec.get("scope") or {}).get("labels") or {}  # spec.scope.labels
             default_labels = tree.workspace.spec.defaults.labels
             for other_address in cost_bearing:
-                labels = documents[other_address].model.metadata.labels
+                labels = documents[other_address].facts.labels
                 if _labels_match(selector, {**default_labels, **labels}):
                     edges.append(Edge(address, other_address, "spec.scope"))
     cycle = graph.find_cycle()

@@ -13,14 +13,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, Position, error, suggestion
 from reconciler.frozen import quick_init
-from reconciler.kinds import API_VERSION, KINDS, Document, Workspace
-from reconciler.kinds.common import ADDRESS, DNS_LABEL, ENV_NAME, FieldError
+from reconciler.kinds import API_VERSION, KINDS
+from reconciler.snapshot import Facts, View
 from reconciler.state.speccache import SpecCache, content_key
 from reconciler.yamlsource import (
     MAX_FILES,
@@ -33,12 +31,36 @@ from reconciler.yamlsource import (
     spec_files,
 )
 
+if TYPE_CHECKING:  # pydantic loads only when a document must be validated
+    from pydantic import BaseModel
+
+    from reconciler.kinds import Document
+
+#: The spec cache's key for the embedded default Workspace's facts (never a content hash).
+DEFAULT_WORKSPACE_KEY = "default-workspace"
+
 
 @quick_init
 @dataclass(frozen=True, slots=True)
 class LoadedDocument:
-    model: Document
+    """One valid document: its facts (what the engine reads), its raw data and positions,
+    and its model, validated when first asked for (``model``) if it came from the spec
+    cache, which keeps facts but no models."""
+
+    facts: Facts
     raw: RawDocument
+    validated: Document | None = None
+
+    @property
+    def model(self) -> Document:
+        """The validated model (imports pydantic and the kind's models on first use)."""
+        model = self.validated
+        if model is None:
+            model, problems = parse_document(self.raw)
+            if model is None:  # the cache said it validated: the models changed under it
+                raise RuntimeError(f"{self.facts.address} no longer validates: {problems}")
+            object.__setattr__(self, "validated", model)  # a cache of what the data implies
+        return model
 
     def position(self, path: DataPath = ()) -> Position:
         return self.raw.position(path)
@@ -46,20 +68,21 @@ class LoadedDocument:
 
 @dataclass
 class SpecTree:
-    """The documents of a spec tree, by address, with the Workspace apart."""
+    """The documents of a spec tree, by address, with the Workspace apart (as a View of
+    its model: ``tree.workspace.spec.defaults.labels`` reads as on the model)."""
 
     root: Path
-    workspace: Workspace
+    workspace: View
     workspace_source: LoadedDocument | None = None
     documents: dict[str, LoadedDocument] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
 
     def by_kind(self, kind: str) -> list[LoadedDocument]:
-        return [d for d in self.documents.values() if kind == d.model.KIND]
+        return [d for d in self.documents.values() if kind == d.facts.kind]
 
     def sorted_of_kind(self, kind: str) -> list[tuple[str, LoadedDocument]]:
         """(address, document) for the documents of one kind, by address."""
-        found = [(a, d) for a, d in self.documents.items() if kind == d.model.KIND]
+        found = [(a, d) for a, d in self.documents.items() if kind == d.facts.kind]
         found.sort()
         return found
 
@@ -104,6 +127,8 @@ def _field_names(model: type[BaseModel]) -> list[str]:
 
 def known_fields(tp: Any, path: DataPath, data: Any) -> list[str]:
     """The field names a model accepts at path, following the written data through unions."""
+    from pydantic import BaseModel
+
     out: list[str] = []
     for member in _members(tp):
         if isinstance(member, type) and issubclass(member, BaseModel):
@@ -152,12 +177,16 @@ def _shown(value: Any) -> str:
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
-_PATTERN_HINTS = {
-    DNS_LABEL: "use lower-case letters, digits and '-', starting and ending with a letter or digit, such as my-name",
-    ADDRESS: "write Kind/name, such as Secret/db-password",
-    ENV_NAME: "use letters, digits and '_', not starting with a digit",
-    r"^[A-Z]{3}$": "use an ISO 4217 currency code such as USD or EUR",
-}
+def _pattern_hints() -> dict[str, str]:
+    """How to fix a value that does not match a pattern, by pattern (for messages only)."""
+    from reconciler.kinds.common import ADDRESS, DNS_LABEL, ENV_NAME
+
+    return {
+        DNS_LABEL: "use lower-case letters, digits and '-', starting and ending with a letter or digit, such as my-name",
+        ADDRESS: "write Kind/name, such as Secret/db-password",
+        ENV_NAME: "use letters, digits and '_', not starting with a digit",
+        r"^[A-Z]{3}$": "use an ISO 4217 currency code such as USD or EUR",
+    }
 
 
 def _type_hint(kind: str, value: Any) -> str | None:
@@ -218,7 +247,7 @@ def _describe(err: Any, path: DataPath, model: type[Document], data: Any) -> tup
     elif kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
         message = f"{_shown(value)} is not in the expected form"
-        hint = _PATTERN_HINTS.get(pattern, f"it must match the regular expression {pattern}")
+        hint = _pattern_hints().get(pattern, f"it must match the regular expression {pattern}")
     else:  # pydantic's own words: "Input should be greater than 0" and the like
         message = re.sub(r"a valid dictionary( or instance of \w+)?", "a mapping", message)
         message = f"{message[:1].lower()}{message[1:]} (got {_shown(value)})"
@@ -302,6 +331,10 @@ def parse_document(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]
         model, problems = _check_header(raw)
         if model is None:
             return None, [_with_address(d, raw) for d in problems]
+    from pydantic import ValidationError
+
+    from reconciler.kinds.common import FieldError
+
     try:
         # model_validate without its Python wrapper: the same validator, same errors
         return model.__pydantic_validator__.validate_python(raw.data), []
@@ -367,8 +400,15 @@ def _parse_files(jobs: list[tuple[bytes, str]]) -> list[FileResult]:
         return list(pool.map(_parse_one, jobs, chunksize=chunk))
 
 
-def _read_files(jobs: list[tuple[Path, str]], cache: SpecCache) -> list[FileResult]:
-    """Each file's documents and problems, from the spec cache when its bytes are known."""
+def _read_files(
+    jobs: list[tuple[Path, str]],
+    cache: SpecCache,
+    parsed_clean: list[tuple[str, list[RawDocument]]],
+) -> list[FileResult]:
+    """Each file's documents and problems, from the spec cache when its bytes are known.
+
+    Files parsed here without a problem are added to ``parsed_clean`` as (content key,
+    documents): they go into the cache once their documents are validated."""
     results: list[FileResult] = []
     misses: list[tuple[int, bytes, str, str]] = []  # (slot in results, bytes, display, key)
     for path, display in jobs:
@@ -384,21 +424,22 @@ def _read_files(jobs: list[tuple[Path, str]], cache: SpecCache) -> list[FileResu
             results.append(([], []))
         else:
             unpacked = RawDocument.from_packed
-            results.append(([unpacked(display, i, doc, at) for i, doc, at in entry], []))
+            results.append(
+                ([unpacked(display, i, doc, at, facts) for i, doc, at, facts in entry], [])
+            )
     parsed = _parse_files([(data, display) for _, data, display, _ in misses])
-    strings: dict[str, str] = {}
     for (slot, _, _, key), (found, parse_problems) in zip(misses, parsed, strict=True):
         results[slot] = (found, parse_problems)
         if not parse_problems:  # only clean files: every diagnostic comes from a real parse
-            with contextlib.suppress(ValueError):  # not marshallable: just not cached
-                cache.put(
-                    key, [(d.index, shared_strings(d.data, strings), d.pack()) for d in found]
-                )
+            parsed_clean.append((key, found))
     return results
 
 
 def read_tree(
-    paths: list[Path], diagnostics: Diagnostics, cache: SpecCache | None = None
+    paths: list[Path],
+    diagnostics: Diagnostics,
+    cache: SpecCache | None = None,
+    parsed_clean: list[tuple[str, list[RawDocument]]] | None = None,
 ) -> tuple[list[RawDocument], list[str]]:
     """Every raw document in the given files and directories."""
     files: list[Path] = []
@@ -422,7 +463,8 @@ def read_tree(
     shown = [display_path(path) for path in files]
     documents: list[RawDocument] = []
     jobs = list(zip(files, shown, strict=True))
-    for found, problems in _read_files(jobs, cache or SpecCache(None, None)):
+    clean = [] if parsed_clean is None else parsed_clean
+    for found, problems in _read_files(jobs, cache or SpecCache(None, None), clean):
         documents.extend(found)
         diagnostics.extend(problems)
     if paths and not files and not diagnostics.has_errors:
@@ -435,29 +477,67 @@ def read_tree(
     return documents, shown
 
 
+def _default_workspace(cache: SpecCache) -> Facts:
+    """The embedded default Workspace, validated once and then kept in the spec cache."""
+    entry = cache.get(DEFAULT_WORKSPACE_KEY)
+    if entry and entry[0][3] is not None:
+        return Facts.unpack(entry[0][3])
+    data = {"apiVersion": API_VERSION, "kind": "Workspace", "metadata": {"name": "default"}}
+    facts = Facts.of(KINDS["Workspace"].model_validate(data))
+    with contextlib.suppress(ValueError):  # not marshallable: just not cached
+        cache.put(DEFAULT_WORKSPACE_KEY, [(0, data, b"", facts.pack())])
+    return facts
+
+
+def _cache_parsed(cache: SpecCache, parsed: list[tuple[str, list[RawDocument]]]) -> None:
+    """Put the files parsed this time into the cache, with their documents' facts."""
+    if cache.path is None:
+        return
+    strings: dict[str, str] = {}
+    for key, found in parsed:
+        with contextlib.suppress(ValueError):  # not marshallable: just not cached
+            cache.put(
+                key,
+                [
+                    (
+                        d.index,
+                        shared_strings(d.data, strings),
+                        d.pack(),
+                        shared_strings(d.facts, strings),
+                    )
+                    for d in found
+                ],
+            )
+
+
 def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
-    """Read and validate every document; duplicate addresses and Workspaces are errors."""
+    """Read and validate every document; duplicate addresses and Workspaces are errors.
+
+    A document from the spec cache with facts is not validated again (see
+    ``reconciler.snapshot``); any other is validated against its kind's model."""
     root = paths[0] if paths and paths[0].is_dir() else (paths[0].parent if paths else Path("."))
     cache = SpecCache.open(root)
-    raws, files = read_tree(paths, diagnostics, cache)
-    cache.save()
-    tree = SpecTree(
-        root=root,
-        workspace=Workspace.model_validate(
-            {"apiVersion": API_VERSION, "kind": "Workspace", "metadata": {"name": "default"}}
-        ),
-        files=files,
-    )
+    parsed: list[tuple[str, list[RawDocument]]] = []
+    raws, files = read_tree(paths, diagnostics, cache, parsed)
+    keep = cache.path is not None and bool(parsed)  # facts are packed only to be cached
+    tree = SpecTree(root=root, workspace=None, files=files)  # type: ignore[arg-type]
     documents = tree.documents
     for raw in raws:
-        model, problems = parse_document(raw)
-        if model is None:
-            diagnostics.extend(problems)
+        model = None
+        if raw.facts is not None:
+            facts = Facts.unpack(raw.facts)
+        else:
+            model, problems = parse_document(raw)
+            if model is None:
+                diagnostics.extend(problems)
+                continue
+            facts = Facts.of(model)
+            if keep:
+                raw.facts = facts.pack()
+        if facts.workspace is not None:
+            _set_workspace(tree, LoadedDocument(facts, raw, model), diagnostics)
             continue
-        if type(model) is Workspace:  # not isinstance: pydantic's ABC check costs a call
-            _set_workspace(tree, model, raw, diagnostics)
-            continue
-        address = model.address
+        address = facts.address
         first = documents.get(address)
         if first is not None:
             diagnostics.add(
@@ -469,22 +549,24 @@ def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
                 )
             )
             continue
-        documents[address] = LoadedDocument(model, raw)
+        documents[address] = LoadedDocument(facts, raw, model)
+    if tree.workspace_source is None:
+        tree.workspace = _default_workspace(cache).workspace  # type: ignore[assignment]
+    _cache_parsed(cache, parsed)
+    cache.save()
     return tree
 
 
-def _set_workspace(
-    tree: SpecTree, model: Workspace, raw: RawDocument, diagnostics: Diagnostics
-) -> None:
+def _set_workspace(tree: SpecTree, loaded: LoadedDocument, diagnostics: Diagnostics) -> None:
     """The tree's Workspace, unless it already has one (then a second is an error)."""
     if tree.workspace_source is not None:
         diagnostics.add(
             error(
                 "a second Workspace document",
-                raw.start,
-                address=model.address,
+                loaded.raw.start,
+                address=loaded.facts.address,
                 hint=f"keep one; the first is at {tree.workspace_source.position()}",
             )
         )
         return
-    tree.workspace, tree.workspace_source = model, LoadedDocument(model, raw)
+    tree.workspace, tree.workspace_source = loaded.facts.workspace, loaded  # type: ignore[assignment]

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
-
 from providers.base import (
     PlanRequest,
     Provider,
@@ -29,9 +27,9 @@ from providers.base import (
 )
 from reconciler import cost, policy
 from reconciler.diagnostics import Diagnostics, PipeformError, error
-from reconciler.kinds import Document
 from reconciler.loader import LoadedDocument
 from reconciler.plan import UNKNOWN, Action, Drift, FieldChange, Plan, Reason, ResourceChange
+from reconciler.snapshot import Facts
 from reconciler.specs import CheckedTree
 from reconciler.state.model import ResourceState, State, Status, now
 
@@ -64,14 +62,12 @@ class Providers:
     instances: Mapping[str, Provider]
     default: str = "local"
 
-    def for_document(self, doc: Document) -> str:
+    def for_document(self, facts: Facts) -> str:
         """spec.provider when given, else the default (with local, KIND_PROVIDERS first)."""
-        spec = getattr(doc, "spec", None)
-        named: str | None = getattr(spec, "provider", None)
-        if named:
-            return named
+        if facts.provider:
+            return facts.provider
         if self.default == "local":
-            return KIND_PROVIDERS.get(doc.KIND, self.default)
+            return KIND_PROVIDERS.get(facts.kind, self.default)
         return self.default
 
     def get(self, name: str, address: str) -> Provider:
@@ -86,20 +82,9 @@ def canonical_hash(value: Any) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def desired_document(doc: Document, default_labels: Mapping[str, str]) -> dict[str, Any]:
-    """What is diffed and stored: effective labels and annotations, and the full spec."""
-    spec = getattr(doc, "spec", None)
-    if isinstance(spec, BaseModel):  # dump the spec alone: metadata is taken as is below
-        spec_json: Any = spec.model_dump(mode="json", by_alias=True)
-    else:
-        spec_json = doc.model_dump(mode="json", by_alias=True).get("spec", {})
-    return {
-        "metadata": {
-            "labels": {**default_labels, **doc.metadata.labels},
-            "annotations": dict(doc.metadata.annotations),
-        },
-        "spec": spec_json,
-    }
+def desired_document(doc: Any, default_labels: Mapping[str, str]) -> dict[str, Any]:
+    """What is diffed and stored of a validated model (``Facts.desired``, for a model)."""
+    return Facts.of(doc).desired(default_labels)
 
 
 def _path_text(deep_path: list[Any]) -> str:
@@ -204,6 +189,11 @@ class _Context:
     live: dict[str, ReadResponse] = field(default_factory=dict)
     changes: dict[str, ResourceChange] = field(default_factory=dict)
     contexts: dict[str, ResourceContext] = field(default_factory=dict)
+
+    @property
+    def default_labels(self) -> Mapping[str, str]:
+        labels: Mapping[str, str] = self.checked.tree.workspace.spec.defaults.labels
+        return labels
 
     def ctx(self, address: str) -> ResourceContext:
         """The (frozen, so shared) context for address: refresh and plan both need it."""
@@ -323,17 +313,16 @@ def _changed_inputs(c: _Context, deps: list[str]) -> list[str]:
 
 
 def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> ResourceChange:
-    doc = loaded.model
-    provider_name = c.providers.for_document(doc)
+    facts = loaded.facts
+    provider_name = c.providers.for_document(facts)
     provider = c.providers.get(provider_name, address)
-    desired = desired_document(doc, c.checked.tree.workspace.spec.defaults.labels)
+    desired = facts.desired(c.default_labels)
     prior = c.state.resources.get(address)
     live = c.live.get(address)
-    lifecycle = doc.metadata.lifecycle
     deps = c.checked.graph.dependencies(address)  # a fresh list: the change keeps it
     upstream = _upstream_outputs(c, deps) if deps else {}
     if prior is not None:
-        desired = _apply_ignore(prior.spec, desired, lifecycle.ignore_changes)
+        desired = _apply_ignore(prior.spec, desired, facts.ignore_changes)
     request = PlanRequest(
         c.ctx(address),
         prior.spec if prior else None,
@@ -345,13 +334,13 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
     response = _call(provider_name, address, "plan", provider.plan, request)
     change = ResourceChange(
         address=address,
-        kind=doc.KIND,
+        kind=facts.kind,
         provider=provider_name,
         action=Action.NOOP,
         before=prior.spec if prior else None,
         after=desired,
         dependencies=deps,
-        prevent_destroy=lifecycle.prevent_destroy,
+        prevent_destroy=facts.prevent_destroy,
         inputs_fingerprint=response.inputs_fingerprint,
     )
     unknown = response.unknown_outputs

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from reconciler import cost
 from reconciler.diagnostics import Diagnostic, Diagnostics, PipeformError, Position, Severity
-from reconciler.kinds.units import format_cpu, format_memory
 from reconciler.loader import LoadedDocument
 from reconciler.plan import (
     Action,
@@ -34,6 +33,7 @@ from reconciler.plan import (
     ResourceChange,
     cents,
 )
+from reconciler.quantities import format_cpu, format_memory
 from reconciler.specs import CheckedTree
 from reconciler.state.model import State
 
@@ -72,7 +72,7 @@ def evaluate(
 
 
 def _ws_name(checked: CheckedTree) -> str:
-    return checked.tree.workspace.metadata.name
+    return str(checked.tree.workspace.metadata.name)
 
 
 def _finding(
@@ -105,7 +105,7 @@ def required_labels(
     defaults = checked.tree.workspace.spec.defaults.labels
     ok = True
     for change, loaded in changes:
-        labels = {**defaults, **loaded.model.metadata.labels}
+        labels = {**defaults, **loaded.facts.labels}
         missing = [k for k in required if k not in labels]
         if not missing:
             continue
@@ -137,13 +137,13 @@ def quotas(
     passed = []
     defaults = checked.tree.workspace.spec.defaults.resources
     for change, loaded in changes:
-        if loaded.model.KIND != "TrainingJob":
+        if loaded.facts.kind != "TrainingJob":
             continue
         job = cast("TrainingJob", loaded.model)
         if not job.spec.quota:
             continue
         quota_doc = checked.tree.documents.get(f"Quota/{job.spec.quota}")
-        if quota_doc is None or quota_doc.model.KIND != "Quota":
+        if quota_doc is None or quota_doc.facts.kind != "Quota":
             continue  # an unknown reference is a validation error already
         problems = quota_problems(
             job, cast("Quota", quota_doc.model), cost.job_shape(job, defaults)
@@ -289,7 +289,7 @@ def budget_statuses(
     prices = cost.Prices.of(checked.tree.workspace)
     out = []
     for address, loaded in sorted(checked.tree.documents.items()):
-        if loaded.model.KIND != "Budget":
+        if loaded.facts.kind != "Budget":
             continue
         spec = cast("Budget", loaded.model).spec
         start, end = period_bounds(spec.period, at)

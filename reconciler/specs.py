@@ -27,11 +27,9 @@ class CheckedTree:
 
 def check_ignore_changes(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """Every lifecycle.ignoreChanges path must name a field of the kind's spec."""
-    with_ignored = [
-        (a, d) for a, d in tree.documents.items() if d.model.metadata.lifecycle.ignore_changes
-    ]
-    for address, doc in sorted(with_ignored):
-        ignored = doc.model.metadata.lifecycle.ignore_changes
+    with_ignored = [(a, d) for a, d in tree.documents.items() if d.facts.ignore_changes]
+    for address, doc in sorted(with_ignored):  # the models are loaded only for these
+        ignored = doc.facts.ignore_changes
         spec_model = type(doc.model).model_fields["spec"].annotation
         data = doc.raw.data.get("spec") if isinstance(doc.raw.data, dict) else None
         for i, dotted in enumerate(ignored):
@@ -44,7 +42,7 @@ def check_ignore_changes(tree: SpecTree, diagnostics: Diagnostics) -> None:
                     where = ("metadata", "lifecycle", "ignoreChanges", i)
                     diagnostics.add(
                         error(
-                            f"metadata.lifecycle.ignoreChanges[{i}]: {dotted!r} is not a field of the {doc.model.KIND} spec",
+                            f"metadata.lifecycle.ignoreChanges[{i}]: {dotted!r} is not a field of the {doc.facts.kind} spec",
                             doc.position(where),
                             address=address,
                             hint=suggestion(part, known)

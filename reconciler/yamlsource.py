@@ -43,10 +43,11 @@ class RawDocument:
     mapping under a key, where that key is written (the line a reader looks for);
     ``key_positions`` holds where each mapping key is written. A document read from the
     spec cache keeps its positions packed (marshal) until something asks for one: most
-    commands on a valid tree never do.
+    commands on a valid tree never do. ``facts`` holds, for a document that validated
+    when the cache was written, its packed ``reconciler.snapshot.Facts``.
     """
 
-    __slots__ = ("_key_positions", "_packed", "_positions", "data", "file", "index")
+    __slots__ = ("_key_positions", "_packed", "_positions", "data", "facts", "file", "index")
 
     def __init__(
         self,
@@ -62,9 +63,12 @@ class RawDocument:
         self._positions = {} if positions is None else positions
         self._key_positions = {} if key_positions is None else key_positions
         self._packed: bytes | None = None
+        self.facts: list[Any] | None = None
 
     @classmethod
-    def from_packed(cls, file: str, index: int, data: Any, packed: bytes) -> RawDocument:
+    def from_packed(
+        cls, file: str, index: int, data: Any, packed: bytes, facts: list[Any] | None
+    ) -> RawDocument:
         """A document whose positions are in ``packed`` (from ``pack``), unpacked on use.
 
         Made once per cached document: its position maps are left unset, not made empty,
@@ -75,6 +79,7 @@ class RawDocument:
         document.index = index
         document.data = data
         document._packed = packed
+        document.facts = facts
         return document
 
     def pack(self) -> bytes:

@@ -22,7 +22,7 @@ from providers.base import JSON, PermanentError, ResourceContext
 from providers.local import files
 from providers.local.settings import LocalSettings
 from reconciler.gitinfo import head_commit
-from reconciler.kinds.units import format_duration, parse_cpu, parse_duration, parse_memory
+from reconciler.quantities import format_duration, parse_cpu, parse_duration, parse_memory
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

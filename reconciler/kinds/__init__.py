@@ -2,7 +2,9 @@
 
 A kind's module is imported the first time its model is asked for (``KINDS[kind]`` or
 ``from reconciler.kinds import TrainingJob``): building pydantic model classes is most
-of pipeform's start-up, and a plan only needs the kinds its spec tree holds.
+of pipeform's start-up, and a plan only needs the kinds its spec tree holds. Importing
+this package, for ``API_VERSION`` and ``KINDS``, imports no pydantic: a plan of a tree
+whose every file is in the spec cache needs no model at all.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ import importlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from reconciler.kinds.common import API_VERSION, Document, Metadata, Reference
+API_VERSION = "pipeform/v1"
 
 if TYPE_CHECKING:
+    from reconciler.kinds.common import Document, Metadata
     from reconciler.kinds.data import Dataset, FeatureSet
     from reconciler.kinds.observability import SLO, Alert
     from reconciler.kinds.platform import Budget, Quota, Secret
     from reconciler.kinds.training import TrainingJob
     from reconciler.kinds.workspace import Workspace
+    from reconciler.snapshot import Reference
 
 #: Each kind's module under reconciler.kinds, in the order kinds are listed to users.
 _MODULES: dict[str, str] = {
@@ -34,7 +38,7 @@ _MODULES: dict[str, str] = {
 }
 
 
-class _Registry(Mapping[str, type[Document]]):
+class _Registry(Mapping[str, "type[Document]"]):
     """Kind name -> model class, importing a kind's module on first lookup."""
 
     def __init__(self) -> None:
@@ -61,9 +65,15 @@ class _Registry(Mapping[str, type[Document]]):
 KINDS: Mapping[str, type[Document]] = _Registry()
 
 
+#: Names of reconciler.kinds.common offered here too, loaded (with pydantic) on first use.
+_COMMON = ("Document", "Metadata", "Reference")
+
+
 def __getattr__(name: str) -> Any:
     if name in _MODULES:  # every model class is named after its kind
         return KINDS[name]
+    if name in _COMMON:
+        return getattr(importlib.import_module(f"{__name__}.common"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

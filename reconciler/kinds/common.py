@@ -11,15 +11,13 @@ from __future__ import annotations
 import functools
 import re
 import typing
-from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
-from reconciler.frozen import quick_init
-
-API_VERSION = "pipeform/v1"
+from reconciler.kinds import API_VERSION  # noqa: F401 - offered here too
+from reconciler.snapshot import Reference
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_LABEL = re.compile(DNS_LABEL)
@@ -155,20 +153,6 @@ class Metadata(SpecModel):
         default_factory=_no_lifecycle,
         description="Lifecycle options (preventDestroy, ignoreChanges). Default: no restrictions.",
     )
-
-
-@quick_init
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """A reference from one document to another, by name."""
-
-    kind: str
-    name: str
-    path: tuple[str | int, ...]  # where the name is written, from the document root
-
-    @property
-    def address(self) -> str:
-        return f"{self.kind}/{self.name}"
 
 
 class ResourceSpec(SpecModel):

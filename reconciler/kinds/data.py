@@ -13,12 +13,12 @@ from reconciler.kinds.common import (
     Document,
     FieldError,
     Name,
-    Reference,
     ResourceSpec,
     SpecModel,
     empty_list,
 )
 from reconciler.kinds.units import Duration
+from reconciler.snapshot import Reference
 
 Scalar = int | float | str | bool
 

@@ -14,13 +14,13 @@ from reconciler.kinds.common import (
     Document,
     FieldError,
     Name,
-    Reference,
     ResourceSpec,
     SpecModel,
     empty_list,
     keyed_union,
 )
 from reconciler.kinds.units import CpuQuantity, Duration, MemoryQuantity
+from reconciler.snapshot import Reference
 
 
 class Task(StrEnum):

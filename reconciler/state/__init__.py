@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from reconciler.diagnostics import PipeformError
 
 if TYPE_CHECKING:  # the models pull in pydantic; `pipeform --help` must not
-    from reconciler.kinds.workspace import Workspace
+    from reconciler.snapshot import View
     from reconciler.state.backend import StateBackend  # not at run time: validate needs none
 
 
-def open_backend(workspace: Workspace, root: Path) -> StateBackend:
+def open_backend(workspace: View, root: Path) -> StateBackend:
     """The backend the Workspace configures (sqlite unless it says otherwise)."""
     config = workspace.spec.state
     if config.backend == "sqlite":

@@ -1,17 +1,22 @@
 """The spec cache: parsed YAML files by content hash, so unchanged files are not parsed again.
 
-Parsing YAML (with a position for every value) is most of what loading a large spec
-tree costs. A file whose parse produced no problem is kept here as its documents'
-plain data and packed positions, under the SHA-256 of its bytes; the next command that
-reads the same bytes takes them from here, and validates them against the models as
-for a fresh parse (validation is cheap, and its messages stay the loader's). Files with
-problems are never cached, so every diagnostic comes from a real parse.
+Parsing YAML (with a position for every value) and validating it against the models are
+most of what loading a large spec tree costs, and importing pydantic to validate is most
+of what a small one costs. A file whose parse produced no problem is kept here as its
+documents' plain data and packed positions, under the SHA-256 of its bytes, with the
+packed ``reconciler.snapshot.Facts`` of each document that validated (None for one
+that did not). The next command that reads the same bytes takes them from here: it
+neither parses nor validates them, and validates a document again only when a check
+asks for its model, or when it had no facts (so its messages come from the models, as
+for a fresh parse). Files with problems are never cached, so every parse diagnostic
+comes from a real parse.
 
 One file, ``<tree>/.pipeform/cache/specs.bin``: a magic string, the SHA-256 of the
 payload, then the payload (``marshal``: plain data only, nothing is constructed or run
-on load). The payload names its format: a digest of the parser's source and of this
-module, the Python version and which PyYAML is installed (found without importing it),
-so any change to how files are read makes the cache miss. The cache is ignored, never
+on load). The payload names its format: a digest of the parser's and loader's source,
+the models' (every module of ``reconciler.kinds``) and this module's, the Python
+version and which PyYAML, pydantic and pydantic-core are installed (found without
+importing them), so any change to how files are read or validated makes the cache miss. The cache is ignored, never
 trusted, when it is not a regular file owned by this user and writable by no one else
 (it is written 0600 in a 0700 directory), when its checksum or structure is wrong, or
 when its format differs; it is rewritten when files were parsed or dropped. Any error reading or writing it only costs the parse it would
@@ -32,13 +37,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-MAGIC = b"pipeform-spec-cache/1\n"
+MAGIC = b"pipeform-spec-cache/2\n"
+_FACTS_LENGTH = 10  # fields of a packed reconciler.snapshot.Facts
 CACHE_DIR = Path(".pipeform") / "cache"
 FILE_NAME = "specs.bin"
 DISABLE_ENV = "PIPEFORM_SPEC_CACHE"
 
-#: One cached file: for each document, (its index in the file, its data, packed positions).
-Entry = list[tuple[int, Any, bytes]]
+#: One cached file: for each document, (its index in the file, its data, packed positions,
+#: packed facts or None when it did not validate).
+Entry = list[tuple[int, Any, bytes, list[Any] | None]]
 
 
 def content_key(data: bytes) -> str:
@@ -62,20 +69,49 @@ def _pyyaml_key() -> str | None:
     return f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}:{'c' if libyaml else 'py'}"
 
 
+def _package_key(name: str) -> str | None:
+    """Which version of a package is installed, without importing it: its package file's
+    path, size and time."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return None
+    try:
+        info = os.stat(spec.origin)
+    except OSError:
+        return None
+    return f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}"
+
+
+#: The sources whose every byte the cached data depends on: the parser, this module, and
+#: (for the facts of validated documents) the loader, the snapshot and every kind's module.
+_SOURCES = (
+    "yamlsource.py",
+    "yamlparse.py",
+    "state/speccache.py",
+    "loader.py",
+    "snapshot.py",
+    "quantities.py",
+)
+
+
 def _format() -> str | None:
-    """What the cached data depends on (the parser's source, this module's, Python's and
-    PyYAML's versions), or None when one of them cannot be read."""
+    """What the cached data depends on (the sources above, Python's, PyYAML's, pydantic's
+    and pydantic-core's versions), or None when one of them cannot be read."""
     here = Path(__file__).parent.parent  # the reconciler package
     digest = hashlib.sha256()
     try:
-        for name in ("yamlsource.py", "yamlparse.py", "state/speccache.py"):
-            digest.update((here / name).read_bytes())
+        for path in [*(here / name for name in _SOURCES), *sorted((here / "kinds").glob("*.py"))]:
+            digest.update(path.read_bytes())
     except OSError:
         return None
     pyyaml = _pyyaml_key()
-    if pyyaml is None:
+    pydantic = _package_key("pydantic")
+    core = _package_key("pydantic_core")
+    if pyyaml is None or pydantic is None or core is None:
         return None
-    return f"{digest.hexdigest()}|{sys.version}|{pyyaml}"
+    return f"{digest.hexdigest()}|{sys.version}|{pyyaml}|{pydantic}|{core}"
 
 
 def _read_trusted(path: Path) -> bytes | None:
@@ -102,15 +138,16 @@ def _read_trusted(path: Path) -> bytes | None:
 
 
 def _valid(entries: Any) -> bool:
-    """The payload's shape: {content key: [(index, data, packed positions), ...]}."""
+    """The payload's shape: {content key: [(index, data, packed positions, facts), ...]}."""
     return isinstance(entries, dict) and all(
         isinstance(key, str)
         and isinstance(entry, list)
         and all(
             isinstance(doc, tuple)
-            and len(doc) == 3
+            and len(doc) == 4
             and isinstance(doc[0], int)
             and isinstance(doc[2], bytes)
+            and (doc[3] is None or (isinstance(doc[3], list) and len(doc[3]) == _FACTS_LENGTH))
             for doc in entry
         )
         for key, entry in entries.items()

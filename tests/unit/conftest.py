@@ -29,11 +29,15 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def assert_same_documents(fresh: SpecTree, cached: SpecTree) -> None:
-    """A tree loaded from the spec cache has the data, models and places of a fresh parse."""
+    """A tree loaded from the spec cache has the data, facts, models and places of a fresh
+    parse, and built no model until one was asked for."""
     assert list(cached.documents) == list(fresh.documents)
+    assert cached.workspace == fresh.workspace
     for address, doc in fresh.documents.items():
         again = cached.documents[address]
         assert again.raw.data == doc.raw.data
+        assert again.facts == doc.facts
+        assert again.validated is None, f"{address} was validated although it was cached"
         assert again.model == doc.model
         assert again.raw.positions == doc.raw.positions
         assert again.raw.key_positions == doc.raw.key_positions

@@ -14,6 +14,7 @@ from reconciler.diagnostics import Diagnostics
 from reconciler.graph import Edge
 from reconciler.kinds import KINDS, Reference
 from reconciler.loader import LoadedDocument, load_tree
+from reconciler.snapshot import Facts
 from reconciler.specs import check
 from reconciler.yamlsource import RawDocument
 from tests.unit.conftest import assert_same_documents
@@ -100,8 +101,11 @@ def _quota_data(name: str) -> dict[str, Any]:
         Edge("Quota/a", "Quota/b", "metadata.dependsOn[0]"),
         Reference("Quota", "a", ("metadata", "dependsOn", 0)),
         LoadedDocument(
-            KINDS["Quota"].model_validate(_quota_data("a")), RawDocument("q.yaml", 0, {})
+            Facts.of(KINDS["Quota"].model_validate(_quota_data("a"))),
+            RawDocument("q.yaml", 0, {}),
+            KINDS["Quota"].model_validate(_quota_data("a")),
         ),
+        Facts.of(KINDS["Quota"].model_validate(_quota_data("a"))),
     ],
 )
 def test_per_document_records_stay_frozen_dataclasses(record: Any) -> None:
@@ -112,6 +116,6 @@ def test_per_document_records_stay_frozen_dataclasses(record: Any) -> None:
     assert type(record)(**values) == record
     assert repr(record).startswith(f"{type(record).__name__}({first}=")
     assert dataclasses.replace(record) == record
-    if not isinstance(record, LoadedDocument):  # its pydantic model is not hashable
+    if not isinstance(record, LoadedDocument | Facts):  # hold a model, dicts: not hashable
         assert hash(type(record)(**values)) == hash(record)
         assert pickle.loads(pickle.dumps(record)) == record

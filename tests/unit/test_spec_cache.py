@@ -122,8 +122,9 @@ def _poison(root: Path) -> None:
     payload = blob[len(speccache.MAGIC) + 32 :]
     format_key, entries = marshal.loads(payload)
     for entry in entries.values():
-        for i, (index, data, packed) in enumerate(entry):
-            entry[i] = (index, {**data, "spec": {"gpus": 99}}, packed)
+        for i, (index, data, packed, facts) in enumerate(entry):
+            facts = [*facts[:7], {**facts[7], "gpus": 99}, *facts[8:]]  # the spec's JSON
+            entry[i] = (index, {**data, "spec": {"gpus": 99}}, packed, facts)
     payload = marshal.dumps((format_key, entries))
     path.write_bytes(speccache.MAGIC + hashlib.sha256(payload).digest() + payload)
 
@@ -135,7 +136,19 @@ def test_a_cache_others_may_write_is_not_trusted(tmp_path: Path, parses: list[st
     os.chmod(cache_file(root), 0o666)
     tree, _ = load(root)
     assert tree.documents["Quota/q-0"].raw.data["spec"]["gpus"] == 1
+    assert tree.documents["Quota/q-0"].facts.spec["gpus"] == 1
     assert parses == ["quotas.yaml", "quotas.yaml"]
+
+
+def test_a_poisoned_cache_is_believed_so_the_test_above_can_fail(
+    tmp_path: Path, parses: list[str]
+) -> None:
+    root = write_tree(tmp_path)
+    load(root)
+    _poison(root)
+    tree, _ = load(root)
+    assert tree.documents["Quota/q-0"].facts.spec["gpus"] == 99
+    assert parses == ["quotas.yaml"]
 
 
 def test_the_cache_is_keyed_by_the_parser_version(
@@ -147,7 +160,32 @@ def test_the_cache_is_keyed_by_the_parser_version(
     monkeypatch.setattr(speccache, "_format", lambda: "another parser")
     tree, _ = load(root)
     assert tree.documents["Quota/q-0"].raw.data["spec"]["gpus"] == 1
+    assert tree.documents["Quota/q-0"].facts.spec["gpus"] == 1
     assert parses == ["quotas.yaml", "quotas.yaml"]
+
+
+def test_the_format_follows_the_models_and_pydantic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Facts are what validation gave: another model source or pydantic must miss."""
+    before = speccache._format()
+    assert before is not None
+    real_read = Path.read_bytes
+
+    def edited(path: Path) -> bytes:
+        data = real_read(path)
+        return data + b"# edited" if path.name == "platform.py" else data
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert speccache._format() not in (None, before), "a kind's module is not in the format"
+    monkeypatch.setattr(Path, "read_bytes", real_read)
+    real_key = speccache._package_key
+    monkeypatch.setattr(
+        speccache,
+        "_package_key",
+        lambda name: "another" if name == "pydantic" else real_key(name),
+    )
+    assert speccache._format() not in (None, before), "pydantic's version is not in the format"
 
 
 def test_nothing_is_written_outside_a_workspace_or_when_turned_off(

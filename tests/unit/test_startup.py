@@ -20,6 +20,7 @@ except SystemExit as exc:
     code = exc.code
 loader = sys.modules.get("pydantic.plugin._loader")
 print("metadata", "importlib.metadata" in sys.modules, file=sys.stderr)
+print("pydantic", "pydantic" in sys.modules, file=sys.stderr)
 print("loader", getattr(loader, "__doc__", "") or "", file=sys.stderr)
 print("exit", code, file=sys.stderr)
 """
@@ -39,7 +40,8 @@ def tree(tmp_path: Path) -> Path:
 
 
 def probe(root: Path, *args: str, **env: str) -> dict[str, str]:
-    """Run the CLI in a fresh interpreter; what it imported and what stood in for the loader."""
+    """Run the CLI in a fresh interpreter (it must exit 0): what it imported, what stood in
+    for pydantic's plugin loader, and its output."""
     base = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     # an entry-point cache of its own, outside the tree (python -c keys it by the cwd)
     base["XDG_CACHE_HOME"] = str(root.parent / "cache")
@@ -54,9 +56,10 @@ def probe(root: Path, *args: str, **env: str) -> dict[str, str]:
     found = dict(
         line.split(" ", 1)
         for line in result.stderr.splitlines()
-        if line.startswith(("metadata ", "loader ", "exit "))
+        if line.startswith(("metadata ", "pydantic ", "loader ", "exit "))
     )
     assert found.get("exit") == "0", result.stderr
+    found["stdout"] = result.stdout
     return found
 
 
@@ -73,6 +76,8 @@ def test_plan_with_a_warm_entry_point_cache_does_not_import_importlib_metadata(
     root = tree(tmp_path)
     (root / ".pipeform").mkdir()
     probe(root, "plan", ".")  # a cold entry-point cache is filled from importlib.metadata
+    # an edited file is validated (an unchanged tree would import no pydantic at all)
+    (root / "specs.yaml").write_text(TREE.replace("gpus: 1", "gpus: 2"))
     found = probe(root, "plan", ".")
     assert found["metadata"] == "False"
     assert "stand-in" in found["loader"]

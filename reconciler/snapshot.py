@@ -1,0 +1,261 @@
+"""Validated documents as plain data: what every command reads of them, without pydantic.
+
+Validating a document builds a pydantic model, and importing pydantic and building the
+kinds' model classes is most of what a command costs on a small tree. So the engine does
+not read models: it reads each document's ``Facts`` (kind, name, labels, annotations,
+provider, lifecycle, references and the spec in its JSON form, defaults filled in),
+worked out once from the validated model. The spec cache keeps them beside the file's
+parse (``Facts.pack``), so a command on an unchanged tree validates nothing and imports
+no pydantic; the model itself is validated again only when a check that needs one
+asks for it (``LoadedDocument.model``), with the same result as the first time.
+
+The Workspace, which commands read field by field, is kept whole: ``freeze`` turns its
+model into plain data and ``thaw`` into a ``View``, a read-only object with the model's
+attribute names and values (nested models are Views, amounts stay Decimals) and its
+JSON form (``model_dump(mode="json", by_alias=True)``).
+
+Nothing here imports pydantic; ``freeze`` and ``Facts.of`` are given models, so it is
+loaded already when they run.
+"""
+
+from __future__ import annotations
+
+import marshal
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from reconciler.frozen import quick_init
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A reference from one document to another, by name."""
+
+    kind: str
+    name: str
+    path: tuple[str | int, ...]  # where the name is written, from the document root
+
+    @property
+    def address(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+# -- the Workspace as a read-only view ----------------------------------------------------
+
+_VIEW = "\0view"  # tags of frozen values: no spec value is a tuple, so none can clash
+_DECIMAL = "\0decimal"
+
+
+class View:
+    """A validated model, read only: ``view.spec.defaults.labels`` as on the model."""
+
+    __slots__ = ("_aliases", "_fields", "_json")
+
+    def __init__(self, fields: dict[str, Any], json: dict[str, Any], aliases: dict[str, str]):
+        object.__setattr__(self, "_fields", fields)
+        object.__setattr__(self, "_json", json)
+        object.__setattr__(self, "_aliases", aliases)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # a slot not set yet (copy, pickle): never a field
+            raise AttributeError(name)
+        try:
+            return self._fields[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, View) and self._json == other._json
+
+    def __hash__(self) -> int:
+        return hash(marshal.dumps(self._json))
+
+    def __repr__(self) -> str:
+        return f"View({self._json!r})"
+
+    @property
+    def model_fields_set(self) -> set[str]:
+        return set(self._fields)
+
+    def model_dump(
+        self,
+        *,
+        mode: str = "json",
+        by_alias: bool = True,
+        include: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """The model's JSON form, as ``model_dump(mode="json", by_alias=True)``: a new copy.
+        ``include`` names fields as the model does (snake_case)."""
+        if mode != "json" or not by_alias:
+            raise ValueError(
+                "a View keeps only the JSON form: model_dump(mode='json', by_alias=True)"
+            )
+        data: dict[str, Any] = marshal.loads(marshal.dumps(self._json))  # a deep copy
+        if include is None:
+            return data
+        wanted = {self._aliases.get(name, name) for name in include}
+        return {k: v for k, v in data.items() if k in wanted}
+
+
+def freeze(value: Any) -> Any:
+    """A validated model (or a value in one) as plain marshal data; ``thaw`` reverses it.
+
+    ValueError for a value that has no plain form, so that it is not cached."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, Decimal):
+        return (_DECIMAL, str(value))
+    if isinstance(value, list):
+        return [freeze(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise ValueError("only string keys have a plain form")
+        return {k: freeze(v) for k, v in value.items()}
+    fields = getattr(type(value), "model_fields", None)
+    if fields is None:
+        raise ValueError(f"a {type(value).__name__} has no plain form")
+    return (
+        _VIEW,
+        {name: freeze(getattr(value, name)) for name in fields},
+        value.model_dump(mode="json", by_alias=True),
+        {name: info.alias for name, info in fields.items() if info.alias and info.alias != name},
+    )
+
+
+def thaw(value: Any) -> Any:
+    """Plain data from ``freeze`` as Views, Decimals, lists and dicts."""
+    if isinstance(value, tuple):
+        if value[0] == _DECIMAL:
+            return Decimal(value[1])
+        _, fields, json, aliases = value
+        return View({k: thaw(v) for k, v in fields.items()}, json, aliases)
+    if isinstance(value, list):
+        return [thaw(v) for v in value]
+    if isinstance(value, dict):
+        return {k: thaw(v) for k, v in value.items()}
+    return value
+
+
+# -- what the engine reads of a document --------------------------------------------------
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the engine reads of one validated document, as plain data.
+
+    ``spec`` is the spec's JSON form with defaults filled in, as diffed and kept in state;
+    ``workspace`` is set for the Workspace only (its model as a View).
+    """
+
+    kind: str
+    name: str
+    address: str  # kind/name
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    provider: str | None
+    prevent_destroy: bool
+    ignore_changes: list[str]
+    spec: dict[str, Any]
+    references: list[Reference]
+    workspace: View | None = None
+
+    @classmethod
+    def of(cls, model: Any) -> Facts:
+        """The facts of a validated document model."""
+        metadata = model.metadata
+        spec: Any = getattr(model, "spec", None)
+        if hasattr(spec, "model_dump"):  # dump the spec alone: metadata is taken as is
+            spec_json: Any = spec.model_dump(mode="json", by_alias=True)
+        else:
+            spec_json = model.model_dump(mode="json", by_alias=True).get("spec", {})
+        lifecycle = metadata.lifecycle
+        return cls(
+            model.KIND,
+            metadata.name,
+            f"{model.KIND}/{metadata.name}",
+            dict(metadata.labels),
+            dict(metadata.annotations),
+            getattr(spec, "provider", None),
+            lifecycle.prevent_destroy,
+            list(lifecycle.ignore_changes),
+            spec_json,
+            model.references(),
+            thaw(freeze(model)) if model.KIND == "Workspace" else None,
+        )
+
+    def pack(self) -> list[Any]:
+        """Plain data for the spec cache (``unpack`` reverses it); lists, so that the
+        cache's string sharing reaches into them."""
+        return [
+            self.kind,
+            self.name,
+            self.labels,
+            self.annotations,
+            self.provider,
+            self.prevent_destroy,
+            self.ignore_changes,
+            self.spec,
+            [[r.kind, r.name, list(r.path)] for r in self.references],
+            None if self.workspace is None else _frozen_view(self.workspace),
+        ]
+
+    @classmethod
+    def unpack(cls, packed: list[Any]) -> Facts:
+        kind, name, labels, annotations, provider, prevent, ignore, spec, refs, ws = packed
+        return cls(
+            kind,
+            name,
+            f"{kind}/{name}",
+            labels,
+            annotations,
+            provider,
+            prevent,
+            ignore,
+            spec,
+            [Reference(k, n, tuple(p)) for k, n, p in refs] if refs else [],
+            None if ws is None else thaw(ws),
+        )
+
+    def desired(self, default_labels: Mapping[str, str]) -> dict[str, Any]:
+        """What is diffed and stored: effective labels and annotations, and the full spec.
+
+        The spec is this document's own JSON (never changed by the engine, which copies
+        before it edits, as for ignoreChanges)."""
+        return {
+            "metadata": {
+                "labels": {**default_labels, **self.labels}
+                if default_labels
+                else dict(self.labels),
+                "annotations": dict(self.annotations),
+            },
+            "spec": self.spec,
+        }
+
+
+def _frozen_view(view: View) -> Any:
+    """A View back to ``freeze``'s plain data."""
+
+    def back(value: Any) -> Any:
+        if isinstance(value, View):
+            return (
+                _VIEW,
+                {k: back(v) for k, v in value._fields.items()},
+                value._json,
+                value._aliases,
+            )
+        if isinstance(value, Decimal):
+            return (_DECIMAL, str(value))
+        if isinstance(value, list):
+            return [back(v) for v in value]
+        if isinstance(value, dict):
+            return {k: back(v) for k, v in value.items()}
+        return value
+
+    return back(view)
