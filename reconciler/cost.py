@@ -199,7 +199,7 @@ def estimate_changes(
         loaded = checked.tree.documents.get(change.address)
         if change.action in TRAINING_ACTIONS and loaded and loaded.facts.kind == "TrainingJob":
             prior = state.resources.get(change.address)
-            job = cast("TrainingJob", loaded.model)
+            job = cast("TrainingJob", loaded.view)
             found = estimate(job, workspace, prior.outputs if prior else {})
             totals[found.currency] = totals.get(found.currency, Decimal(0)) + Decimal(found.amount)
             change = replace(change, cost=found)

@@ -237,11 +237,11 @@ def _unknown_reference(
 def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """A FeatureSet may only read columns its Dataset declares (when it declares a schema)."""
     for address, doc in tree.sorted_of_kind("FeatureSet"):
-        spec = getattr(doc.model, "spec", None)
+        spec = getattr(doc.view, "spec", None)
         if spec is None:
             continue
         dataset = tree.documents.get(f"Dataset/{spec.dataset}")
-        columns = dataset.model.spec.column_names() if dataset else []  # type: ignore[attr-defined]
+        columns = dataset.view.spec.column_names() if dataset else []
         if not columns:
             continue
         for column, where in spec.column_uses():
@@ -261,7 +261,7 @@ def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
 def check_jobs(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """Warn about secret-looking environment variables written as plain values."""
     for address, doc in tree.sorted_of_kind("TrainingJob"):
-        for var in cast("TrainingJob", doc.model).spec.plain_secret_like_env():
+        for var in cast("TrainingJob", doc.view).spec.plain_secret_like_env():
             path = ("spec", "env", var)
             diagnostics.add(
                 warning(

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.diagnostics import Diagnostic, Diagnostics, Position, error, suggestion
 from reconciler.frozen import quick_init
 from reconciler.kinds import API_VERSION, KINDS
-from reconciler.snapshot import Facts, View
+from reconciler.snapshot import Facts, View, freeze, thaw
 from reconciler.state.speccache import SpecCache, content_key
 from reconciler.yamlsource import (
     MAX_FILES,
@@ -61,6 +61,16 @@ class LoadedDocument:
                 raise RuntimeError(f"{self.facts.address} no longer validates: {problems}")
             object.__setattr__(self, "validated", model)  # a cache of what the data implies
         return model
+
+    @property
+    def view(self) -> View:
+        """The model as a read-only View (``Facts.view``): what a kind's own checks read.
+        Built without pydantic for a kind that keeps its view in the spec cache, else
+        frozen from the model; the same on a cache hit as after a fresh validation."""
+        view = self.facts.view()
+        if view is None:
+            view = thaw(freeze(self.model, json=False))
+        return view
 
     def position(self, path: DataPath = ()) -> Position:
         return self.raw.position(path)

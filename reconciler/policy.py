@@ -139,15 +139,13 @@ def quotas(
     for change, loaded in changes:
         if loaded.facts.kind != "TrainingJob":
             continue
-        job = cast("TrainingJob", loaded.model)
+        job = cast("TrainingJob", loaded.view)
         if not job.spec.quota:
             continue
         quota_doc = checked.tree.documents.get(f"Quota/{job.spec.quota}")
         if quota_doc is None or quota_doc.facts.kind != "Quota":
             continue  # an unknown reference is a validation error already
-        problems = quota_problems(
-            job, cast("Quota", quota_doc.model), cost.job_shape(job, defaults)
-        )
+        problems = quota_problems(job, cast("Quota", quota_doc.view), cost.job_shape(job, defaults))
         for field, message, hint in problems:
             findings.append(
                 _finding(
@@ -291,7 +289,7 @@ def budget_statuses(
     for address, loaded in sorted(checked.tree.documents.items()):
         if loaded.facts.kind != "Budget":
             continue
-        spec = cast("Budget", loaded.model).spec
+        spec = cast("Budget", loaded.view).spec
         start, end = period_bounds(spec.period, at)
         used = spend(state, spec.scope.labels, spec.currency, start, end, prices)
         planned = sum(

@@ -47,6 +47,8 @@ class Reference:
 
 _VIEW = "\0view"  # tags of frozen values: no spec value is a tuple, so none can clash
 _DECIMAL = "\0decimal"
+_TUPLE = "\0tuple"
+_METHOD = "\0method"  # the result of a method in PLAIN_METHODS
 
 
 class View:
@@ -54,7 +56,9 @@ class View:
 
     __slots__ = ("_aliases", "_fields", "_json")
 
-    def __init__(self, fields: dict[str, Any], json: dict[str, Any], aliases: dict[str, str]):
+    def __init__(
+        self, fields: dict[str, Any], json: dict[str, Any] | None, aliases: dict[str, str]
+    ) -> None:
         object.__setattr__(self, "_fields", fields)
         object.__setattr__(self, "_json", json)
         object.__setattr__(self, "_aliases", aliases)
@@ -71,13 +75,15 @@ class View:
         raise AttributeError(f"{type(self).__name__} is read-only")
 
     def __eq__(self, other: object) -> bool:
+        if self._json is None:  # no JSON form to compare: only the same view is equal
+            return self is other
         return isinstance(other, View) and self._json == other._json
 
     def __hash__(self) -> int:
         return hash(marshal.dumps(self._json))
 
     def __repr__(self) -> str:
-        return f"View({self._json!r})"
+        return f"View({self._json if self._json is not None else sorted(self._fields)!r})"
 
     @property
     def model_fields_set(self) -> set[str]:
@@ -92,7 +98,7 @@ class View:
     ) -> dict[str, Any]:
         """The model's JSON form, as ``model_dump(mode="json", by_alias=True)``: a new copy.
         ``include`` names fields as the model does (snake_case)."""
-        if mode != "json" or not by_alias:
+        if mode != "json" or not by_alias or self._json is None:
             raise ValueError(
                 "a View keeps only the JSON form: model_dump(mode='json', by_alias=True)"
             )
@@ -103,36 +109,52 @@ class View:
         return {k: v for k, v in data.items() if k in wanted}
 
 
-def freeze(value: Any) -> Any:
+def freeze(value: Any, json: bool = True) -> Any:
     """A validated model (or a value in one) as plain marshal data; ``thaw`` reverses it.
 
-    ValueError for a value that has no plain form, so that it is not cached."""
+    A model keeps its fields and the results of the methods its class names in
+    ``PLAIN_METHODS`` (which take no argument), and, when ``json``, its JSON form (for
+    ``View.model_dump``). ValueError for a value that has no plain form."""
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     if isinstance(value, Decimal):
         return (_DECIMAL, str(value))
     if isinstance(value, list):
-        return [freeze(v) for v in value]
+        return [freeze(v, json) for v in value]
+    if isinstance(value, tuple):
+        return (_TUPLE, [freeze(v, json) for v in value])
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise ValueError("only string keys have a plain form")
-        return {k: freeze(v) for k, v in value.items()}
+        return {k: freeze(v, json) for k, v in value.items()}
     fields = getattr(type(value), "model_fields", None)
     if fields is None:
         raise ValueError(f"a {type(value).__name__} has no plain form")
+    frozen = {name: freeze(getattr(value, name), json) for name in fields}
+    for name in getattr(type(value), "PLAIN_METHODS", ()):
+        frozen[name] = (_METHOD, freeze(getattr(value, name)(), json))
     return (
         _VIEW,
-        {name: freeze(getattr(value, name)) for name in fields},
-        value.model_dump(mode="json", by_alias=True),
+        frozen,
+        value.model_dump(mode="json", by_alias=True) if json else None,
         {name: info.alias for name, info in fields.items() if info.alias and info.alias != name},
     )
 
 
+def _returns(value: Any) -> Any:
+    return lambda: value
+
+
 def thaw(value: Any) -> Any:
-    """Plain data from ``freeze`` as Views, Decimals, lists and dicts."""
+    """Plain data from ``freeze`` as Views, Decimals, tuples, lists and dicts."""
     if isinstance(value, tuple):
-        if value[0] == _DECIMAL:
+        tag = value[0]
+        if tag == _DECIMAL:
             return Decimal(value[1])
+        if tag == _TUPLE:
+            return tuple(thaw(v) for v in value[1])
+        if tag == _METHOD:
+            return _returns(thaw(value[1]))
         _, fields, json, aliases = value
         return View({k: thaw(v) for k, v in fields.items()}, json, aliases)
     if isinstance(value, list):
@@ -164,7 +186,17 @@ class Facts:
     ignore_changes: list[str]
     spec: dict[str, Any]
     references: list[Reference]
+    frozen: bytes | None  # the model frozen and marshalled, when its kind keeps a view
     workspace: View | None = None
+
+    def view(self) -> View | None:
+        """The document's model as a read-only View: what its kind's own checks read (cost,
+        budgets, columns), without building the model. None when the kind keeps no view
+        (its class does not set ``KEEP_VIEW``)."""
+        if self.frozen is None:
+            return None
+        view: View = thaw(marshal.loads(self.frozen))
+        return view
 
     @classmethod
     def of(cls, model: Any) -> Facts:
@@ -176,6 +208,9 @@ class Facts:
         else:
             spec_json = model.model_dump(mode="json", by_alias=True).get("spec", {})
         lifecycle = metadata.lifecycle
+        kept = getattr(type(model), "KEEP_VIEW", False)
+        frozen = freeze(model, json=model.KIND == "Workspace") if kept else None
+        packed = None if frozen is None else marshal.dumps(frozen)  # unpacked when read
         return cls(
             model.KIND,
             metadata.name,
@@ -187,7 +222,8 @@ class Facts:
             list(lifecycle.ignore_changes),
             spec_json,
             model.references(),
-            thaw(freeze(model)) if model.KIND == "Workspace" else None,
+            packed,
+            thaw(frozen) if model.KIND == "Workspace" else None,
         )
 
     def pack(self) -> list[Any]:
@@ -203,12 +239,12 @@ class Facts:
             self.ignore_changes,
             self.spec,
             [[r.kind, r.name, list(r.path)] for r in self.references],
-            None if self.workspace is None else _frozen_view(self.workspace),
+            self.frozen,
         ]
 
     @classmethod
     def unpack(cls, packed: list[Any]) -> Facts:
-        kind, name, labels, annotations, provider, prevent, ignore, spec, refs, ws = packed
+        kind, name, labels, annotations, provider, prevent, ignore, spec, refs, frozen = packed
         return cls(
             kind,
             name,
@@ -220,7 +256,8 @@ class Facts:
             ignore,
             spec,
             [Reference(k, n, tuple(p)) for k, n, p in refs] if refs else [],
-            None if ws is None else thaw(ws),
+            frozen,
+            thaw(marshal.loads(frozen)) if kind == "Workspace" and frozen is not None else None,
         )
 
     def desired(self, default_labels: Mapping[str, str]) -> dict[str, Any]:
@@ -237,25 +274,3 @@ class Facts:
             },
             "spec": self.spec,
         }
-
-
-def _frozen_view(view: View) -> Any:
-    """A View back to ``freeze``'s plain data."""
-
-    def back(value: Any) -> Any:
-        if isinstance(value, View):
-            return (
-                _VIEW,
-                {k: back(v) for k, v in value._fields.items()},
-                value._json,
-                value._aliases,
-            )
-        if isinstance(value, Decimal):
-            return (_DECIMAL, str(value))
-        if isinstance(value, list):
-            return [back(v) for v in value]
-        if isinstance(value, dict):
-            return {k: back(v) for k, v in value.items()}
-        return value
-
-    return back(view)

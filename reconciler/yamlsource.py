@@ -135,6 +135,8 @@ def shared_strings(
     met twice (a YAML alias) stays one object."""
     if isinstance(value, str):
         return strings.setdefault(value, value)
+    if isinstance(value, tuple):
+        return tuple(shared_strings(v, strings, copies) for v in value)
     if not isinstance(value, dict | list):
         return value
     copies = {} if copies is None else copies

@@ -47,7 +47,12 @@ def empty_list() -> list[Any]:
 
 
 class SpecModel(BaseModel):
-    """Base of every spec model: camelCase aliases, unknown fields forbidden, frozen."""
+    """Base of every spec model: camelCase aliases, unknown fields forbidden, frozen.
+
+    ``PLAIN_METHODS`` names the methods (no arguments) whose results the spec cache keeps
+    with the model's fields, so that a ``reconciler.snapshot.View`` answers them too."""
+
+    PLAIN_METHODS: ClassVar[tuple[str, ...]] = ()
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -185,9 +190,15 @@ def _refers(kind: type) -> bool:
 
 
 class Document(SpecModel):
-    """A spec document: apiVersion, kind, metadata, spec."""
+    """A spec document: apiVersion, kind, metadata, spec.
+
+    ``KEEP_VIEW``: whether the spec cache keeps the whole model (as a
+    ``reconciler.snapshot.View``) beside the document's facts, for a kind that the engine's
+    own checks read on every plan (costs, budgets, columns). Other kinds' views are built
+    from their model when asked for, which costs validating it again."""
 
     KIND: ClassVar[str] = ""
+    KEEP_VIEW: ClassVar[bool] = False
     api_version: Literal["pipeform/v1"] = Field(
         alias="apiVersion", description="Always pipeform/v1. Required."
     )

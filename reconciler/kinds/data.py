@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
@@ -177,6 +177,8 @@ class Validation(SpecModel):
 
 
 class DatasetSpec(ResourceSpec):
+    PLAIN_METHODS: ClassVar[tuple[str, ...]] = ("column_names",)
+
     source: Source = Field(description="Where the data comes from and its format. Required.")
     schema_: list[Column] = Field(
         default_factory=empty_list,
@@ -208,6 +210,7 @@ class DatasetSpec(ResourceSpec):
 
 class Dataset(Document):
     KIND = "Dataset"
+    KEEP_VIEW = True
     kind: Literal["Dataset"] = Field(description="Dataset. Required.")
     spec: DatasetSpec = Field(
         description="The dataset's source, schema and validation rules. Required."
@@ -373,6 +376,8 @@ Split = Annotated[RandomSplit | TemporalSplit, Field(discriminator="type")]
 
 
 class FeatureSetSpec(ResourceSpec):
+    PLAIN_METHODS: ClassVar[tuple[str, ...]] = ("column_uses",)
+
     dataset: Name = Field(description="The Dataset whose newest snapshot is the input. Required.")
     entity: list[str] = Field(min_length=1, description="Entity key column(s). Required.")
     label: Label = Field(description="The label column. Required.")
@@ -416,5 +421,6 @@ class FeatureSetSpec(ResourceSpec):
 
 class FeatureSet(Document):
     KIND = "FeatureSet"
+    KEEP_VIEW = True
     kind: Literal["FeatureSet"] = Field(description="FeatureSet. Required.")
     spec: FeatureSetSpec = Field(description="The entity, label, features and split. Required.")

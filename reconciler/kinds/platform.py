@@ -186,5 +186,6 @@ class BudgetSpec(ResourceSpec):
 
 class Budget(Document):
     KIND = "Budget"
+    KEEP_VIEW = True
     kind: Literal["Budget"] = Field(description="Budget. Required.")
     spec: BudgetSpec = Field(description="A spend limit over a period for a scope. Required.")

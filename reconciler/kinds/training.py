@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -199,6 +199,8 @@ _SECRET_LIKE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I
 
 
 class TrainingJobSpec(ResourceSpec):
+    PLAIN_METHODS: ClassVar[tuple[str, ...]] = ("plain_secret_like_env",)
+
     features: Name = Field(description="The FeatureSet trained on. Required.")
     model: ModelSpec = Field(description="The model architecture and task. Required.")
     hyperparameters: Hyperparameters = Field(
@@ -286,6 +288,7 @@ class TrainingJobSpec(ResourceSpec):
 
 class TrainingJob(Document):
     KIND = "TrainingJob"
+    KEEP_VIEW = True
     kind: Literal["TrainingJob"] = Field(description="TrainingJob. Required.")
     spec: TrainingJobSpec = Field(
         description="What to train, on what, with which resources. Required."

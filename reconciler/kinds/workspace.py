@@ -217,6 +217,7 @@ class WorkspaceSpec(SpecModel):
 
 class Workspace(Document):
     KIND = "Workspace"
+    KEEP_VIEW = True
     kind: Literal["Workspace"] = Field(description="Workspace. Required.")
     spec: WorkspaceSpec = Field(
         default_factory=WorkspaceSpec,

@@ -4,6 +4,7 @@ pydantic, must be what validation gave."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import marshal
 from decimal import Decimal
 from pathlib import Path
@@ -95,6 +96,32 @@ def test_every_quickstart_documents_facts_survive_the_cache_and_match_its_model(
         model.spec.model_dump(mode="json", by_alias=True)  # type: ignore[attr-defined]
     )
     assert again.references == model.references()  # type: ignore[attr-defined]
+    kept = again.view()
+    assert (kept is not None) == type(model).KEEP_VIEW  # type: ignore[attr-defined]
+    _assert_reads_as(kept or thaw(freeze(model, json=False)), model, facts.address)
+
+
+def _assert_reads_as(view: object, model: object, where: str) -> None:
+    """Every field of model, at every depth, and every PLAIN_METHODS result, read the same
+    through the view."""
+    fields = getattr(type(model), "model_fields", None)
+    if fields is None:
+        if isinstance(model, list | tuple):
+            assert isinstance(view, type(model)) and len(view) == len(model), where
+            for i, (v, m) in enumerate(zip(view, model, strict=True)):
+                _assert_reads_as(v, m, f"{where}[{i}]")
+        elif isinstance(model, dict):
+            assert isinstance(view, dict) and view.keys() == model.keys(), where
+            for key, m in model.items():
+                _assert_reads_as(view[key], m, f"{where}.{key}")
+        else:
+            assert view == model and type(view) is type(model), where
+        return
+    assert isinstance(view, View), where
+    for name in fields:
+        _assert_reads_as(getattr(view, name), getattr(model, name), f"{where}.{name}")
+    for name in getattr(type(model), "PLAIN_METHODS", ()):
+        assert getattr(view, name)() == getattr(model, name)(), f"{where}.{name}()"
 
 
 def test_desired_labels_merge_the_documents_own_over_the_defaults() -> None:
@@ -174,3 +201,22 @@ def test_a_plan_of_an_unchanged_tree_imports_no_pydantic(tmp_path: Path) -> None
     edited = probe(root, "plan", ".")
     assert edited["pydantic"] == "True"  # the changed file is validated
     assert "3 to add" in edited["stdout"]
+
+
+def test_a_plan_from_the_cache_is_the_plan_from_a_fresh_parse(tmp_path: Path) -> None:
+    """Costs, quotas, budgets and column checks read views on a cache hit: same plan."""
+    import shutil
+
+    root = tmp_path / "quickstart"
+    shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".pipeform"))
+    (root / ".pipeform").mkdir()
+    fresh = probe(root, "plan", "--json", ".", QUICKSTART_METRICS_TOKEN="a-value")
+    cached = probe(root, "plan", "--json", ".", QUICKSTART_METRICS_TOKEN="a-value")
+    assert (root / ".pipeform" / "cache" / "specs.bin").exists()
+    plan, first = json.loads(cached["stdout"]), json.loads(fresh["stdout"])
+    assert plan.pop("timestamp") >= first.pop("timestamp")
+    assert plan == first
+    [training] = [c for c in plan["resource_changes"] if c["kind"] == "TrainingJob"]
+    # the estimate read the job's view: its maxDuration, at the Workspace's prices
+    assert training["cost"]["basis"] == "maxDuration 30m" and training["cost"]["estimate"] == "0.05"
+    assert [p["rule"] for p in plan["policy"]["passed"]].count("quota") == 1
