@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from reconciler.diagnostics import Diagnostic, Diagnostics, Position, error, suggestion
 from reconciler.frozen import quick_init
 from reconciler.kinds import API_VERSION, KINDS
-from reconciler.snapshot import Facts, View, freeze, thaw
+from reconciler.snapshot import Facts, View
 from reconciler.state.speccache import SpecCache, content_key
 from reconciler.yamlsource import (
     MAX_FILES,
@@ -63,14 +63,15 @@ class LoadedDocument:
         return model
 
     @property
-    def view(self) -> View:
-        """The model as a read-only View (``Facts.view``): what a kind's own checks read.
-        Built without pydantic for a kind that keeps its view in the spec cache, else
-        frozen from the model; the same on a cache hit as after a fresh validation."""
+    def view(self) -> Any:
+        """What a kind's own checks read of the document: its model when it was validated
+        in this command, else a read-only View of it (``Facts.view``), which reads the
+        same (``tests/unit/test_snapshot.py``) and needs no pydantic for a kind that keeps
+        its view in the spec cache. A kind that keeps none is validated again."""
+        if self.validated is not None:
+            return self.validated
         view = self.facts.view()
-        if view is None:
-            view = thaw(freeze(self.model, json=False))
-        return view
+        return self.model if view is None else view
 
     def position(self, path: DataPath = ()) -> Position:
         return self.raw.position(path)
@@ -501,7 +502,7 @@ def _default_workspace(cache: SpecCache) -> Facts:
 
 def _cache_parsed(cache: SpecCache, parsed: list[tuple[str, list[RawDocument]]]) -> None:
     """Put the files parsed this time into the cache, with their documents' facts."""
-    if cache.path is None:
+    if not parsed or not cache.writable:
         return
     strings: dict[str, str] = {}
     for key, found in parsed:
@@ -529,7 +530,7 @@ def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
     cache = SpecCache.open(root)
     parsed: list[tuple[str, list[RawDocument]]] = []
     raws, files = read_tree(paths, diagnostics, cache, parsed)
-    keep = cache.path is not None and bool(parsed)  # facts are packed only to be cached
+    keep = bool(parsed) and cache.writable  # facts are packed only to be cached
     tree = SpecTree(root=root, workspace=None, files=files)  # type: ignore[arg-type]
     documents = tree.documents
     for raw in raws:

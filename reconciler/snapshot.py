@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import marshal
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -167,13 +167,19 @@ def thaw(value: Any) -> Any:
 # -- what the engine reads of a document --------------------------------------------------
 
 
+_UNSET: Any = object()  # a lazy part of Facts not worked out yet
+
+
 @quick_init
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Facts:
-    """What the engine reads of one validated document, as plain data.
+    """What the engine reads of one validated document, as plain data. Read-only.
 
     ``spec`` is the spec's JSON form with defaults filled in, as diffed and kept in state;
-    ``workspace`` is set for the Workspace only (its model as a View).
+    ``frozen`` the whole model frozen and marshalled, for a kind that keeps a view;
+    ``workspace`` is set for the Workspace only (its model as a View). Facts made from a
+    model (``of``) work out ``spec`` and ``frozen`` when first read: validating a tree
+    needs neither, only planning and the spec cache do.
     """
 
     kind: str
@@ -184,46 +190,73 @@ class Facts:
     provider: str | None
     prevent_destroy: bool
     ignore_changes: list[str]
-    spec: dict[str, Any]
     references: list[Reference]
-    frozen: bytes | None  # the model frozen and marshalled, when its kind keeps a view
-    workspace: View | None = None
+    workspace: View | None
+    _spec: Any = field(repr=False)  # _UNSET until read, for facts made from a model
+    _frozen: Any = field(repr=False)
+    _model: Any = field(default=None, repr=False)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Facts) and self.pack() == other.pack()
+
+    __hash__ = None  # type: ignore[assignment]  # holds dicts, as a model does
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = self._spec
+        if spec is _UNSET:
+            model_spec: Any = getattr(self._model, "spec", None)
+            if hasattr(model_spec, "model_dump"):  # dump the spec alone: metadata is apart
+                spec = model_spec.model_dump(mode="json", by_alias=True)
+            else:
+                spec = self._model.model_dump(mode="json", by_alias=True).get("spec", {})
+            object.__setattr__(self, "_spec", spec)
+        return spec
+
+    @property
+    def frozen(self) -> bytes | None:
+        frozen: bytes | None = self._frozen
+        if frozen is _UNSET:
+            model = self._model
+            kept = getattr(type(model), "KEEP_VIEW", False)
+            frozen = marshal.dumps(freeze(model, json=False)) if kept else None
+            object.__setattr__(self, "_frozen", frozen)
+        return frozen
 
     def view(self) -> View | None:
         """The document's model as a read-only View: what its kind's own checks read (cost,
         budgets, columns), without building the model. None when the kind keeps no view
         (its class does not set ``KEEP_VIEW``)."""
-        if self.frozen is None:
+        frozen = self.frozen
+        if frozen is None:
             return None
-        view: View = thaw(marshal.loads(self.frozen))
+        view: View = thaw(marshal.loads(frozen))
         return view
 
     @classmethod
     def of(cls, model: Any) -> Facts:
         """The facts of a validated document model."""
         metadata = model.metadata
-        spec: Any = getattr(model, "spec", None)
-        if hasattr(spec, "model_dump"):  # dump the spec alone: metadata is taken as is
-            spec_json: Any = spec.model_dump(mode="json", by_alias=True)
-        else:
-            spec_json = model.model_dump(mode="json", by_alias=True).get("spec", {})
         lifecycle = metadata.lifecycle
-        kept = getattr(type(model), "KEEP_VIEW", False)
-        frozen = freeze(model, json=model.KIND == "Workspace") if kept else None
-        packed = None if frozen is None else marshal.dumps(frozen)  # unpacked when read
+        workspace = None
+        frozen = _UNSET
+        if model.KIND == "Workspace":  # read field by field on every command: thawed now
+            plain = freeze(model)  # with its JSON, for providers' settings
+            frozen, workspace = marshal.dumps(plain), thaw(plain)
         return cls(
             model.KIND,
             metadata.name,
             f"{model.KIND}/{metadata.name}",
             dict(metadata.labels),
             dict(metadata.annotations),
-            getattr(spec, "provider", None),
+            getattr(getattr(model, "spec", None), "provider", None),
             lifecycle.prevent_destroy,
             list(lifecycle.ignore_changes),
-            spec_json,
             model.references(),
-            packed,
-            thaw(frozen) if model.KIND == "Workspace" else None,
+            workspace,
+            _UNSET,
+            frozen,
+            model,
         )
 
     def pack(self) -> list[Any]:
@@ -254,10 +287,10 @@ class Facts:
             provider,
             prevent,
             ignore,
-            spec,
             [Reference(k, n, tuple(p)) for k, n, p in refs] if refs else [],
-            frozen,
             thaw(marshal.loads(frozen)) if kind == "Workspace" and frozen is not None else None,
+            spec,
+            frozen,
         )
 
     def desired(self, default_labels: Mapping[str, str]) -> dict[str, Any]:

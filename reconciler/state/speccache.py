@@ -193,6 +193,12 @@ class SpecCache:
         entries = found[1]
         return entries if _valid(entries) else {}
 
+    @property
+    def writable(self) -> bool:
+        """Whether ``save`` may write: caching is on and the tree has a ``.pipeform``
+        directory. Callers skip preparing entries (``put``) that would not be kept."""
+        return self.path is not None and self.path.parent.parent.is_dir()
+
     def get(self, key: str) -> Entry | None:
         entry = self.entries.get(key)
         if entry is not None:

@@ -116,6 +116,6 @@ def test_per_document_records_stay_frozen_dataclasses(record: Any) -> None:
     assert type(record)(**values) == record
     assert repr(record).startswith(f"{type(record).__name__}({first}=")
     assert dataclasses.replace(record) == record
-    if not isinstance(record, LoadedDocument | Facts):  # hold a model, dicts: not hashable
+    if not isinstance(record, LoadedDocument | Facts):  # they hold dicts: not hashable
         assert hash(type(record)(**values)) == hash(record)
         assert pickle.loads(pickle.dumps(record)) == record
