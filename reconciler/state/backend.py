@@ -63,6 +63,22 @@ class StateBackend(abc.ABC):
     ) -> int:
         """Forget one resource (compare-and-swap and journal as put); return the new serial."""
 
+    def write_many(
+        self,
+        expected_serial: int,
+        writes: list[tuple[str, ResourceState | None, JournalEntry | None]],
+    ) -> int:
+        """Several puts (a resource) and removes (None), each with its journal entry, in
+        order: one version each. Backends make it one transaction, so that writers that
+        finish together share one commit (the applier's group commit)."""
+        serial = expected_serial
+        for address, resource, journal in writes:
+            if resource is None:
+                serial = self.remove(serial, address, journal)
+            else:
+                serial = self.put(serial, resource, journal)
+        return serial
+
     @abc.abstractmethod
     def acquire_lock(self, info: LockInfo, timeout: float = 0.0) -> list[str]:
         """Take the lock, waiting up to timeout seconds; returns notes (a stale lock broken)."""

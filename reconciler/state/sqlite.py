@@ -110,27 +110,46 @@ class SqliteBackend(StateBackend):
         journal: JournalEntry | None = None,
     ) -> int:
         with self._tx():
-            serial = self._check_serial(expected_serial)
-            if data is None:
-                self._db.execute("DELETE FROM resources WHERE address=?", (address,))
-            else:
-                self._db.execute(
-                    "INSERT INTO resources VALUES (?, ?) ON CONFLICT(address) DO UPDATE "
-                    "SET data=excluded.data",
-                    (address, data),
-                )
-            self._db.execute("UPDATE meta SET value=? WHERE key='serial'", (str(serial + 1),))
+            serial = self._write_one(self._check_serial(expected_serial), address, data, journal)
+            self._db.execute("UPDATE meta SET value=? WHERE key='serial'", (str(serial),))
+        return serial
+
+    def _write_one(
+        self, serial: int, address: str, data: str | None, journal: JournalEntry | None
+    ) -> int:
+        """One put (data) or remove (None) inside a transaction; the serial after it."""
+        if data is None:
+            self._db.execute("DELETE FROM resources WHERE address=?", (address,))
+        else:
             self._db.execute(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, ?)",
-                (serial + 1, now(), address, "remove" if data is None else "put", data),
+                "INSERT INTO resources VALUES (?, ?) ON CONFLICT(address) DO UPDATE "
+                "SET data=excluded.data",
+                (address, data),
             )
-            if journal is not None:
-                self._db.execute(
-                    "INSERT INTO journal (data) VALUES (?)",
-                    (json.dumps(replace(journal, serial_after=serial + 1).to_dict()),),
-                )
-            faults.point("mid-state-write", address)  # inside the transaction, before COMMIT
+        self._db.execute(
+            "INSERT INTO versions VALUES (?, ?, ?, ?, ?)",
+            (serial + 1, now(), address, "remove" if data is None else "put", data),
+        )
+        if journal is not None:
+            self._db.execute(
+                "INSERT INTO journal (data) VALUES (?)",
+                (json.dumps(replace(journal, serial_after=serial + 1).to_dict()),),
+            )
+        faults.point("mid-state-write", address)  # inside the transaction, before COMMIT
         return serial + 1
+
+    def write_many(
+        self,
+        expected_serial: int,
+        writes: list[tuple[str, ResourceState | None, JournalEntry | None]],
+    ) -> int:
+        with self._tx():
+            serial = self._check_serial(expected_serial)
+            for address, resource, journal in writes:
+                data = None if resource is None else json.dumps(resource.to_dict(), sort_keys=True)
+                serial = self._write_one(serial, address, data, journal)
+            self._db.execute("UPDATE meta SET value=? WHERE key='serial'", (str(serial),))
+        return serial
 
     def put(
         self, expected_serial: int, resource: ResourceState, journal: JournalEntry | None = None
