@@ -85,10 +85,6 @@ class View:
     def __repr__(self) -> str:
         return f"View({self._json if self._json is not None else sorted(self._fields)!r})"
 
-    @property
-    def model_fields_set(self) -> set[str]:
-        return set(self._fields)
-
     def model_dump(
         self,
         *,

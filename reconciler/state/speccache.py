@@ -52,36 +52,27 @@ def content_key(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _pyyaml_key() -> str | None:
-    """Which PyYAML parses, without importing it (a cache hit never needs it): its package
-    file's size and time, and whether its C extension (libyaml) is there."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("yaml")  # a top-level lookup: runs nothing
-    if spec is None or spec.origin is None or not spec.submodule_search_locations:
-        return None
-    try:
-        info = os.stat(spec.origin)
-        package = next(iter(spec.submodule_search_locations))
-        libyaml = any(name.startswith("_yaml.") for name in os.listdir(package))
-    except OSError:
-        return None
-    return f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}:{'c' if libyaml else 'py'}"
-
-
 def _package_key(name: str) -> str | None:
-    """Which version of a package is installed, without importing it: its package file's
-    path, size and time."""
+    """Which version of a package is installed, without importing it (a cache hit needs
+    none of them): its package file's path, size and time."""
     import importlib.util
 
-    spec = importlib.util.find_spec(name)
+    spec = importlib.util.find_spec(name)  # a top-level lookup: runs nothing
     if spec is None or spec.origin is None:
         return None
     try:
         info = os.stat(spec.origin)
     except OSError:
         return None
-    return f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}"
+    key = f"{spec.origin}:{info.st_size}:{info.st_mtime_ns}"
+    if name == "yaml":  # which loader parses: its C extension (libyaml) or pure Python
+        try:
+            package = os.path.dirname(spec.origin)
+            libyaml = any(entry.startswith("_yaml.") for entry in os.listdir(package))
+        except OSError:
+            return None
+        key += ":c" if libyaml else ":py"
+    return key
 
 
 #: The sources whose every byte the cached data depends on: the parser, this module, and
@@ -106,7 +97,7 @@ def _format() -> str | None:
             digest.update(path.read_bytes())
     except OSError:
         return None
-    pyyaml = _pyyaml_key()
+    pyyaml = _package_key("yaml")
     pydantic = _package_key("pydantic")
     core = _package_key("pydantic_core")
     if pyyaml is None or pydantic is None or core is None:
@@ -217,8 +208,7 @@ class SpecCache:
         if self.path is None or (not self.added and set(self.entries) == self.used):
             return
         keep = {key: self.entries[key] for key in self.used}
-        workspace = self.path.parent.parent  # <tree>/.pipeform
-        if not keep or not workspace.is_dir():
+        if not keep or not self.writable:
             return
         payload = marshal.dumps((self.format_key, keep))
         blob = MAGIC + hashlib.sha256(payload).digest() + payload

@@ -115,7 +115,12 @@ class SqliteBackend(StateBackend):
         return serial
 
     def _write_one(
-        self, serial: int, address: str, data: str | None, journal: JournalEntry | None
+        self,
+        serial: int,
+        address: str,
+        data: str | None,
+        journal: JournalEntry | None,
+        crash_point: bool = True,
     ) -> int:
         """One put (data) or remove (None) inside a transaction; the serial after it."""
         if data is None:
@@ -135,7 +140,8 @@ class SqliteBackend(StateBackend):
                 "INSERT INTO journal (data) VALUES (?)",
                 (json.dumps(replace(journal, serial_after=serial + 1).to_dict()),),
             )
-        faults.point("mid-state-write", address)  # inside the transaction, before COMMIT
+        if crash_point:
+            faults.point("mid-state-write", address)  # inside the transaction, before COMMIT
         return serial + 1
 
     def write_many(
@@ -160,18 +166,9 @@ class SqliteBackend(StateBackend):
     def put_many(self, expected_serial: int, resources: list[ResourceState]) -> int:
         with self._tx():
             serial = self._check_serial(expected_serial)
-            for resource in resources:
+            for resource in resources:  # the pending records of an apply's creates
                 data = json.dumps(resource.to_dict(), sort_keys=True)
-                self._db.execute(
-                    "INSERT INTO resources VALUES (?, ?) ON CONFLICT(address) DO UPDATE "
-                    "SET data=excluded.data",
-                    (resource.address, data),
-                )
-                serial += 1
-                self._db.execute(
-                    "INSERT INTO versions VALUES (?, ?, ?, ?, ?)",
-                    (serial, now(), resource.address, "put", data),
-                )
+                serial = self._write_one(serial, resource.address, data, None, crash_point=False)
             self._db.execute("UPDATE meta SET value=? WHERE key='serial'", (str(serial),))
         return serial
 
