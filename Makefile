@@ -28,15 +28,17 @@ quickstart: install
 	$(BIN)/pipeform plan $(QUICKSTART)
 	$(BIN)/pipeform apply --auto-approve $(QUICKSTART)
 
-# The whole suite: lint, types, tests.
+# The whole suite: lint, import layers (import-linter contracts in pyproject.toml), types, tests.
 test: install-dev
 	$(BIN)/ruff check reconciler providers trainer tests bench
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: install-dev
 	$(BIN)/ruff check reconciler providers trainer tests bench
 	$(BIN)/ruff format --check reconciler providers trainer tests bench
+	$(BIN)/lint-imports
 
 typecheck: install-dev
 	$(BIN)/mypy
@@ -44,7 +46,7 @@ typecheck: install-dev
 # Regenerate what is generated from the models: JSON Schemas and reference docs.
 generate: install-dev
 	$(BIN)/pipeform schema --write specs/schema
-	$(BIN)/python -m reconciler.docgen
+	$(BIN)/python -m reconciler.cli.docgen
 
 bench: install-dev
 	$(BIN)/python bench/validate.py

@@ -15,16 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from providers import base
 from reconciler import faults
-from reconciler import plan as plans
 from reconciler.diagnostics import PipeformError
-from reconciler.planner import PlanOptions, Providers, canonical_hash, make_plan
-from reconciler.specs import CheckedTree, check
+from reconciler.plan import model as plans
+from reconciler.plan.planner import PlanOptions, Providers, canonical_hash, make_plan
+from reconciler.spec.checks import CheckedTree, check
 from reconciler.state import open_backend
 from reconciler.state.backend import StateBackend
 from reconciler.state.model import JournalEntry, LockInfo, State, argv_command, now
 
 if TYPE_CHECKING:  # the applier loads with the first apply: plan never needs it
-    from reconciler.applier import ApplyReport, Listener, Outcome
+    from reconciler.apply.applier import ApplyReport, Listener, Outcome
 
 PLAN_FILE_FORMAT = "pipeform-plan/1"
 
@@ -174,7 +174,7 @@ def open_session(paths: list[Path]) -> Session:
     checked = load_specs(paths)
     # every spec problem is reported before state exists; state may name more providers
     providers = load_providers(checked, State("", 0))
-    backend = open_backend(checked.tree.workspace, checked.tree.root)
+    backend = open_backend(checked.tree.workspace.model_dump()["spec"]["state"], checked.tree.root)
     return Session(checked, backend, load_providers(checked, backend.read(), providers))
 
 
@@ -283,7 +283,7 @@ def apply(
             [outcome.to_dict()],
         )
 
-    from reconciler.applier import Applier
+    from reconciler.apply.applier import Applier
 
     report = Applier(
         session.backend,
@@ -314,7 +314,8 @@ def push_metrics(session: Session, report: ApplyReport | None, drift: int | None
         return
     from datetime import UTC, datetime
 
-    from reconciler import metrics, policy
+    from reconciler.apply import metrics
+    from reconciler.plan import policy
 
     state = session.backend.read()
     statuses = policy.budget_statuses(session.checked, state, [], datetime.now(UTC))
@@ -408,7 +409,7 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
 def open_state(root: Path) -> StateBackend:
     """The state backend for the spec tree at root, even when other documents are invalid."""
     from reconciler.diagnostics import Diagnostics
-    from reconciler.loader import load_tree
+    from reconciler.spec.loader import load_tree
 
     diagnostics = Diagnostics()
     tree = load_tree([root], diagnostics)
@@ -417,4 +418,4 @@ def open_state(root: Path) -> StateBackend:
     ]
     if workspace_errors:
         raise PipeformError(Diagnostics(workspace_errors))
-    return open_backend(tree.workspace, tree.root)
+    return open_backend(tree.workspace.model_dump()["spec"]["state"], tree.root)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, cast
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, error, suggestion, warning
 from reconciler.frozen import quick_init
-from reconciler.loader import LoadedDocument, SpecTree, format_path
-from reconciler.yamlsource import DataPath
+from reconciler.spec.loader import LoadedDocument, SpecTree, format_path
+from reconciler.spec.source import DataPath
 
 if TYPE_CHECKING:  # imported when a tree holds them (reconciler.kinds is lazy)
     from reconciler.kinds import TrainingJob
-    from reconciler.snapshot import Reference
+    from reconciler.kinds.reference import Reference
 
 _COST_BEARING = ("TrainingJob",)
 

@@ -2,7 +2,7 @@
 
 ``<dataDir>/budgets/<name>.json`` holds the amount (a decimal string), currency, period,
 scope labels, alert thresholds, whether it is enforced, and the owner labels. Enforcement
-itself happens at plan time (``reconciler.policy``) against the specs; the record is the
+itself happens at plan time (``reconciler.plan.policy``) against the specs; the record is the
 live object that refresh compares and that burn alerts and dashboards may read. The file
 is named after the Budget, or after the id it was imported by. Budgets change in place.
 Reading, writing, deleting and importing the file is ``providers.local.records``.

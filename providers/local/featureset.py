@@ -40,7 +40,7 @@ from providers.local import files
 from providers.local.kind import KindHandler, inner_spec
 
 RECORD_KIND = "pipeform.local/FeatureSet"
-#: the value upstream outputs hold while they are pending (reconciler.plan.UNKNOWN)
+#: the value upstream outputs hold while they are pending (reconciler.plan.model.UNKNOWN)
 UNKNOWN_PREFIX = "(known"
 OUTPUTS = (
     "id",

@@ -22,14 +22,14 @@ from providers.base import JSON, PermanentError, ResourceContext
 from providers.local import files
 from providers.local.settings import LocalSettings
 from reconciler.gitinfo import head_commit
-from reconciler.quantities import format_duration, parse_cpu, parse_duration, parse_memory
+from reconciler.kinds.quantities import format_duration, parse_cpu, parse_duration, parse_memory
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from trainer.config import RunConfig
 
-#: reconciler.plan.UNKNOWN: an upstream output that only its apply will tell
+#: reconciler.plan.model.UNKNOWN: an upstream output that only its apply will tell
 UNKNOWN = "(known after apply)"
 GIB = 2**30
 DEFAULT_CPU = 1.0

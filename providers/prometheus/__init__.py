@@ -2,7 +2,7 @@
 
 Each resource is one rule group (named after its address) in the Workspace's rules file,
 ``<rulesDir>/pipeform-<workspace>.rules.yml`` (rulesDir relative to the spec tree), built
-by ``reconciler.rules``. Without ``url`` the file is the live state; with ``url`` every
+by ``providers.rules``. Without ``url`` the file is the live state; with ``url`` every
 change is followed by ``POST <url>/-/reload`` and a read of ``/api/v1/rules`` until the
 group shows as written, and reads observe the group as Prometheus reports it. The
 observed value is the group's rules (normalised), so a hand edit shows as drift.
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from providers import rules
 from providers.base import (
     JSON,
     ApplyRequest,
@@ -31,7 +32,6 @@ from providers.base import (
 )
 from providers.prometheus import promtool, rulesfile
 from providers.prometheus.rulesfile import RulesFile
-from reconciler import rules
 from reconciler.diagnostics import Diagnostic, error
 
 if TYPE_CHECKING:  # the HTTP client loads only when a Prometheus URL is configured

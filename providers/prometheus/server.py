@@ -14,7 +14,7 @@ import urllib.request
 from typing import Any
 
 from providers.base import JSON, PermanentError, RetryableError
-from reconciler.rules import prom_duration
+from providers.rules import prom_duration
 
 TIMEOUT = 10.0
 

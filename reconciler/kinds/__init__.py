@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from reconciler.kinds.data import Dataset, FeatureSet
     from reconciler.kinds.observability import SLO, Alert
     from reconciler.kinds.platform import Budget, Quota, Secret
+    from reconciler.kinds.reference import Reference
     from reconciler.kinds.training import TrainingJob
     from reconciler.kinds.workspace import Workspace
-    from reconciler.snapshot import Reference
 
 #: Each kind's module under reconciler.kinds, in the order kinds are listed to users.
 _MODULES: dict[str, str] = {

@@ -17,7 +17,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 from pydantic.alias_generators import to_camel
 
 from reconciler.kinds import API_VERSION  # noqa: F401 - offered here too
-from reconciler.snapshot import Reference
+from reconciler.kinds.reference import Reference
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_LABEL = re.compile(DNS_LABEL)
@@ -50,7 +50,7 @@ class SpecModel(BaseModel):
     """Base of every spec model: camelCase aliases, unknown fields forbidden, frozen.
 
     ``PLAIN_METHODS`` names the methods (no arguments) whose results the spec cache keeps
-    with the model's fields, so that a ``reconciler.snapshot.View`` answers them too."""
+    with the model's fields, so that a ``reconciler.spec.facts.View`` answers them too."""
 
     PLAIN_METHODS: ClassVar[tuple[str, ...]] = ()
 
@@ -193,7 +193,7 @@ class Document(SpecModel):
     """A spec document: apiVersion, kind, metadata, spec.
 
     ``KEEP_VIEW``: whether the spec cache keeps the whole model (as a
-    ``reconciler.snapshot.View``) beside the document's facts, for a kind that the engine's
+    ``reconciler.spec.facts.View``) beside the document's facts, for a kind that the engine's
     own checks read on every plan (costs, budgets, columns). Other kinds' views are built
     from their model when asked for, which costs validating it again."""
 

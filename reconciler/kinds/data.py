@@ -17,8 +17,8 @@ from reconciler.kinds.common import (
     SpecModel,
     empty_list,
 )
+from reconciler.kinds.reference import Reference
 from reconciler.kinds.units import Duration
-from reconciler.snapshot import Reference
 
 Scalar = int | float | str | bool
 

@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from reconciler.kinds.common import Document, Name, ResourceSpec, SpecModel
+from reconciler.kinds.reference import Reference
 from reconciler.kinds.units import Duration
-from reconciler.snapshot import Reference
 
 
 def check_promql(expr: str) -> str:

@@ -19,8 +19,8 @@ from reconciler.kinds.common import (
     empty_list,
     keyed_union,
 )
+from reconciler.kinds.reference import Reference
 from reconciler.kinds.units import CpuQuantity, Duration, MemoryQuantity
-from reconciler.snapshot import Reference
 
 
 class Task(StrEnum):

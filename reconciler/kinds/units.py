@@ -3,7 +3,7 @@
 Each unit is a pydantic-annotated type: it accepts the human spelling, stores a
 canonical value (seconds, bytes, cores, Decimal), serialises back to a canonical
 string, and documents its syntax in the JSON Schema so editors can check it. The
-parsers and formatters themselves are in ``reconciler.quantities``, without pydantic.
+parsers and formatters themselves are in ``reconciler.kinds.quantities``, without pydantic.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-from reconciler.quantities import (
+from reconciler.kinds.quantities import (
     DURATION_PATTERN,
     MONEY_PATTERN,
     QUANTITY_PATTERN,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from reconciler.plan import (
+from reconciler.plan.model import (
     Action,
     CostEstimate,
     Drift,

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.plan import SENSITIVE, UNKNOWN, Action, Drift, FieldChange, Plan, cents
-from reconciler.plan import ResourceChange as Change
+from reconciler.plan.model import SENSITIVE, UNKNOWN, Action, Drift, FieldChange, Plan, cents
+from reconciler.plan.model import ResourceChange as Change
 from reconciler.render import redact, words
 
 MAX_CHARS = 60_000  # GitHub refuses comments over 65,536 characters; keep a margin

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from reconciler.plan import SENSITIVE, FieldChange, ResourceChange
+from reconciler.plan.model import SENSITIVE, FieldChange, ResourceChange
 
 _PATH_PART = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
 _TOP_LEVEL = ("spec", "metadata")

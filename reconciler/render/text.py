@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.plan import (
+from reconciler.plan.model import (
     SENSITIVE,
     Action,
     CostEstimate,

@@ -6,7 +6,7 @@ re-snapshotted"). Kinds that hold data speak of snapshots, materialisation and t
 
 from __future__ import annotations
 
-from reconciler.plan import Action
+from reconciler.plan.model import Action
 
 ACTIONS: dict[Action, tuple[str, str]] = {
     Action.CREATE: ("create", "created"),

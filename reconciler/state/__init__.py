@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from reconciler.diagnostics import PipeformError
 
 if TYPE_CHECKING:  # the models pull in pydantic; `pipeform --help` must not
-    from reconciler.snapshot import View
     from reconciler.state.backend import StateBackend  # not at run time: validate needs none
 
 
-def open_backend(workspace: View, root: Path) -> StateBackend:
-    """The backend the Workspace configures (sqlite unless it says otherwise)."""
-    config = workspace.spec.state
-    if config.backend == "sqlite":
+def open_backend(config: Mapping[str, Any], root: Path) -> StateBackend:
+    """The backend a Workspace's ``spec.state`` block (its JSON form) configures."""
+    backend = config.get("backend", "sqlite")
+    if backend == "sqlite":
         from reconciler.state.sqlite import SqliteBackend
 
-        path = Path(config.path)
+        path = Path(config.get("path", ".pipeform/state.db"))
         return SqliteBackend(path if path.is_absolute() else root / path)
-    raise PipeformError(
-        f"the {config.backend} state backend is not available yet; use backend: sqlite"
-    )
+    raise PipeformError(f"the {backend} state backend is not available yet; use backend: sqlite")

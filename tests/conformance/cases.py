@@ -23,7 +23,7 @@ from providers.base import Provider
 from providers.local import LocalProvider
 from providers.testing import FakeProvider
 from reconciler.kinds import KINDS
-from reconciler.planner import desired_document
+from reconciler.plan.planner import desired_document
 
 ENV = "PIPEFORM_CONFORMANCE_CASES"
 Prepare = Callable[[pytest.MonkeyPatch, Path], None]

@@ -26,7 +26,7 @@ from providers.local.data import features
 from providers.local.featureset import OUTPUTS, FeatureSetHandler, inputs_fingerprint
 from providers.local.settings import LocalSettings
 from reconciler.kinds.data import FeatureSet
-from reconciler.plan import UNKNOWN
+from reconciler.plan.model import UNKNOWN
 
 REPO = Path(__file__).resolve().parents[2]
 QUICKSTART = REPO / "specs" / "examples" / "quickstart"

@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler import engine
-from reconciler.plan import Action, Plan
-from reconciler.planner import PlanOptions
+from reconciler.plan.model import Action, Plan
+from reconciler.plan.planner import PlanOptions
 from reconciler.state.backend import StateConflict
 from reconciler.state.model import ResourceState, State, Status
 from reconciler.state.sqlite import SqliteBackend

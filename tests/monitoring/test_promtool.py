@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from providers import rules
 from providers.base import ApplyRequest, ResourceContext
 from providers.prometheus import PrometheusProvider
 from providers.prometheus.rulesfile import RulesFile, render
-from reconciler import rules
 from tests.integration.servers import in_ci
 from tests.monitoring.samples import ALERT_TEMPLATES, SLI_TEMPLATES, alert, slo
 

@@ -21,7 +21,7 @@ from providers.base import (
 )
 from providers.prometheus import PrometheusProvider
 from reconciler.kinds import KINDS
-from reconciler.planner import desired_document
+from reconciler.plan.planner import desired_document
 from tests.conftest import QUICKSTART
 from tests.monitoring.samples import ALERT_TEMPLATES, SLI_TEMPLATES, alert, slo
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler import rules
+from providers import rules
 from tests.monitoring.samples import ALERT_TEMPLATES, SLI_TEMPLATES, alert, slo
 
 

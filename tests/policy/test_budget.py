@@ -12,8 +12,9 @@ import pytest
 from providers.base import ApplyRequest, DeleteRequest, ReadRequest, ResourceContext
 from providers.local.budget import BudgetHandler
 from providers.local.settings import LocalSettings
-from reconciler import engine, policy
-from reconciler.plan import Action, CostEstimate, ResourceChange
+from reconciler import engine
+from reconciler.plan import policy
+from reconciler.plan.model import Action, CostEstimate, ResourceChange
 from reconciler.state.model import ResourceState, State
 from tests.conftest import run_cli
 from tests.policy.trees import BUDGET, training_tree

@@ -12,10 +12,11 @@ import pytest
 from providers import base
 from providers.base import ApplyRequest, ApplyResponse
 from providers.testing import FakeProvider
-from reconciler import cost, engine
+from reconciler import engine
 from reconciler.kinds import TrainingJob, Workspace
-from reconciler.plan import Action
-from reconciler.planner import PlanOptions
+from reconciler.plan import cost
+from reconciler.plan.model import Action
+from reconciler.plan.planner import PlanOptions
 from tests.policy.trees import training_tree
 
 

@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from reconciler import engine
-from reconciler.planner import PlanOptions
+from reconciler.plan.planner import PlanOptions
 from reconciler.render import jsonplan, markdown, text
 from tests.conftest import run_cli
 from tests.policy.trees import BUDGET, training_tree

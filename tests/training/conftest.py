@@ -29,7 +29,7 @@ from providers.base import (
 from providers.local.settings import LocalSettings
 from providers.local.training import TrainingJobHandler
 from reconciler.kinds import KINDS
-from reconciler.planner import desired_document
+from reconciler.plan.planner import desired_document
 
 LINEAGE = "11111111-1111-4111-8111-111111111111"
 FAKE_TRAINER = Path(__file__).with_name("fake_trainer.py")

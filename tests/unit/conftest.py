@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from reconciler import loader, yamlsource
 from reconciler.diagnostics import Diagnostics
-from reconciler.loader import SpecTree
-from reconciler.state import speccache
+from reconciler.spec import cache as speccache
+from reconciler.spec import loader
+from reconciler.spec import source as yamlsource
+from reconciler.spec.loader import SpecTree
 
 
 @pytest.fixture

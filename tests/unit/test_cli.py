@@ -97,12 +97,12 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_internal_errors_hide_the_traceback_unless_debug(monkeypatch: Any) -> None:
-    import reconciler.specs
+    import reconciler.spec.checks
 
     def boom(paths: Any) -> Any:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(reconciler.specs, "check", boom)
+    monkeypatch.setattr(reconciler.spec.checks, "check", boom)
     runner = CliRunner()
     result = runner.invoke(cli.cli, ["validate", str(QUICKSTART)], catch_exceptions=True)
     assert isinstance(result.exception, RuntimeError)
@@ -159,7 +159,7 @@ def test_version() -> None:
 
 
 def test_checked_in_schemas_match_the_models() -> None:
-    from reconciler.schema import rendered
+    from reconciler.spec.schema import rendered
 
     stale = [
         name

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from reconciler import docgen, schema
+from reconciler.cli import docgen
 from reconciler.kinds import KINDS
+from reconciler.spec import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 REGENERATE = "run `make generate` and commit the result"
@@ -137,7 +138,7 @@ def test_every_field_is_described_and_states_its_default() -> None:
 
 
 def test_limits_page_states_every_loader_limit() -> None:
-    from reconciler import yamlsource
+    from reconciler.spec import source as yamlsource
 
     page = (ROOT / "docs" / "reference" / "limits.md").read_text(encoding="utf-8")
     limits = {k: v for k, v in vars(yamlsource).items() if k.startswith("MAX_")}

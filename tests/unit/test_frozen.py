@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from providers import base
-from reconciler import graph, plan
+from reconciler import graph
 from reconciler.frozen import quick_init
 from reconciler.kinds import common
+from reconciler.plan import model as plan
 from reconciler.state import model
 
 

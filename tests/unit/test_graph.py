@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler.graph import Edge, Graph
-from reconciler.specs import check
+from reconciler.spec.checks import check
 from tests.conftest import QUICKSTART
 
 HEAD = "apiVersion: pipeform/v1\n"

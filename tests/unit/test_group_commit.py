@@ -12,7 +12,7 @@ import pytest
 
 from reconciler import engine
 from reconciler.diagnostics import PipeformError
-from reconciler.planner import PlanOptions
+from reconciler.plan.planner import PlanOptions
 from reconciler.state.backend import StateConflict
 
 WORKSPACE = "apiVersion: pipeform/v1\nkind: Workspace\nmetadata: {name: t}\nspec: {defaults: {provider: fake}}\n"

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from reconciler.kinds import KINDS, Secret, TrainingJob
-from reconciler.specs import check
+from reconciler.spec.checks import check
 from tests.conftest import QUICKSTART
 
 

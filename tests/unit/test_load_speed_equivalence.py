@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from reconciler.diagnostics import Diagnostics
 from reconciler.graph import Edge
 from reconciler.kinds import KINDS, Reference
-from reconciler.loader import LoadedDocument, load_tree
-from reconciler.snapshot import Facts
-from reconciler.specs import check
-from reconciler.yamlsource import RawDocument
+from reconciler.spec.checks import check
+from reconciler.spec.facts import Facts
+from reconciler.spec.loader import LoadedDocument, load_tree
+from reconciler.spec.source import RawDocument
 from tests.unit.conftest import assert_same_documents
 
 ANCHORED = """\

@@ -9,8 +9,8 @@ import pytest
 
 from reconciler import engine
 from reconciler.diagnostics import PipeformError
-from reconciler.plan import Action, Plan, Reason
-from reconciler.planner import PlanOptions
+from reconciler.plan.model import Action, Plan, Reason
+from reconciler.plan.planner import PlanOptions
 
 WORKSPACE = "apiVersion: pipeform/v1\nkind: Workspace\nmetadata: {name: t}\nspec: {defaults: {provider: fake}}\n"
 DATASET = "apiVersion: pipeform/v1\nkind: Dataset\nmetadata: {name: d}\nspec: {source: {uri: 'file://d.csv'}}\n"
@@ -278,7 +278,7 @@ def test_field_diffs_do_not_load_pandas_through_deepdiff() -> None:
     # pandas is a dev dependency: without it the last import below fails the test (no skip)
     code = (
         "import sys\n"
-        "from reconciler.planner import field_changes\n"
+        "from reconciler.plan.planner import field_changes\n"
         "changes = field_changes({'spec': {'gpus': 1}}, {'spec': {'gpus': 2, 'cpu': 'x'}})\n"
         "print([c.path for c in changes])\n"
         "print('pandas' in sys.modules, 'numpy' in sys.modules)\n"

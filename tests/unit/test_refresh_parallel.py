@@ -16,8 +16,8 @@ from providers.base import ReadRequest, ReadResponse
 from providers.testing import FakeProvider
 from reconciler import engine
 from reconciler.diagnostics import PipeformError
-from reconciler.plan import Plan
-from reconciler.planner import PlanOptions
+from reconciler.plan.model import Plan
+from reconciler.plan.planner import PlanOptions
 
 N = 40
 DELAY = 0.05  # one simulated round trip

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from reconciler.plan import (
+from reconciler.plan.model import (
     SENSITIVE,
     UNKNOWN,
     Action,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import snapshot
 from reconciler.diagnostics import Diagnostics
 from reconciler.kinds import KINDS
-from reconciler.loader import load_tree
-from reconciler.planner import desired_document
-from reconciler.snapshot import Facts, View, freeze, thaw
+from reconciler.plan.planner import desired_document
+from reconciler.spec import facts as snapshot
+from reconciler.spec.facts import Facts, View, freeze, thaw
+from reconciler.spec.loader import load_tree
 from tests.unit.conftest import assert_same_documents
 from tests.unit.test_startup import probe
 

@@ -90,7 +90,7 @@ def test_a_user_who_names_plugins_gets_pydantics_own_loader(tmp_path: Path) -> N
 
 
 def test_stand_in_answers_as_the_real_loader_would(monkeypatch: pytest.MonkeyPatch) -> None:
-    from reconciler import startup
+    from reconciler.cli import startup
 
     stand_in = startup._stand_in()
     monkeypatch.setitem(sys.modules, startup.LOADER, stand_in)

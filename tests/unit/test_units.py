@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler import quantities as units
+from reconciler.kinds import quantities as units
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from reconciler import yamlsource
 from reconciler.diagnostics import Diagnostics
-from reconciler.loader import load_tree, parse_document
-from reconciler.yamlparse import parse_text
-from reconciler.yamlsource import RawDocument, read_file
+from reconciler.spec import source as yamlsource
+from reconciler.spec.loader import load_tree, parse_document
+from reconciler.spec.parser import parse_text
+from reconciler.spec.source import RawDocument, read_file
 
 
 def parse(text: str) -> tuple[list[RawDocument], Diagnostics]:

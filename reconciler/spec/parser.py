@@ -1,4 +1,4 @@
-"""The YAML parser behind reconciler.yamlsource: builds plain data and positions straight
+"""The YAML parser behind reconciler.spec.source: builds plain data and positions straight
 from PyYAML's events, with the limits (value budget, depth, document count) checked as it
 goes, and turns PyYAML's errors into one clear diagnostic with file:line:column.
 
@@ -14,7 +14,7 @@ from typing import Any, cast
 import yaml
 
 from reconciler.diagnostics import Diagnostics, Position, error
-from reconciler.yamlsource import (
+from reconciler.spec.source import (
     MAX_DEPTH,
     MAX_DOCUMENTS_PER_FILE,
     MAX_NODES_PER_DOCUMENT,

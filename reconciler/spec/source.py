@@ -12,7 +12,7 @@ spent on any file is bounded by the limits below, not by what the file asks for.
 
 This module holds what a command needs when every file comes from the spec cache
 (documents, positions, limits, reading bytes); the parser itself, and PyYAML with it, is in
-``reconciler.yamlparse`` and is imported only when a file has to be parsed.
+``reconciler.spec.parser`` and is imported only when a file has to be parsed.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class RawDocument:
     ``key_positions`` holds where each mapping key is written. A document read from the
     spec cache keeps its positions packed (marshal) until something asks for one: most
     commands on a valid tree never do. ``facts`` holds, for a document that validated
-    when the cache was written, its packed ``reconciler.snapshot.Facts``.
+    when the cache was written, its packed ``reconciler.spec.facts.Facts``.
     """
 
     __slots__ = ("_key_positions", "_packed", "_positions", "data", "facts", "file", "index")
@@ -237,7 +237,7 @@ def parse_bytes(data: bytes, display: str, diagnostics: Diagnostics) -> list[Raw
     text = _decode(data, display, diagnostics)
     if text is None:
         return []
-    from reconciler.yamlparse import parse_text  # PyYAML loads only when a file is parsed
+    from reconciler.spec.parser import parse_text  # PyYAML loads only when a file is parsed
 
     before = len(diagnostics)
     documents = parse_text(text, display, diagnostics)

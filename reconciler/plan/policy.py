@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
-from reconciler import cost
 from reconciler.diagnostics import Diagnostic, Diagnostics, PipeformError, Position, Severity
-from reconciler.loader import LoadedDocument
-from reconciler.plan import (
+from reconciler.kinds.quantities import format_cpu, format_memory
+from reconciler.plan import cost
+from reconciler.plan.model import (
     Action,
     BudgetStatus,
     Plan,
@@ -33,8 +33,8 @@ from reconciler.plan import (
     ResourceChange,
     cents,
 )
-from reconciler.quantities import format_cpu, format_memory
-from reconciler.specs import CheckedTree
+from reconciler.spec.checks import CheckedTree
+from reconciler.spec.loader import LoadedDocument
 from reconciler.state.model import State
 
 if TYPE_CHECKING:  # imported when a tree holds them (reconciler.kinds is lazy)

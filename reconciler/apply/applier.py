@@ -26,9 +26,10 @@ from providers.base import (
     ResourceContext,
     RetryableError,
 )
-from reconciler import cost, faults
-from reconciler.plan import Action, Plan, ResourceChange
-from reconciler.planner import Providers, canonical_hash
+from reconciler import faults
+from reconciler.plan import cost
+from reconciler.plan.model import Action, Plan, ResourceChange
+from reconciler.plan.planner import Providers, canonical_hash
 from reconciler.state.backend import StateBackend, StateError
 from reconciler.state.model import JournalEntry, ResourceState, State, Status, now
 

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from reconciler.state.model import ResourceState, State, Status
 
 if TYPE_CHECKING:
-    from reconciler.applier import ApplyReport
+    from reconciler.apply.applier import ApplyReport
 
 log = logging.getLogger("pipeform.metrics")
 PUSH_JOB = "pipeform"

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 from reconciler.diagnostics import Diagnostic, Diagnostics, Position, error, suggestion
 from reconciler.frozen import quick_init
 from reconciler.kinds import API_VERSION, KINDS
-from reconciler.snapshot import Facts, View
-from reconciler.state.speccache import SpecCache, content_key
-from reconciler.yamlsource import (
+from reconciler.spec.cache import SpecCache, content_key
+from reconciler.spec.facts import Facts, View
+from reconciler.spec.source import (
     MAX_FILES,
     DataPath,
     RawDocument,
@@ -525,7 +525,7 @@ def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
     """Read and validate every document; duplicate addresses and Workspaces are errors.
 
     A document from the spec cache with facts is not validated again (see
-    ``reconciler.snapshot``); any other is validated against its kind's model."""
+    ``reconciler.spec.facts``); any other is validated against its kind's model."""
     root = paths[0] if paths and paths[0].is_dir() else (paths[0].parent if paths else Path("."))
     cache = SpecCache.open(root)
     parsed: list[tuple[str, list[RawDocument]]] = []

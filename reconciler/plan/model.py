@@ -6,7 +6,7 @@ explains the change to people; apply never branches on it. Renderers (text, JSON
 Markdown) are separate modules over this data. Plans are saved to a file, reloaded, and
 refused when the state (lineage, serial) or the specs (digest) moved since.
 
-A plan also carries what ``reconciler.cost`` and ``reconciler.policy`` found: a cost
+A plan also carries what ``reconciler.plan.cost`` and ``reconciler.plan.policy`` found: a cost
 estimate per training change and totals per currency, the prices they used (so apply
 records actual run costs at the same prices), and the policy verdict (budgets, quotas,
 required labels). Amounts are decimal strings, never floats.
@@ -87,7 +87,7 @@ def cents(amount: str | Decimal) -> str:
 
 @dataclass(frozen=True)
 class CostEstimate:
-    """What one planned training run is expected to cost (see reconciler.cost)."""
+    """What one planned training run is expected to cost (see reconciler.plan.cost)."""
 
     amount: str  # decimal string, to 6 places; show it with cents()
     currency: str
@@ -193,7 +193,7 @@ class Plan:
     replace: list[str] = field(default_factory=list)
     format_version: str = FORMAT_VERSION
     cost_totals: dict[str, str] = field(default_factory=dict)  # currency -> decimal string
-    #: the Workspace prices the estimates used (reconciler.cost.pricing_json); None when
+    #: the Workspace prices the estimates used (reconciler.plan.cost.pricing_json); None when
     #: nothing was estimated (destroy and refresh-only plans)
     pricing: dict[str, Any] | None = None
     policy: PolicyReport | None = None  # None: no policy was evaluated

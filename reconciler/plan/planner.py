@@ -25,12 +25,12 @@ from providers.base import (
     ReadResponse,
     ResourceContext,
 )
-from reconciler import cost, policy
 from reconciler.diagnostics import Diagnostics, PipeformError, error
-from reconciler.loader import LoadedDocument
-from reconciler.plan import UNKNOWN, Action, Drift, FieldChange, Plan, Reason, ResourceChange
-from reconciler.snapshot import Facts
-from reconciler.specs import CheckedTree
+from reconciler.plan import cost, policy
+from reconciler.plan.model import UNKNOWN, Action, Drift, FieldChange, Plan, Reason, ResourceChange
+from reconciler.spec.checks import CheckedTree
+from reconciler.spec.facts import Facts
+from reconciler.spec.loader import LoadedDocument
 from reconciler.state.model import ResourceState, State, Status, now
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.cli import cli
-from reconciler.cli_engine import LOCK_TIMEOUT, _out, _seconds
+from reconciler.cli.engine_commands import LOCK_TIMEOUT, _out, _seconds
 from reconciler.diagnostics import PipeformError
 from reconciler.state.model import JournalEntry
 

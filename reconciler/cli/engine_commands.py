@@ -16,7 +16,7 @@ from reconciler.diagnostics import PipeformError
 
 
 def _seconds(text: str) -> float:
-    from reconciler.quantities import parse_duration
+    from reconciler.kinds.quantities import parse_duration
 
     try:
         return float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text)
@@ -52,7 +52,7 @@ def _plan_options(
     allow_over_budget: bool = False,
     parallelism: int = 10,
 ) -> Any:
-    from reconciler.planner import PlanOptions
+    from reconciler.plan.planner import PlanOptions
 
     return PlanOptions(
         mode=mode,
@@ -83,7 +83,7 @@ ALLOW_OVER_BUDGET = click.option(
 
 def _enforce_policy(plan: Any) -> None:
     """Refuse a plan that breaks a budget, quota or label policy: every error at once."""
-    from reconciler import policy
+    from reconciler.plan import policy
 
     policy.enforce(plan)
 
@@ -208,7 +208,7 @@ def _listener() -> Any:
     """Progress lines as each resource starts and ends (called from worker threads)."""
     import threading
 
-    from reconciler.plan import Action
+    from reconciler.plan.model import Action
     from reconciler.render.diagnostics import plain_stream
     from reconciler.render.lines import Line
 
@@ -356,7 +356,7 @@ def _apply(
             _enforce_policy(result)
             if not result.has_changes:
                 if mode == "normal":  # a successful apply that changed nothing, for monitoring
-                    from reconciler.applier import ApplyReport
+                    from reconciler.apply.applier import ApplyReport
 
                     done = ApplyReport(serial=result.serial)
                     engine.push_metrics(session, done, drift=len(result.drift))
@@ -468,4 +468,4 @@ def import_(address: str, external_id: str, paths: tuple[Path, ...], lock_timeou
     return 0
 
 
-from reconciler import cli_state  # noqa: E402,F401  (registers the state commands)
+from reconciler.cli import state_commands as cli_state  # noqa: E402,F401  (registers the state commands)

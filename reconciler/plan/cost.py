@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, cast
 
-from reconciler.plan import Action, CostEstimate, ResourceChange
-from reconciler.quantities import format_duration
-from reconciler.snapshot import View
-from reconciler.specs import CheckedTree
+from reconciler.kinds.quantities import format_duration
+from reconciler.plan.model import Action, CostEstimate, ResourceChange
+from reconciler.spec.checks import CheckedTree
+from reconciler.spec.facts import View
 from reconciler.state.model import State
 
 if TYPE_CHECKING:  # imported when a tree holds one (reconciler.kinds is lazy)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from reconciler.diagnostics import Diagnostics, error, suggestion
 from reconciler.graph import Graph, build_graph, check_columns, check_jobs
-from reconciler.loader import SpecTree, known_fields, load_tree
+from reconciler.spec.loader import SpecTree, known_fields, load_tree
 
 
 @dataclass

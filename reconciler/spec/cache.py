@@ -4,7 +4,7 @@ Parsing YAML (with a position for every value) and validating it against the mod
 most of what loading a large spec tree costs, and importing pydantic to validate is most
 of what a small one costs. A file whose parse produced no problem is kept here as its
 documents' plain data and packed positions, under the SHA-256 of its bytes, with the
-packed ``reconciler.snapshot.Facts`` of each document that validated (None for one
+packed ``reconciler.spec.facts.Facts`` of each document that validated (None for one
 that did not). The next command that reads the same bytes takes them from here: it
 neither parses nor validates them, and validates a document again only when a check
 asks for its model, or when it had no facts (so its messages come from the models, as
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 MAGIC = b"pipeform-spec-cache/2\n"
-_FACTS_LENGTH = 10  # fields of a packed reconciler.snapshot.Facts
+_FACTS_LENGTH = 10  # fields of a packed reconciler.spec.facts.Facts
 CACHE_DIR = Path(".pipeform") / "cache"
 FILE_NAME = "specs.bin"
 DISABLE_ENV = "PIPEFORM_SPEC_CACHE"
@@ -75,25 +75,15 @@ def _package_key(name: str) -> str | None:
     return key
 
 
-#: The sources whose every byte the cached data depends on: the parser, this module, and
-#: (for the facts of validated documents) the loader, the snapshot and every kind's module.
-_SOURCES = (
-    "yamlsource.py",
-    "yamlparse.py",
-    "state/speccache.py",
-    "loader.py",
-    "snapshot.py",
-    "quantities.py",
-)
-
-
 def _format() -> str | None:
-    """What the cached data depends on (the sources above, Python's, PyYAML's, pydantic's
-    and pydantic-core's versions), or None when one of them cannot be read."""
-    here = Path(__file__).parent.parent  # the reconciler package
+    """What the cached data depends on: every byte of the reconciler package's source (any
+    module of it can change how a document validates or what its facts hold), Python's,
+    PyYAML's, pydantic's and pydantic-core's versions; None when one cannot be read."""
+    package = Path(__file__).parent.parent  # the reconciler package
     digest = hashlib.sha256()
     try:
-        for path in [*(here / name for name in _SOURCES), *sorted((here / "kinds").glob("*.py"))]:
+        for path in sorted(package.rglob("*.py")):
+            digest.update(str(path.relative_to(package)).encode())
             digest.update(path.read_bytes())
     except OSError:
         return None

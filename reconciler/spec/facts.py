@@ -27,21 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from reconciler.frozen import quick_init
-
-
-@quick_init
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """A reference from one document to another, by name."""
-
-    kind: str
-    name: str
-    path: tuple[str | int, ...]  # where the name is written, from the document root
-
-    @property
-    def address(self) -> str:
-        return f"{self.kind}/{self.name}"
-
+from reconciler.kinds.reference import Reference
 
 # -- the Workspace as a read-only view ----------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter
 
 from reconciler.kinds import KINDS, Document
-from reconciler.quantities import UNIT_KEY, format_default
+from reconciler.kinds.quantities import UNIT_KEY, format_default
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://pipeform.dev/schema/v1/"

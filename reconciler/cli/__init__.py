@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from reconciler import startup
+from reconciler.cli import startup
 from reconciler.diagnostics import PipeformError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -48,7 +48,7 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> int:
     specs are valid and 1 when they are not.
     """
     from reconciler.render.diagnostics import diagnostics_json, print_diagnostics
-    from reconciler.specs import check
+    from reconciler.spec.checks import check
 
     checked = check(_paths(paths))
     diags = checked.diagnostics
@@ -87,7 +87,7 @@ def graph(paths: tuple[Path, ...], fmt: str) -> int:
     render with `pipeform graph | dot -Tsvg > graph.svg`.
     """
     from reconciler.render.diagnostics import print_diagnostics
-    from reconciler.specs import check
+    from reconciler.spec.checks import check
 
     checked = check(_paths(paths))
     print_diagnostics(checked.diagnostics)
@@ -117,7 +117,7 @@ def schema(kind: str | None, write_dir: Path | None) -> int:
     """
     import json
 
-    from reconciler import schema as schemas
+    from reconciler.spec import schema as schemas
 
     if write_dir is not None:
         for path in schemas.write_schemas(write_dir):
@@ -234,4 +234,4 @@ def _command(args: list[str]) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
-from reconciler import cli_engine  # noqa: E402,F401  (registers plan, apply, state, ...)
+from reconciler.cli import engine_commands as cli_engine  # noqa: E402,F401  (registers plan, apply, state, ...)

@@ -1,0 +1,1 @@
+"""The applier: graph order, parallelism, retries, per-resource persistence; the reconciler's metrics."""

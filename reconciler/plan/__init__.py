@@ -1,0 +1,1 @@
+"""The plan as data, the planner (refresh, diff), cost estimates and policy."""
