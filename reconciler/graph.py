@@ -11,15 +11,15 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, error, suggestion, warning
 from reconciler.frozen import quick_init
-from reconciler.spec.loader import LoadedDocument, SpecTree, format_path
+from reconciler.spec.loader import LoadedDocument, SpecTree
 from reconciler.spec.source import DataPath
+from reconciler.spec.validate import format_path
 
 if TYPE_CHECKING:  # imported when a tree holds them (reconciler.kinds is lazy)
-    from reconciler.kinds import TrainingJob
     from reconciler.kinds.reference import Reference
 
 _COST_BEARING = ("TrainingJob",)
@@ -237,11 +237,9 @@ def _unknown_reference(
 def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """A FeatureSet may only read columns its Dataset declares (when it declares a schema)."""
     for address, doc in tree.sorted_of_kind("FeatureSet"):
-        spec = getattr(doc.view, "spec", None)
-        if spec is None:
-            continue
+        spec = doc.feature_set().spec
         dataset = tree.documents.get(f"Dataset/{spec.dataset}")
-        columns = dataset.view.spec.column_names() if dataset else []
+        columns = dataset.dataset().spec.column_names() if dataset else []
         if not columns:
             continue
         for column, where in spec.column_uses():
@@ -261,7 +259,7 @@ def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
 def check_jobs(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """Warn about secret-looking environment variables written as plain values."""
     for address, doc in tree.sorted_of_kind("TrainingJob"):
-        for var in cast("TrainingJob", doc.view).spec.plain_secret_like_env():
+        for var in doc.training_job().spec.plain_secret_like_env():
             path = ("spec", "env", var)
             diagnostics.add(
                 warning(

@@ -15,16 +15,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from reconciler.kinds.quantities import format_duration
+from reconciler.kinds.reads import DefaultResourcesRead, TrainingJobRead, WorkspaceRead
 from reconciler.plan.model import Action, CostEstimate, ResourceChange
 from reconciler.spec.checks import CheckedTree
-from reconciler.spec.facts import View
 from reconciler.state.model import State
-
-if TYPE_CHECKING:  # imported when a tree holds one (reconciler.kinds is lazy)
-    from reconciler.kinds.training import TrainingJob
 
 MICRO = Decimal("0.000001")
 GIB = Decimal(2**30)
@@ -48,7 +45,7 @@ class Prices:
     default_gpu_hour: Decimal
 
     @classmethod
-    def of(cls, workspace: View) -> Prices:
+    def of(cls, workspace: WorkspaceRead) -> Prices:
         p = workspace.spec.pricing
         return cls(p.currency, p.cpu_hour, p.memory_gib_hour, dict(p.gpu_hour), p.default_gpu_hour)
 
@@ -108,7 +105,7 @@ def _decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() and number >= 0 else None
 
 
-def job_shape(job: TrainingJob, defaults: View) -> Shape:
+def job_shape(job: TrainingJobRead, defaults: DefaultResourcesRead) -> Shape:
     """A TrainingJob's resources, the Workspace defaults filling what it leaves out."""
     r, d = job.spec.resources, job.spec.distributed
     cpu = r.cpu if r.cpu is not None else defaults.cpu
@@ -159,7 +156,7 @@ def past_durations(outputs: Mapping[str, Any]) -> list[Decimal]:
     return out
 
 
-def expected_hours(job: TrainingJob, outputs: Mapping[str, Any]) -> tuple[Decimal, str]:
+def expected_hours(job: TrainingJobRead, outputs: Mapping[str, Any]) -> tuple[Decimal, str]:
     """(hours, basis): the median of past runs, else maxDuration."""
     durations = past_durations(outputs)
     if durations:
@@ -172,7 +169,9 @@ def expected_hours(job: TrainingJob, outputs: Mapping[str, Any]) -> tuple[Decima
     return Decimal(str(seconds)) / HOUR, f"maxDuration {format_duration(seconds)}"
 
 
-def estimate(job: TrainingJob, workspace: View, prior_outputs: Mapping[str, Any]) -> CostEstimate:
+def estimate(
+    job: TrainingJobRead, workspace: WorkspaceRead, prior_outputs: Mapping[str, Any]
+) -> CostEstimate:
     """The expected cost of the next run of job."""
     prices = Prices.of(workspace)
     shape = job_shape(job, workspace.spec.defaults.resources)
@@ -199,7 +198,7 @@ def estimate_changes(
         loaded = checked.tree.documents.get(change.address)
         if change.action in TRAINING_ACTIONS and loaded and loaded.facts.kind == "TrainingJob":
             prior = state.resources.get(change.address)
-            job = cast("TrainingJob", loaded.view)
+            job = loaded.training_job()
             found = estimate(job, workspace, prior.outputs if prior else {})
             totals[found.currency] = totals.get(found.currency, Decimal(0)) + Decimal(found.amount)
             change = replace(change, cost=found)

@@ -19,10 +19,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, PipeformError, Position, Severity
 from reconciler.kinds.quantities import format_cpu, format_memory
+from reconciler.kinds.reads import QuotaRead, TrainingJobRead
 from reconciler.plan import cost
 from reconciler.plan.model import (
     Action,
@@ -36,9 +37,6 @@ from reconciler.plan.model import (
 from reconciler.spec.checks import CheckedTree
 from reconciler.spec.loader import LoadedDocument
 from reconciler.state.model import State
-
-if TYPE_CHECKING:  # imported when a tree holds them (reconciler.kinds is lazy)
-    from reconciler.kinds import Budget, Quota, TrainingJob
 
 OVERRIDE = "--allow-over-budget"
 
@@ -139,13 +137,13 @@ def quotas(
     for change, loaded in changes:
         if loaded.facts.kind != "TrainingJob":
             continue
-        job = cast("TrainingJob", loaded.view)
+        job = loaded.training_job()
         if not job.spec.quota:
             continue
         quota_doc = checked.tree.documents.get(f"Quota/{job.spec.quota}")
         if quota_doc is None or quota_doc.facts.kind != "Quota":
             continue  # an unknown reference is a validation error already
-        problems = quota_problems(job, cast("Quota", quota_doc.view), cost.job_shape(job, defaults))
+        problems = quota_problems(job, quota_doc.quota(), cost.job_shape(job, defaults))
         for field, message, hint in problems:
             findings.append(
                 _finding(
@@ -162,7 +160,9 @@ def quotas(
     return passed
 
 
-def quota_problems(job: TrainingJob, quota: Quota, shape: cost.Shape) -> list[tuple[str, str, str]]:
+def quota_problems(
+    job: TrainingJobRead, quota: QuotaRead, shape: cost.Shape
+) -> list[tuple[str, str, str]]:
     """(resources field, message, hint) for each limit the job's total ask breaks."""
     q, name = quota.spec, f"Quota/{quota.metadata.name}"
     n = shape.replicas
@@ -289,7 +289,7 @@ def budget_statuses(
     for address, loaded in sorted(checked.tree.documents.items()):
         if loaded.facts.kind != "Budget":
             continue
-        spec = cast("Budget", loaded.view).spec
+        spec = loaded.budget().spec
         start, end = period_bounds(spec.period, at)
         used = spend(state, spec.scope.labels, spec.currency, start, end, prices)
         planned = sum(

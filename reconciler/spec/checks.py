@@ -11,7 +11,8 @@ from pathlib import Path
 
 from reconciler.diagnostics import Diagnostics, error, suggestion
 from reconciler.graph import Graph, build_graph, check_columns, check_jobs
-from reconciler.spec.loader import SpecTree, known_fields, load_tree
+from reconciler.spec.loader import SpecTree, load_tree
+from reconciler.spec.validate import known_fields
 
 
 @dataclass

@@ -12,9 +12,10 @@ import pytest
 
 from reconciler.diagnostics import Diagnostics
 from reconciler.spec import source as yamlsource
-from reconciler.spec.loader import load_tree, parse_document
+from reconciler.spec.loader import load_tree
 from reconciler.spec.parser import parse_text
 from reconciler.spec.source import RawDocument, read_file
+from reconciler.spec.validate import parse_document
 
 
 def parse(text: str) -> tuple[list[RawDocument], Diagnostics]:
