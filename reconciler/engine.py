@@ -19,6 +19,7 @@ from reconciler.diagnostics import PipeformError
 from reconciler.plan import model as plans
 from reconciler.plan.planner import PlanOptions, Providers, canonical_hash, make_plan
 from reconciler.spec.checks import CheckedTree, check
+from reconciler.spec.trust import Trust
 from reconciler.state import open_backend
 from reconciler.state.backend import StateBackend
 from reconciler.state.model import JournalEntry, LockInfo, State, argv_command, now
@@ -40,8 +41,11 @@ class Session:
         return self.checked.tree.root
 
 
-def load_specs(paths: list[Path]) -> CheckedTree:
-    checked = check(paths)
+def load_specs(paths: list[Path], trust: Trust | None = None) -> CheckedTree:
+    """The checked spec tree; an untrusted run (``trust``, else the environment's) is
+    refused here, before any state or provider is opened, when a trusted setting differs
+    from the trusted configuration."""
+    checked = check(paths, trust if trust is not None else Trust.resolve())
     if checked.diagnostics.has_errors:
         raise PipeformError(checked.diagnostics)
     return checked
@@ -170,8 +174,8 @@ def _chooser(default: str) -> Providers:
     return Providers({}, default)
 
 
-def open_session(paths: list[Path]) -> Session:
-    checked = load_specs(paths)
+def open_session(paths: list[Path], trust: Trust | None = None) -> Session:
+    checked = load_specs(paths, trust)
     # every spec problem is reported before state exists; state may name more providers
     providers = load_providers(checked, State("", 0))
     backend = open_backend(checked.tree.workspace.model_dump()["spec"]["state"], checked.tree.root)
@@ -406,16 +410,28 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
     )
 
 
-def open_state(root: Path) -> StateBackend:
-    """The state backend for the spec tree at root, even when other documents are invalid."""
+def open_state(root: Path, trust: Trust | None = None) -> StateBackend:
+    """The state backend for the spec tree at root, even when other documents are invalid.
+    An untrusted run (``trust``, else the environment's) opens it only where trusted
+    configuration says."""
     from reconciler.diagnostics import Diagnostics
     from reconciler.spec.loader import load_tree
+    from reconciler.spec.trust import check_locations, check_settings
 
+    trust = trust if trust is not None else Trust.resolve()
     diagnostics = Diagnostics()
-    tree = load_tree([root], diagnostics)
+    tree = load_tree([root], diagnostics, confined=trust.untrusted)
     workspace_errors = [
         d for d in diagnostics.errors if d.address and d.address.startswith("Workspace/")
     ]
     if workspace_errors:
         raise PipeformError(Diagnostics(workspace_errors))
-    return open_backend(tree.workspace.model_dump()["spec"]["state"], tree.root)
+    workspace = tree.workspace.model_dump()["spec"]
+    if trust.untrusted:
+        source = tree.workspace_source.raw if tree.workspace_source else None
+        refused = check_settings(trust, workspace, source)
+        if not refused.has_errors:
+            refused = check_locations(tree.root, workspace)
+        if refused.has_errors:
+            raise PipeformError(refused)
+    return open_backend(workspace["state"], tree.root)

@@ -30,13 +30,13 @@ class PrometheusServer:
                 body: bytes = response.read()
                 return body
         except urllib.error.HTTPError as exc:
-            text = exc.read().decode("utf-8", "replace").strip()[:500]
+            # never the response body: a plan of untrusted specs must not echo what a
+            # server answered (docs/security.md); the status and URL say enough
             hint = ""
             if path == "/-/reload" and exc.code in (403, 404, 405):
                 hint = "; start Prometheus with --web.enable-lifecycle so pipeform can reload it"
             raise PermanentError(
-                f"Prometheus at {self.url} answered {method} {path} with HTTP {exc.code}"
-                f"{': ' + text if text else ''}{hint}"
+                f"Prometheus at {self.url} answered {method} {path} with HTTP {exc.code}{hint}"
             ) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)

@@ -25,6 +25,33 @@ def _paths(paths: tuple[Path, ...]) -> list[Path]:
     return list(paths) or [Path(".")]
 
 
+def trust_options(command: Any) -> Any:
+    """``--untrusted`` and ``--trusted-config FILE`` for a command that reads specs; the
+    command gets ``trust`` (``reconciler.spec.trust.Trust``, the environment's
+    PIPEFORM_UNTRUSTED and PIPEFORM_TRUSTED_CONFIG counted too)."""
+    import functools
+
+    @functools.wraps(command)
+    def with_trust(*args: Any, untrusted: bool, trusted_config: Path | None, **kwargs: Any) -> Any:
+        from reconciler.spec.trust import Trust
+
+        return command(*args, trust=Trust.resolve(untrusted, trusted_config), **kwargs)
+
+    with_trust = click.option(
+        "--trusted-config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help="Run untrusted, held to this trusted configuration (kept on the protected "
+        "branch; also PIPEFORM_TRUSTED_CONFIG). See docs/security.md.",
+    )(with_trust)
+    return click.option(
+        "--untrusted",
+        is_flag=True,
+        help="The specs come from an untrusted source (a pull request): reach only what "
+        "trusted configuration allows (also PIPEFORM_UNTRUSTED=1).",
+    )(with_trust)
+
+
 @click.group(context_settings=CONTEXT)
 @click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 @click.pass_context
@@ -41,7 +68,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command()
 @PATHS
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable diagnostics.")
-def validate(paths: tuple[Path, ...], as_json: bool) -> int:
+@trust_options
+def validate(paths: tuple[Path, ...], as_json: bool, trust: Any) -> int:
     """Check the spec tree at PATH: syntax, kinds, fields, units, references, cycles.
 
     Every problem is reported at once, each with file:line:column. Exits 0 when the
@@ -50,7 +78,7 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> int:
     from reconciler.render.diagnostics import diagnostics_json, print_diagnostics
     from reconciler.spec.checks import check
 
-    checked = check(_paths(paths))
+    checked = check(_paths(paths), trust)
     diags = checked.diagnostics
     if as_json:
         click.echo(
@@ -80,7 +108,8 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> int:
     show_default=True,
     help="dot: Graphviz DOT; levels: the groups that run in parallel, in order.",
 )
-def graph(paths: tuple[Path, ...], fmt: str) -> int:
+@trust_options
+def graph(paths: tuple[Path, ...], fmt: str, trust: Any) -> int:
     """Print the dependency graph of the spec tree at PATH.
 
     Edges point from a dependency to what depends on it (the way data flows):
@@ -89,7 +118,7 @@ def graph(paths: tuple[Path, ...], fmt: str) -> int:
     from reconciler.render.diagnostics import print_diagnostics
     from reconciler.spec.checks import check
 
-    checked = check(_paths(paths))
+    checked = check(_paths(paths), trust)
     print_diagnostics(checked.diagnostics)
     if checked.diagnostics.has_errors:
         return 1

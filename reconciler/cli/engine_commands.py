@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from reconciler.cli import PATHS, _paths, cli
+from reconciler.cli import PATHS, _paths, cli, trust_options
 from reconciler.diagnostics import PipeformError
 
 
@@ -162,6 +162,7 @@ def _show_plan(plan: Any, fmt: str) -> None:
 @PARALLELISM
 @ALLOW_OVER_BUDGET
 @LOCK_TIMEOUT
+@trust_options
 def plan(
     paths: tuple[Path, ...],
     out_file: Path | None,
@@ -176,6 +177,7 @@ def plan(
     parallelism: int,
     allow_over_budget: bool,
     lock_timeout: str,
+    trust: Any,
 ) -> int:
     """Show what apply would change in the spec tree at PATH, and why.
 
@@ -188,7 +190,7 @@ def plan(
     if refresh_only and destroy:
         raise click.UsageError("--refresh-only and --destroy cannot be combined")
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
-    session = engine.open_session(_paths(paths))
+    session = engine.open_session(_paths(paths), trust)
     with engine.locked(session.backend, _seconds(lock_timeout)) as notes:
         _print_notes(notes)
         _check_addresses(session, target + replace, "--target/--replace")

@@ -39,6 +39,13 @@ class FieldError(ValueError):
         self.path = path
 
 
+#: Marks a Workspace setting that widens what pipeform may read, contact or write (a
+#: location outside the tree, an endpoint, the state backend): an untrusted run takes it
+#: only from trusted configuration (``reconciler.spec.trust``). Every setting that names an
+#: endpoint or a location carries it; ``tests/security`` checks that none is missed.
+TRUSTED: dict[str, Any] = {"x-pipeform-trusted": True}
+
+
 def empty_list() -> list[Any]:
     """A new empty list, as a model field's default_factory. Not ``list`` itself: pydantic
     inspects every factory's signature when it builds a model, and a builtin's is parsed

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from reconciler.kinds.common import DNS_LABEL, Document, Labels, SpecModel, empty_list
+from reconciler.kinds.common import DNS_LABEL, TRUSTED, Document, Labels, SpecModel, empty_list
 from reconciler.kinds.units import CpuQuantity, MemoryQuantity, UnitPrice
 
 
@@ -58,6 +58,7 @@ class LocalProvider(SpecModel):
     data_dir: str = Field(
         ".pipeform/data",
         description="Snapshots, features, runs and the local registry, relative to the spec tree. Default: .pipeform/data.",
+        json_schema_extra=TRUSTED,
     )
     max_concurrent_jobs: int = Field(
         1, ge=1, description="Training runs at once on this machine. Default: 1."
@@ -65,6 +66,7 @@ class LocalProvider(SpecModel):
     allow_external_paths: bool = Field(
         False,
         description="Allow file:// sources outside the spec tree (absolute paths, '..', symlinks). Default: false.",
+        json_schema_extra=TRUSTED,
     )
 
 
@@ -96,15 +98,19 @@ class PrometheusProvider(SpecModel):
     rules_dir: str = Field(
         ".pipeform/rules",
         description="Directory Prometheus loads rule files from. Default: .pipeform/rules.",
+        json_schema_extra=TRUSTED,
     )
     url: str | None = Field(
         None,
         description="Prometheus base URL, to reload and read rules back. Default: none (rule files are the live state).",
+        json_schema_extra=TRUSTED,
     )
     pushgateway_url: str | None = Field(
-        None, description="Pushgateway for run metrics. Default: none."
+        None, description="Pushgateway for run metrics. Default: none.", json_schema_extra=TRUSTED
     )
-    alertmanager_url: str | None = Field(None, description="Alertmanager base URL. Default: none.")
+    alertmanager_url: str | None = Field(
+        None, description="Alertmanager base URL. Default: none.", json_schema_extra=TRUSTED
+    )
 
 
 class Providers(SpecModel):
@@ -113,9 +119,11 @@ class Providers(SpecModel):
         description="The embedded default. Default: its own defaults.",
     )
     kubernetes: KubernetesProvider | None = Field(
-        None, description="Kubernetes. Default: not configured."
+        None, description="Kubernetes. Default: not configured.", json_schema_extra=TRUSTED
     )
-    aws: AwsProvider | None = Field(None, description="AWS. Default: not configured.")
+    aws: AwsProvider | None = Field(
+        None, description="AWS. Default: not configured.", json_schema_extra=TRUSTED
+    )
     prometheus: PrometheusProvider = Field(
         default_factory=PrometheusProvider,
         description="Prometheus rules. Default: rule files under .pipeform/rules.",
@@ -125,6 +133,7 @@ class Providers(SpecModel):
         description="Settings of third-party providers (installed with pip, found through the "
         "pipeform.providers entry points), by provider name; each provider checks its own. "
         "Default: none.",
+        json_schema_extra=TRUSTED,
     )
 
 
@@ -174,7 +183,9 @@ class Registry(SpecModel):
         "local", description="local (SQLite in the data directory) or mlflow. Default: local."
     )
     tracking_uri: str | None = Field(
-        None, description="MLflow tracking URI, for type mlflow. Default: none."
+        None,
+        description="MLflow tracking URI, for type mlflow. Default: none.",
+        json_schema_extra=TRUSTED,
     )
 
     @model_validator(mode="after")
@@ -197,6 +208,7 @@ class WorkspaceSpec(SpecModel):
     state: StateBackend = Field(
         default_factory=lambda: SqliteState(backend="sqlite"),
         description="Where state lives: sqlite, postgres or s3. Default: sqlite at .pipeform/state.db.",
+        json_schema_extra=TRUSTED,
     )
     providers: Providers = Field(
         default_factory=Providers, description="Provider settings. Default: local only."

@@ -150,6 +150,9 @@ class SpecCache:
         """The cache of the tree at root; empty (never an error) when it cannot be used."""
         if os.environ.get(DISABLE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
             return cls(None, None)
+        pipeform_dir = root / CACHE_DIR.parts[0]
+        if pipeform_dir.is_symlink():  # never read or write through a committed symlink
+            return cls(None, None)
         format_key = _format()
         if format_key is None:
             return cls(None, None)

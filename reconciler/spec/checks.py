@@ -12,6 +12,7 @@ from pathlib import Path
 from reconciler.diagnostics import Diagnostics, error, suggestion
 from reconciler.graph import Graph, build_graph, check_columns, check_jobs
 from reconciler.spec.loader import SpecTree, load_tree
+from reconciler.spec.trust import TRUSTED, Trust, check_locations, check_settings
 from reconciler.spec.validate import known_fields
 
 
@@ -53,10 +54,20 @@ def check_ignore_changes(tree: SpecTree, diagnostics: Diagnostics) -> None:
                     break
 
 
-def check(paths: list[Path]) -> CheckedTree:
-    """Load and check a spec tree; every problem is in the returned diagnostics."""
+def check(paths: list[Path], trust: Trust = TRUSTED) -> CheckedTree:
+    """Load and check a spec tree; every problem is in the returned diagnostics.
+
+    In an untrusted run the spec files are read only inside the tree, and the Workspace's
+    trusted settings are checked against the trusted configuration before anything else
+    (``reconciler.spec.trust``): a command refuses to go on when any differs."""
     diagnostics = Diagnostics()
-    tree = load_tree(paths, diagnostics)
+    tree = load_tree(paths, diagnostics, confined=trust.untrusted)
+    if trust.untrusted:
+        workspace = tree.workspace.model_dump()["spec"]
+        refused = check_settings(
+            trust, workspace, tree.workspace_source.raw if tree.workspace_source else None
+        )
+        diagnostics.extend(refused if refused.has_errors else check_locations(tree.root, workspace))
     graph = build_graph(tree, diagnostics)
     check_columns(tree, diagnostics)
     check_ignore_changes(tree, diagnostics)

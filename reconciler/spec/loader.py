@@ -35,6 +35,7 @@ from reconciler.spec.source import (
     shared_strings,
     spec_files,
 )
+from reconciler.spec.trust import outside_tree
 from reconciler.spec.validate import parse_document
 
 if TYPE_CHECKING:  # pydantic loads only when a document must be validated
@@ -203,8 +204,10 @@ def read_tree(
     diagnostics: Diagnostics,
     cache: SpecCache | None = None,
     parsed_clean: list[tuple[str, list[RawDocument]]] | None = None,
+    confined: bool = False,
 ) -> tuple[list[RawDocument], list[str]]:
-    """Every raw document in the given files and directories."""
+    """Every raw document in the given files and directories. ``confined`` (an untrusted
+    run): a file that is a symlink leading out of its directory is refused, not read."""
     files: list[Path] = []
     for path in paths:
         if not path.exists():
@@ -214,7 +217,18 @@ def read_tree(
                 )
             )
             continue
-        files.extend(spec_files(path))
+        listed = spec_files(path)
+        if confined and path.is_dir():
+            for outside in [f for f in listed if outside_tree(f, path)]:
+                diagnostics.add(
+                    error(
+                        f"{display_path(outside)} is a symlink to a file outside the spec tree, "
+                        "which an untrusted run does not read",
+                        hint="commit the file itself into the tree",
+                    )
+                )
+                listed.remove(outside)
+        files.extend(listed)
     if len(files) > MAX_FILES:
         diagnostics.add(
             error(
@@ -273,7 +287,7 @@ def _cache_parsed(cache: SpecCache, parsed: list[tuple[str, list[RawDocument]]])
             )
 
 
-def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
+def load_tree(paths: list[Path], diagnostics: Diagnostics, confined: bool = False) -> SpecTree:
     """Read and validate every document; duplicate addresses and Workspaces are errors.
 
     A document from the spec cache with facts is not validated again (see
@@ -281,7 +295,7 @@ def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
     root = paths[0] if paths and paths[0].is_dir() else (paths[0].parent if paths else Path("."))
     cache = SpecCache.open(root)
     parsed: list[tuple[str, list[RawDocument]]] = []
-    raws, files = read_tree(paths, diagnostics, cache, parsed)
+    raws, files = read_tree(paths, diagnostics, cache, parsed, confined)
     keep = bool(parsed) and cache.writable  # facts are packed only to be cached
     tree = SpecTree(root=root, workspace=None, files=files)  # type: ignore[arg-type]
     documents = tree.documents

@@ -49,7 +49,7 @@ def _strip(tp: Any) -> Any:
     return tp
 
 
-def _members(tp: Any) -> list[Any]:
+def union_members(tp: Any) -> list[Any]:
     tp = _strip(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return [_strip(m) for m in typing.get_args(tp) if m is not type(None)]
@@ -65,7 +65,7 @@ def known_fields(tp: Any, path: DataPath, data: Any) -> list[str]:
     from pydantic import BaseModel
 
     out: list[str] = []
-    for member in _members(tp):
+    for member in union_members(tp):
         if isinstance(member, type) and issubclass(member, BaseModel):
             type_field = member.model_fields.get("type")
             if (
@@ -224,6 +224,15 @@ def _check_header(raw: RawDocument) -> tuple[type[Document] | None, list[Diagnos
             )
         )
     kind = data.get("kind")
+    if kind == "TrustedConfig":
+        return None, [
+            error(
+                "a trusted configuration does not belong in the spec tree: a pull request could edit it",
+                raw.position(("kind",)),
+                hint="keep it on the protected branch outside the spec directory and pass it with "
+                "--trusted-config (docs/security.md)",
+            )
+        ]
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if kind is None:
         problems.append(

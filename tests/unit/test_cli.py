@@ -99,7 +99,7 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
 def test_internal_errors_hide_the_traceback_unless_debug(monkeypatch: Any) -> None:
     import reconciler.spec.checks
 
-    def boom(paths: Any) -> Any:
+    def boom(*args: Any) -> Any:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(reconciler.spec.checks, "check", boom)
