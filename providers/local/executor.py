@@ -1,10 +1,11 @@
 """Local training processes: launch, watch, time out, stop, and share the machine fairly.
 
 A run's process starts in its own process group (so stopping it stops torchrun's workers
-and data loaders too) with its output appended to the run's log file. On Linux it also
-asks the kernel for SIGTERM when pipeform dies (``PR_SET_PDEATHSIG``), so a killed
-pipeform leaves no trainer running unwatched: the trainer checkpoints and exits, and the
-next apply resumes it. Ctrl-C (SIGINT) in pipeform stops every running trainer the same
+and data loaders too) with its output appended to the run's log file, through a relay
+(``relay.py``) that redacts the run's secret values before they reach the disk. On Linux
+the relay also asks the kernel for SIGTERM when pipeform dies (``PR_SET_PDEATHSIG``) and
+passes it on, so a killed pipeform leaves no trainer running unwatched: the trainer
+checkpoints and exits, and the next apply resumes it. Ctrl-C (SIGINT) in pipeform stops every running trainer the same
 way (``install_interrupt_handler``). Stopping is SIGTERM to the group, a grace period for
 the trainer's checkpoint, then SIGKILL.
 
@@ -53,13 +54,9 @@ _running_lock = threading.Lock()
 _interrupts = 0
 _installed = False
 
-# Run by the child before it becomes the trainer: SIGTERM when its parent dies, and exit at
-# once if the parent is already gone (the race between fork and prctl).
-_LAUNCHER = (
-    "import ctypes,os,sys\n"
-    "ctypes.CDLL(None, use_errno=True).prctl(1, 15)\n"  # PR_SET_PDEATHSIG, SIGTERM
-    "sys.exit(1) if os.getppid() != int(sys.argv[1]) else os.execvp(sys.argv[2], sys.argv[2:])\n"
-)
+#: Runs between pipeform and the trainer (by path: it loads nothing of pipeform): SIGTERM
+#: when pipeform dies, and the trainer's output written to the log with secrets redacted.
+RELAY = str(Path(__file__).with_name("relay.py"))
 
 
 def set_progress_hook(hook: ProgressHook | None) -> None:
@@ -116,10 +113,12 @@ def trainer_command(config: Path, workers: int) -> list[str]:
 def launch(
     command: list[str], env: dict[str, str], cwd: Path, log: Path
 ) -> subprocess.Popen[bytes]:
-    """Start command in its own process group, stdout and stderr appended to log."""
-    if sys.platform.startswith("linux"):
-        command = [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command]
-    with log.open("ab") as out:
+    """Start command in its own process group, through the relay (``relay.py``): its
+    stdout and stderr appended to log (created 0600), the values of the variables named in
+    env's PIPEFORM_REDACT_VARS redacted."""
+    command = [sys.executable, RELAY, str(os.getpid()), "--", *command]
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
             command,
             cwd=cwd,

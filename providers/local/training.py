@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -388,8 +389,9 @@ class _Attempts:
         attempt = runs.start_attempt(self.record)
         self.store.clear_result(self.run_id)
         self.store.save(self.record)  # "running" is on disk before the process exists
-        files.ensure_dir(self.log.parent)
-        with self.log.open("a", encoding="utf-8") as out:
+        files.ensure_dir(self.log.parent, 0o700)
+        fd = os.open(self.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as out:
             out.write(
                 f"=== attempt {attempt['attempt']} of run {self.run_id} at {attempt['startedAt']} ===\n"
             )

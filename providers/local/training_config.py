@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from providers.base import JSON, PermanentError, ResourceContext
 from providers.local import files
+from providers.local.relay import REDACT_ENV
 from providers.local.settings import LocalSettings
 from reconciler.gitinfo import head_commit
 from reconciler.kinds.quantities import format_duration, parse_cpu, parse_duration, parse_memory
@@ -377,19 +378,23 @@ def run_environment(
         env["CUDA_VISIBLE_DEVICES"] = ""
     # the trainer package (wherever pipeform runs from), then the spec tree for custom models
     trainer_home = str(Path(__file__).resolve().parents[2])
+    # absolute: the trainer runs in its run directory, not where pipeform was started
     env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (trainer_home, env.get("PYTHONPATH"), str(ctx.root)) if p
+        p for p in (trainer_home, env.get("PYTHONPATH"), str(Path(ctx.root).resolve())) if p
     )
     secrets: list[str] = []
+    secret_variables: list[str] = []
     for variable, source in (spec.get("env") or {}).items():
         if "secret" in source:
             value = _secret_value(ctx, str(source["secret"]), upstream, settings, variable)
             secrets.append(value)
+            secret_variables.append(variable)
         else:
             value = str(source.get("value", ""))
         if "\0" in value:
             raise PermanentError(f"{ctx.address}: spec.env.{variable} holds a NUL character")
         env[variable] = value
+    env[REDACT_ENV] = ",".join(secret_variables)  # the relay keeps their values out of the log
     return env, secrets
 
 

@@ -77,7 +77,12 @@ class RunStore:
     def new(self, fingerprint: str, inputs: JSON, resources: JSON) -> JSON:
         run_id = uuid.uuid4().hex
         run_dir = self.run_dir(run_id)
-        files.ensure_dir(run_dir / "logs")
+        for private in (
+            self.job_dir,
+            run_dir,
+            run_dir / "logs",
+        ):  # logs may hold what a run printed
+            files.ensure_dir(private, 0o700)
         record: JSON = {
             "kind": RECORD_KIND,
             "runId": run_id,
@@ -153,7 +158,7 @@ class RunStore:
         counts = self.prior_counts(prior_runs)
         key = "failed" if status == "timed-out" else status
         counts[key] = counts.get(key, 0) + 1
-        files.ensure_dir(self.job_dir)
+        files.ensure_dir(self.job_dir, 0o700)
         files.write_json(self.job_dir / "counts.json", counts)
 
 

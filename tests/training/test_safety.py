@@ -76,6 +76,29 @@ def test_a_secret_the_trainer_prints_is_scrubbed_from_the_error(
     (run_dir,) = bench.run_dirs()
     assert value not in (run_dir / "config.json").read_text()
     assert record(bench, run_dir.name)["status"] == "failed"
+    # the run's log holds what the trainer printed, redacted before it reached the disk,
+    # and only its owner may read it
+    log = run_dir / "logs" / "trainer.log"
+    assert "crashing with API_TOKEN=[redacted]" in log.read_text()
+    assert files_holding(bench.data_dir, value, skip=bench.data_dir / "secrets") == []
+    assert log.stat().st_mode & 0o777 == 0o600
+    for directory in (run_dir, run_dir / "logs", run_dir.parent):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+
+
+def test_a_secret_split_across_reads_is_still_redacted() -> None:
+    from providers.local.relay import Redactor
+
+    secret = b"s3cr3t-value-0123456789"
+    stream = b"progress 1\nthe token is " + secret + b" and again " + secret + b"\n"
+    stream += b"x" * 70000 + secret + b"y" * 10  # a long line without a newline
+    for size in (1, 3, 7, 64, 4096):
+        redactor = Redactor([secret])
+        out = b"".join(redactor.feed(stream[i : i + size]) for i in range(0, len(stream), size))
+        out += redactor.close()
+        assert secret not in out, size
+        assert out.count(b"[redacted]") == 3, size
+        assert out.startswith(b"progress 1\nthe token is [redacted] and again [redacted]\n")
 
 
 def test_a_secret_that_was_never_applied_is_refused(bench: Bench, fake_trainer: object) -> None:
