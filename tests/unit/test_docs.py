@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from reconciler.cli import docgen
+from reconciler.cli import docgen, spec_reference
 from reconciler.kinds import KINDS
 from reconciler.spec import schema
 
@@ -61,7 +61,7 @@ def test_docgen_check_names_stale_files(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_spec_reference_lists_nested_and_variant_fields() -> None:
-    page = docgen.specs_markdown()
+    page = spec_reference.specs_markdown()
     for path in (
         "`spec.hyperparameters.learningRate`",
         "`spec.features[].transforms[].boundaries`",
