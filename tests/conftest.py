@@ -1,7 +1,18 @@
-"""Shared fixtures: paths, a spec-tree writer, and the installed `pipeform` command."""
+"""Shared fixtures: paths, copies of the example trees, a spec-tree writer, and the
+installed `pipeform` command.
+
+No test touches the checkout's ``specs/``: a user who ran ``make quickstart`` has a
+``specs/examples/quickstart/.pipeform`` (state, data, the spec cache) there, and the suite
+must pass, and leave it as it was, all the same. A test that reads an example (plans,
+applies, validates or loads it, or reads its YAML or data) asks ``copy_example`` for a
+fresh copy in a temporary directory. ``pytest_sessionfinish`` fails the run when anything
+under ``specs/`` was created, changed or removed while the suite ran.
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -11,8 +22,27 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-QUICKSTART = ROOT / "specs" / "examples" / "quickstart"
+SPECS = ROOT / "specs"
 PIPEFORM = Path(sys.executable).with_name("pipeform")
+
+#: copy_example's signature: the example's name (a folder of specs/examples) -> its copy
+CopyExample = Callable[..., Path]
+
+
+@pytest.fixture(scope="session")
+def copy_example(tmp_path_factory: pytest.TempPathFactory) -> CopyExample:
+    """``copy_example(name="quickstart")``: a fresh copy of ``specs/examples/<name>`` in a
+    temporary directory of its own on every call, without the checkout's ``.pipeform``.
+    Session-scoped so that module-scoped fixtures can use it too."""
+
+    def copy(name: str = "quickstart") -> Path:
+        target = tmp_path_factory.mktemp(name) / name
+        shutil.copytree(
+            SPECS / "examples" / name, target, ignore=shutil.ignore_patterns(".pipeform")
+        )
+        return target
+
+    return copy
 
 
 @pytest.fixture
@@ -41,4 +71,67 @@ def run_cli(
         env=env,
         timeout=timeout,
         check=False,
+    )
+
+
+# -- the guard: the suite leaves the checkout's specs/ as it found it ----------------------
+
+Listing = dict[str, tuple[bool, int, int]]  # relative path -> (is a directory, size, mtime)
+
+
+def specs_listing(root: Path = SPECS) -> Listing:
+    """Every file and directory under root, with its size and modification time."""
+    found: Listing = {}
+    for directory, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(directory, name)
+            info = path.lstat()
+            is_dir = path.is_dir() and not path.is_symlink()
+            found[path.relative_to(root).as_posix()] = (
+                is_dir,
+                0 if is_dir else info.st_size,
+                0 if is_dir else info.st_mtime_ns,
+            )
+    return found
+
+
+def specs_changes(before: Listing, after: Listing) -> list[str]:
+    """What changed between two listings, one line per path."""
+    both = sorted(before.keys() & after.keys())
+    lines = [f"created specs/{p}" for p in sorted(after.keys() - before.keys())]
+    lines += [f"removed specs/{p}" for p in sorted(before.keys() - after.keys())]
+    lines += [f"modified specs/{p}" for p in both if before[p] != after[p]]
+    return lines
+
+
+_SPECS_BEFORE = pytest.StashKey[Listing]()
+_SPECS_CHANGES = pytest.StashKey[list[str]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.stash[_SPECS_BEFORE] = specs_listing()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when the suite changed anything under the checkout's specs/ (reported
+    in the terminal summary)."""
+    before = session.stash.get(_SPECS_BEFORE, None)
+    changes = [] if before is None else specs_changes(before, specs_listing())
+    session.config.stash[_SPECS_CHANGES] = changes
+    if changes:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    changes = terminalreporter.config.stash.get(_SPECS_CHANGES, [])
+    if not changes:
+        return
+    terminalreporter.write_sep("=", "the suite changed the checkout's specs/", red=True)
+    for line in changes[:20]:
+        terminalreporter.write_line(f"  {line}")
+    if len(changes) > 20:
+        terminalreporter.write_line(f"  ... and {len(changes) - 20} more")
+    terminalreporter.write_line(
+        "Tests must not plan, apply, validate or load a tree under specs/: use the "
+        "copy_example fixture (tests/conftest.py), which copies it to a temporary directory."
     )

@@ -87,6 +87,7 @@ class PrometheusProvider(Provider):
         workspace = self.config.get("workspace") or {}
         self.workspace = str(workspace.get("name") or "default")
         self.path = self.rules_dir / f"pipeform-{self.workspace}.rules.yml"
+        self.require_promtool = self.config.get("requirePromtool") is True
         url = self.config.get("url")
         self.server: PrometheusServer | None = None
         if url:
@@ -170,7 +171,7 @@ class PrometheusProvider(Provider):
                 rulesfile.write(
                     self.path,
                     rulesfile.render(current, self.workspace),
-                    lambda tmp: promtool.check_rules(tmp, self.shown),
+                    lambda tmp: promtool.check_rules(tmp, self.shown, self.require_promtool),
                 )
 
     def _not_ours(self, ctx: ResourceContext, current: RulesFile, name: str) -> PermanentError:

@@ -1,14 +1,14 @@
 """``promtool check rules`` on a rules file before it replaces the live one.
 
-Without promtool the rules cannot be checked: in CI (``CI`` set to true) that is an
-error, elsewhere the file is written after one warning, since Prometheus itself still
-refuses a bad file on reload and keeps the rules it had.
+Without promtool the rules cannot be checked. When the Workspace asks for it
+(``providers.prometheus.requirePromtool: true``) that is an error; by default the file is
+written after one warning, since Prometheus itself still refuses a bad file on reload and
+keeps the rules it had.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,22 +20,29 @@ _warned = False
 INSTALL = "install the Debian package prometheus (apt-get install prometheus), which ships promtool"
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+def check_rules(path: Path, shown: str, required: bool = False) -> None:
+    """Raise PermanentError with promtool's findings when it refuses the file at path.
 
-
-def check_rules(path: Path, shown: str) -> None:
-    """Raise PermanentError with promtool's findings when it refuses the file at path."""
+    Without promtool: PermanentError when ``required`` (the Workspace's
+    ``requirePromtool``), else one warning per process and the file goes unchecked."""
     global _warned
     exe = shutil.which("promtool")
     if exe is None:
-        if in_ci():
+        if required:
             raise PermanentError(
-                f"promtool is not installed, so {shown} cannot be checked; {INSTALL}"
+                f"promtool is not installed, so {shown} cannot be checked, and the Workspace "
+                f"sets providers.prometheus.requirePromtool: true; {INSTALL}, or set "
+                "requirePromtool: false to write rules files unchecked"
             )
         if not _warned:
             _warned = True
-            log.warning("promtool is not installed: writing %s unchecked; %s", shown, INSTALL)
+            log.warning(
+                "warning: promtool is not installed: writing %s unchecked; %s "
+                "(or set providers.prometheus.requirePromtool: true in the Workspace to "
+                "make this an error)",
+                shown,
+                INSTALL,
+            )
         return
     try:
         done = subprocess.run(

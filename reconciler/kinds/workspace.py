@@ -111,6 +111,12 @@ class PrometheusProvider(SpecModel):
     alertmanager_url: str | None = Field(
         None, description="Alertmanager base URL. Default: none.", json_schema_extra=TRUSTED
     )
+    require_promtool: bool = Field(
+        False,
+        description="Fail the apply when promtool (Debian package prometheus) is not installed "
+        "to check a rules file before it is written. Default: false (write it unchecked "
+        "after one warning).",
+    )
 
 
 class Providers(SpecModel):

@@ -179,7 +179,16 @@ class Facts:
     _model: Any = field(default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Facts) and self.pack() == other.pack()
+        """Equal when every part decodes to the same values: ``frozen``'s marshal bytes are
+        not canonical (a value's reference flag depends on how many references it had
+        when dumped), so they are compared loaded, not byte for byte."""
+        return isinstance(other, Facts) and self._decoded() == other._decoded()
+
+    def _decoded(self) -> list[Any]:
+        packed = self.pack()
+        if packed[-1] is not None:
+            packed[-1] = marshal.loads(packed[-1])
+        return packed
 
     __hash__ = None  # type: ignore[assignment]  # holds dicts, as a model does
 

@@ -27,9 +27,9 @@ from providers.local.featureset import OUTPUTS, FeatureSetHandler, inputs_finger
 from providers.local.settings import LocalSettings
 from reconciler.kinds.data import FeatureSet
 from reconciler.plan.model import UNKNOWN
+from tests.conftest import ROOT as REPO
+from tests.conftest import CopyExample
 
-REPO = Path(__file__).resolve().parents[2]
-QUICKSTART = REPO / "specs" / "examples" / "quickstart"
 LEAKY = {
     "outpdol",
     "drugdol",
@@ -272,11 +272,12 @@ def test_planning_does_not_import_pyarrow() -> None:
 
 
 def test_the_quickstart_features_materialise_over_randhie(
-    handler: FeatureSetHandler, tmp_path: Path
+    handler: FeatureSetHandler, tmp_path: Path, copy_example: CopyExample
 ) -> None:
+    quickstart = copy_example()
     source = tmp_path / "randhie.parquet"
-    pq.write_table(pacsv.read_csv(QUICKSTART / "data" / "randhie.csv"), source)
-    document = yaml.safe_load((QUICKSTART / "features.yaml").read_text())
+    pq.write_table(pacsv.read_csv(quickstart / "data" / "randhie.csv"), source)
+    document = yaml.safe_load((quickstart / "features.yaml").read_text())
     spec = FeatureSet.model_validate(document).model_dump(mode="json", by_alias=True)["spec"]
     upstream = {"snapshot": "ds-randhie", "path": str(source)}
     context = ResourceContext.of("FeatureSet/hie-features", "lineage-1", tmp_path)

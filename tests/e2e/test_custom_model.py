@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUICKSTART, run_cli
+from tests.conftest import CopyExample, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,9 +22,10 @@ def build(n_inputs, n_outputs, config):
 """
 
 
-def test_a_custom_model_in_the_tree_trains_from_inside_the_tree(tmp_path: Path) -> None:
-    root = tmp_path / "tree"
-    shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".pipeform"))
+def test_a_custom_model_in_the_tree_trains_from_inside_the_tree(
+    copy_example: CopyExample,
+) -> None:
+    root = copy_example()
     (root / "mymodel.py").write_text(MODEL.lstrip())
     training = (root / "training.yaml").read_text()
     mlp = "    type: mlp\n    task: binary-classification\n    hidden: [64, 32]\n    dropout: 0.1\n"

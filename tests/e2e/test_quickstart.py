@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import QUICKSTART, run_cli
+from tests.conftest import CopyExample, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -54,9 +54,8 @@ def actions(plan: dict[str, Any]) -> dict[str, tuple[list[str], str]]:
 
 
 @pytest.fixture(scope="module")
-def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("quickstart") / "tree"
-    shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".pipeform"))
+def applied(copy_example: CopyExample) -> Path:
+    root = copy_example()
     planned = pipeform("plan", cwd=root)
     assert planned.returncode == 0, planned.stdout + planned.stderr
     done = pipeform("apply", "--auto-approve", cwd=root)

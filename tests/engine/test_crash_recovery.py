@@ -224,7 +224,7 @@ def test_next_apply_converges_after_kill(crash: Crash, background: Background) -
     background.result(crash)
 
 
-# -- known gaps (the engine is to be fixed; each test states what a user would expect) -----------
+# -- after a crash: destroy leaves no orphan, history accounts for every change ----------
 
 
 def test_destroy_after_a_crashed_create_leaves_no_orphan(tmp_path: Path) -> None:

@@ -263,7 +263,7 @@ def test_concurrent_writers_retrying_on_conflict_lose_no_update(tmp_path: Path) 
     assert [v.serial for v in history] == list(range(1, writers * writes + 1))
 
 
-# -- known gaps (the engine is to be fixed; each test states what a user would expect) -----------
+# -- force-unlock and stale locks: a late apply never overwrites a newer one -------------
 
 
 @contextmanager

@@ -7,6 +7,8 @@ and a hand edit of the file shows as drift.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from providers import base
 from providers.prometheus import PrometheusProvider
 from reconciler.cli import main
+from tests.conftest import run_cli
 
 TREE = {
     "pipeform.yaml": """
@@ -89,3 +92,44 @@ def test_apply_then_plan_shows_no_changes_and_a_hand_edit_shows_drift(
     code, out = _run(capsys, "apply", "--auto-approve", str(root))
     assert code == 0, out
     assert rules_file.read_text() == text
+
+
+def _without_promtool(tmp_path: Path, **env: str) -> dict[str, str]:
+    """The environment with a PATH that holds git (for the lineage) and no promtool."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    git = shutil.which("git")
+    if git is not None:
+        (bin_dir / "git").symlink_to(git)
+    return {**os.environ, "PATH": str(bin_dir), "NO_COLOR": "1", **env}
+
+
+def test_without_promtool_a_workspace_that_requires_it_fails_the_apply(
+    write_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    workspace = TREE["pipeform.yaml"].replace(
+        "{rulesDir: .pipeform/alerting}", "{rulesDir: .pipeform/alerting, requirePromtool: true}"
+    )
+    root = write_tree(**{**TREE, "pipeform.yaml": workspace})
+    done = run_cli("apply", "--auto-approve", str(root), env=_without_promtool(tmp_path))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "promtool is not installed" in done.stdout
+    assert "requirePromtool: true" in done.stdout and "apt-get install prometheus" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (root / ".pipeform/alerting/pipeform-shop.rules.yml").exists()
+
+
+def test_without_promtool_the_apply_warns_once_and_writes_the_rules_even_in_ci(
+    write_tree: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = write_tree(**TREE)  # requirePromtool left at its default; CI must not change it
+    done = run_cli("apply", "--auto-approve", str(root), env=_without_promtool(tmp_path, CI="true"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "promtool" in line]
+    assert len(warnings) == 1, done.stderr
+    assert warnings[0].startswith("warning: promtool is not installed")
+    assert "requirePromtool: true" in warnings[0]
+    assert (
+        "name: Alert/api-errors"
+        in (root / ".pipeform/alerting/pipeform-shop.rules.yml").read_text()
+    )

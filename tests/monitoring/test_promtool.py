@@ -9,32 +9,17 @@ pages, one between 1 x and 3 x budget only opens a ticket, one below budget stay
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from providers import rules
 from providers.base import ApplyRequest, ResourceContext
 from providers.prometheus import PrometheusProvider
 from providers.prometheus.rulesfile import RulesFile, render
-from tests.integration.servers import in_ci
 from tests.monitoring.samples import ALERT_TEMPLATES, SLI_TEMPLATES, alert, slo
 
 LINEAGE = "11111111-1111-4111-8111-111111111111"
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        message = "promtool not installed (Debian package prometheus)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
 
 
 def _apply(root: Path, documents: list[tuple[str, dict[str, Any]]]) -> Path:

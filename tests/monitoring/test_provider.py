@@ -22,7 +22,7 @@ from providers.base import (
 from providers.prometheus import PrometheusProvider
 from reconciler.kinds import KINDS
 from reconciler.plan.planner import desired_document
-from tests.conftest import QUICKSTART
+from tests.conftest import CopyExample
 from tests.monitoring.samples import ALERT_TEMPLATES, SLI_TEMPLATES, alert, slo
 
 OURS = "11111111-1111-4111-8111-111111111111"
@@ -43,17 +43,20 @@ def _create(
     return p.create(ApplyRequest(_ctx(p.root, address, lineage), doc, None, {}, None, {}))
 
 
-def _quickstart_documents() -> list[tuple[str, dict[str, Any]]]:
+def _quickstart_documents(quickstart: Path) -> list[tuple[str, dict[str, Any]]]:
     out = []
-    for raw in yaml.safe_load_all((QUICKSTART / "monitoring.yaml").read_text()):
+    for raw in yaml.safe_load_all((quickstart / "monitoring.yaml").read_text()):
         model = KINDS[raw["kind"]].model_validate(raw)
         out.append((f"{raw['kind']}/{raw['metadata']['name']}", desired_document(model, {})))
     return out
 
 
-def test_the_quickstart_alert_and_slo_apply_with_nothing_running(tmp_path: Path) -> None:
+def test_the_quickstart_alert_and_slo_apply_with_nothing_running(
+    tmp_path: Path, copy_example: CopyExample
+) -> None:
+    documents = _quickstart_documents(copy_example())
     p = _provider(tmp_path, rulesDir=".pipeform/rules")
-    responses = [_create(p, a, d) for a, d in _quickstart_documents()]
+    responses = [_create(p, a, d) for a, d in documents]
     path = tmp_path / ".pipeform/rules/pipeform-quickstart.rules.yml"
     text = path.read_text()
     assert f"# pipeform-owner: Alert/expense-model-failed lineage={OURS}" in text
@@ -73,7 +76,7 @@ def test_the_quickstart_alert_and_slo_apply_with_nothing_running(tmp_path: Path)
         "ExpenseModelSuccessFastBurn",
         "ExpenseModelSuccessSlowBurn",
     ]
-    for (address, doc), response in zip(_quickstart_documents(), responses, strict=True):
+    for (address, doc), response in zip(documents, responses, strict=True):
         live = p.read(ReadRequest(_ctx(tmp_path, address), doc, response.outputs, address))
         assert live.exists and live.observed == response.observed
 
@@ -141,7 +144,9 @@ def test_threads_applying_at_once_lose_no_group(tmp_path: Path) -> None:
     assert not [f for f in p.rules_dir.iterdir() if f.name.endswith(".tmp")]
 
 
-def test_promql_that_promtool_refuses_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+def test_promql_that_promtool_refuses_leaves_the_file_as_it_was(
+    promtool: str, tmp_path: Path
+) -> None:
     p = _provider(tmp_path)
     _create(p, *alert("good", ALERT_TEMPLATES["training-failed"]))
     before = p.path.read_bytes()

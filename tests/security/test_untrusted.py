@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUICKSTART, run_cli
+from tests.conftest import CopyExample, run_cli
 
 WORKSPACE = """
 apiVersion: pipeform/v1
@@ -268,27 +268,31 @@ def test_a_committed_pipeform_symlink_is_not_written_through(tmp_path: Path) -> 
     assert list(elsewhere.iterdir()) == []
 
 
-def test_an_untrusted_plan_writes_only_under_the_trees_pipeform(tmp_path: Path) -> None:
-    root = tmp_path / "quickstart"
-    shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".pipeform"))
-    before = _listing(tmp_path)
+def test_an_untrusted_plan_writes_only_under_the_trees_pipeform(
+    tmp_path: Path, copy_example: CopyExample
+) -> None:
+    root = copy_example()
+    top = root.parent
     env = _env(QUICKSTART_METRICS_TOKEN="x")
     trusted = _trusted(tmp_path, "  state: {backend: sqlite, path: .pipeform/state.db}")
-    before = _listing(tmp_path)
+    before = _listing(top), _listing(tmp_path)
     result = run_cli("plan", "--trusted-config", str(trusted), str(root), env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    after = _listing(tmp_path)
-    added = {p for p in after if p not in before}
-    changed = {p for p in before if p in after and after[p] != before[p]}
+    assert "8 to add" in result.stdout
+    after = _listing(top), _listing(tmp_path)
+    assert after[1] == before[1]
+    added = {p for p in after[0] if p not in before[0]}
+    changed = {p for p in before[0] if p in after[0] and after[0][p] != before[0][p]}
     assert all(p.startswith("quickstart/.pipeform") for p in added | changed), added | changed
 
 
 # -- executing ----------------------------------------------------------------------------
 
 
-def test_a_plan_never_runs_model_code_that_a_spec_names(tmp_path: Path) -> None:
-    root = tmp_path / "quickstart"
-    shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".pipeform"))
+def test_a_plan_never_runs_model_code_that_a_spec_names(
+    tmp_path: Path, copy_example: CopyExample
+) -> None:
+    root = copy_example()
     marker = tmp_path / "ran"
     (root / "evil_model.py").write_text(
         f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"

@@ -14,7 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.trainer.conftest import ROOT, write_table
+from tests.conftest import CopyExample
+from tests.trainer.conftest import write_table
 from trainer.config import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_GATED, EXIT_OK
 
 Factory = Callable[..., dict[str, Any]]
@@ -220,12 +221,14 @@ def test_metrics_are_pushed_at_the_end_of_every_run(
 
 
 @pytest.mark.slow
-def test_trains_on_the_quickstart_data(tmp_path: Path, run_inprocess: Runner) -> None:
+def test_trains_on_the_quickstart_data(
+    tmp_path: Path, run_inprocess: Runner, copy_example: CopyExample
+) -> None:
     """The RAND HIE person-years, years 1-3 vs 4-5: an MLP reaches a validation AUC near 0.75."""
     import numpy as np
     import pandas as pd
 
-    frame = pd.read_csv(ROOT / "specs" / "examples" / "quickstart" / "data" / "randhie.csv")
+    frame = pd.read_csv(copy_example() / "data" / "randhie.csv")
     columns = [
         "logc",
         "idp",

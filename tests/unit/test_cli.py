@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from reconciler import cli
-from tests.conftest import QUICKSTART, ROOT, run_cli
+from tests.conftest import ROOT, CopyExample, run_cli
 
 HEAVY = ("torch", "pyarrow", "boto3", "kubernetes", "mlflow", "pandas", "numpy")
 
@@ -35,14 +35,14 @@ def test_help_imports_no_heavy_library() -> None:
     assert pydantic_loaded == "False"  # not even the models: --help is click alone
 
 
-def test_validate_quickstart_succeeds() -> None:
-    result = run_cli("validate", str(QUICKSTART))
+def test_validate_quickstart_succeeds(copy_example: CopyExample) -> None:
+    result = run_cli("validate", str(copy_example()))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Success! 8 resources in 6 files are valid."
 
 
-def test_validate_defaults_to_the_current_directory() -> None:
-    result = run_cli("validate", cwd=QUICKSTART)
+def test_validate_defaults_to_the_current_directory(copy_example: CopyExample) -> None:
+    result = run_cli("validate", cwd=copy_example())
     assert result.returncode == 0, result.stderr
 
 
@@ -96,41 +96,46 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     assert "no such file or directory" in result.stderr
 
 
-def test_internal_errors_hide_the_traceback_unless_debug(monkeypatch: Any) -> None:
+def test_internal_errors_hide_the_traceback_unless_debug(
+    monkeypatch: Any, copy_example: CopyExample
+) -> None:
     import reconciler.spec.checks
+
+    quickstart = str(copy_example())
 
     def boom(*args: Any) -> Any:
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(reconciler.spec.checks, "check", boom)
     runner = CliRunner()
-    result = runner.invoke(cli.cli, ["validate", str(QUICKSTART)], catch_exceptions=True)
+    result = runner.invoke(cli.cli, ["validate", quickstart], catch_exceptions=True)
     assert isinstance(result.exception, RuntimeError)
     try:
-        cli.main(["validate", str(QUICKSTART)])
+        cli.main(["validate", quickstart])
     except SystemExit as exc:
         assert exc.code == 1
     try:
-        cli.main(["--debug", "validate", str(QUICKSTART)])
+        cli.main(["--debug", "validate", quickstart])
     except RuntimeError as exc:
         assert str(exc) == "disk on fire"
     else:
         raise AssertionError("--debug must let the traceback through")
 
 
-def test_graph_dot_and_levels() -> None:
-    dot = run_cli("graph", str(QUICKSTART))
+def test_graph_dot_and_levels(copy_example: CopyExample) -> None:
+    quickstart = str(copy_example())
+    dot = run_cli("graph", quickstart)
     assert dot.returncode == 0 and dot.stdout.startswith("digraph pipeform {")
-    levels = run_cli("graph", "--format", "levels", str(QUICKSTART)).stdout.splitlines()
+    levels = run_cli("graph", "--format", "levels", quickstart).stdout.splitlines()
     assert levels[0].startswith("1: ") and "Dataset/rand-hie" in levels[0]
     assert levels[-1].startswith("4: ") and "Alert/expense-model-failed" in levels[-1]
 
 
-def test_schema_validates_every_quickstart_document() -> None:
+def test_schema_validates_every_quickstart_document(copy_example: CopyExample) -> None:
     schema = json.loads(run_cli("schema").stdout)
     validator = jsonschema.Draft202012Validator(schema)
     count = 0
-    for path in sorted(QUICKSTART.glob("*.yaml")):
+    for path in sorted(copy_example().glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             errors = list(validator.iter_errors(doc))
             assert not errors, (path.name, [e.message for e in errors])
@@ -138,9 +143,9 @@ def test_schema_validates_every_quickstart_document() -> None:
     assert count == 9
 
 
-def test_schema_rejects_a_typo_an_editor_would_flag() -> None:
+def test_schema_rejects_a_typo_an_editor_would_flag(copy_example: CopyExample) -> None:
     schema = json.loads(run_cli("schema", "trainingjob").stdout)
-    doc = yaml.safe_load((QUICKSTART / "training.yaml").read_text())
+    doc = yaml.safe_load((copy_example() / "training.yaml").read_text())
     doc["spec"]["hyperparameters"]["lerningRate"] = 0.1
     assert not jsonschema.Draft202012Validator(schema).is_valid(doc)
 

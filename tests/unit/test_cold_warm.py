@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUICKSTART, run_cli
+from tests.conftest import CopyExample, run_cli
 
 # A second job over its Quota (policy), a Budget it is scoped under (budget standing and
 # cost), and a secret-looking plain env value (a warning from the graph checks).
@@ -46,9 +45,8 @@ spec:
 """
 
 
-def _tree(tmp_path: Path, name: str, extra: str) -> Path:
-    root = tmp_path / name
-    shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".pipeform"))
+def _tree(copy_example: CopyExample, extra: str) -> Path:
+    root = copy_example()
     (root / "extra.yaml").write_text(extra.lstrip(), encoding="utf-8")
     (root / ".pipeform").mkdir()  # so the first run writes the spec cache
     return root
@@ -74,9 +72,9 @@ def _volatile_free(output: str) -> object:
 
 
 def test_plan_with_costs_quotas_budgets_and_warnings_reads_the_same_cold_and_warm(
-    tmp_path: Path,
+    copy_example: CopyExample,
 ) -> None:
-    root = _tree(tmp_path, "plan", EXTRA_JOB)
+    root = _tree(copy_example, EXTRA_JOB)
     runs = _three_runs(root, "plan", "--json")
     (code, out, err), *others = runs
     plan = json.loads(out)
@@ -93,9 +91,9 @@ def test_plan_with_costs_quotas_budgets_and_warnings_reads_the_same_cold_and_war
 
 @pytest.mark.parametrize("command", [("validate", "--json"), ("graph",)])
 def test_validation_and_column_checks_read_the_same_cold_and_warm(
-    tmp_path: Path, command: tuple[str, ...]
+    copy_example: CopyExample, command: tuple[str, ...]
 ) -> None:
-    root = _tree(tmp_path, command[0], BAD_COLUMN)
+    root = _tree(copy_example, BAD_COLUMN)
     runs = _three_runs(root, *command)
     assert runs[0][0] == 1
     assert "agee" in runs[0][1] + runs[0][2], "the column check did not run"
@@ -116,7 +114,9 @@ def _plain(value: object) -> object:
     return value() if callable(value) else value
 
 
-def test_every_document_is_read_through_the_same_view_cold_and_warm(tmp_path: Path) -> None:
+def test_every_document_is_read_through_the_same_view_cold_and_warm(
+    copy_example: CopyExample,
+) -> None:
     """The engine gets a View whether a document was validated now or came from the cache:
     same fields, same values, and a model method the kind does not keep (references) is
     refused on both paths alike, rather than working only when the tree was cold."""
@@ -124,7 +124,7 @@ def test_every_document_is_read_through_the_same_view_cold_and_warm(tmp_path: Pa
     from reconciler.spec.facts import View
     from reconciler.spec.loader import load_tree
 
-    root = _tree(tmp_path, "views", EXTRA_JOB)
+    root = _tree(copy_example, EXTRA_JOB)
     cold = load_tree([root], Diagnostics())
     warm = load_tree([root], Diagnostics())
     assert all(d.validated is None for d in warm.documents.values()), "the cache was not read"

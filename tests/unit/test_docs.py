@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from reconciler.cli import docgen
+from reconciler.cli import docgen, spec_reference
 from reconciler.kinds import KINDS
 from reconciler.spec import schema
 
@@ -61,7 +61,7 @@ def test_docgen_check_names_stale_files(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 def test_spec_reference_lists_nested_and_variant_fields() -> None:
-    page = docgen.specs_markdown()
+    page = spec_reference.specs_markdown()
     for path in (
         "`spec.hyperparameters.learningRate`",
         "`spec.features[].transforms[].boundaries`",
@@ -147,3 +147,37 @@ def test_limits_page_states_every_loader_limit() -> None:
         shown = f"{value // 2**20} MiB" if name.endswith("_BYTES") else f"{value:,}"
         row = next((line for line in page.splitlines() if f"`{name}`" in line), "")
         assert shown in row, f"docs/reference/limits.md: add or fix the {name} row (it is {shown})"
+
+
+def _pages() -> list[Path]:
+    """The Markdown a user reads: the top-level pages, docs/, and the packages' READMEs."""
+    top = [ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
+    return top + sorted((ROOT / "docs").rglob("*.md")) + sorted(ROOT.glob("*/README.md"))
+
+
+def test_every_relative_link_in_the_docs_resolves_inside_the_repository() -> None:
+    """A clone stands alone: no page points at a file beside the repository."""
+    broken = []
+    for page in _pages():
+        text = page.read_text(encoding="utf-8")
+        targets = re.findall(r"\]\(([^)\s]+)\)", text)  # [text](target)
+        targets += re.findall(r"`(\.\./[^`\s]+)`", text)  # a path in code that climbs out
+        for target in targets:
+            path = target.split("#", 1)[0]
+            if not path or re.match(r"^[a-z][a-z0-9+.-]*:", path):  # an anchor or a URL
+                continue
+            resolved = (page.parent / path).resolve()
+            if not resolved.is_relative_to(ROOT) or not resolved.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, "links to files that are not in the repository:\n" + "\n".join(broken)
+
+
+def test_ci_runs_the_readmes_two_commands_in_order() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line.strip() for line in block.splitlines() if line.strip().startswith("make ")]
+    assert commands == ["make quickstart", "make test"]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    run = [line.strip() for line in ci.splitlines() if line.strip().startswith("make ")]
+    assert run == commands, ".ci/run must run the README's two commands, in its order"

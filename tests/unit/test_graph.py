@@ -9,13 +9,15 @@ from hypothesis import strategies as st
 
 from reconciler.graph import Edge, Graph
 from reconciler.spec.checks import check
-from tests.conftest import QUICKSTART
+from tests.conftest import CopyExample
 
 HEAD = "apiVersion: pipeform/v1\n"
 
 
-def test_quickstart_levels_put_data_before_training_before_alerts() -> None:
-    levels = check([QUICKSTART]).graph.levels()
+def test_quickstart_levels_put_data_before_training_before_alerts(
+    copy_example: CopyExample,
+) -> None:
+    levels = check([copy_example()]).graph.levels()
     flat = {address: i for i, level in enumerate(levels) for address in level}
     assert (
         flat["Dataset/rand-hie"]
@@ -28,8 +30,8 @@ def test_quickstart_levels_put_data_before_training_before_alerts() -> None:
     assert flat["TrainingJob/expense-model"] < flat["Alert/expense-model-failed"]
 
 
-def test_dot_output_names_every_edge() -> None:
-    dot = check([QUICKSTART]).graph.to_dot()
+def test_dot_output_names_every_edge(copy_example: CopyExample) -> None:
+    dot = check([copy_example()]).graph.to_dot()
     assert dot.startswith("digraph pipeform {")
     assert '"Dataset/rand-hie" -> "FeatureSet/hie-features" [label="spec.dataset"];' in dot
     assert '"Secret/metrics-token" -> "TrainingJob/expense-model"' in dot
@@ -70,10 +72,11 @@ def test_cycles_are_printed(write_tree: Any) -> None:
     assert cycle[0] == cycle[-1] and sorted(set(cycle)) == ["Quota/a", "Quota/b", "Quota/c"]
 
 
-def test_budget_scope_selects_jobs_by_label(write_tree: Any) -> None:
-    root = write_tree(**{"a.yaml": (QUICKSTART / "training.yaml").read_text()})
+def test_budget_scope_selects_jobs_by_label(write_tree: Any, copy_example: CopyExample) -> None:
+    quickstart = copy_example()
+    root = write_tree(**{"a.yaml": (quickstart / "training.yaml").read_text()})
     for name in ("features.yaml", "data.yaml", "platform.yaml", "pipeform.yaml"):
-        (root / name).write_text((QUICKSTART / name).read_text())
+        (root / name).write_text((quickstart / name).read_text())
     graph = check([root]).graph
     assert "Budget/growth-monthly" in graph.dependencies("TrainingJob/expense-model")
 

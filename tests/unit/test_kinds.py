@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from reconciler.kinds import KINDS, Secret, TrainingJob
 from reconciler.spec.checks import check
-from tests.conftest import QUICKSTART
+from tests.conftest import CopyExample
 
 
 def _job(**spec: Any) -> dict[str, Any]:
@@ -27,8 +27,8 @@ def _job(**spec: Any) -> dict[str, Any]:
     }
 
 
-def test_quickstart_is_valid_and_has_every_kind() -> None:
-    checked = check([QUICKSTART])
+def test_quickstart_is_valid_and_has_every_kind(copy_example: CopyExample) -> None:
+    checked = check([copy_example()])
     assert not checked.diagnostics.has_errors, [d.render() for d in checked.diagnostics]
     kinds = {d.model.KIND for d in checked.tree.documents.values()}
     assert kinds | {"Workspace"} == set(KINDS)

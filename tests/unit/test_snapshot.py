@@ -13,13 +13,13 @@ import pytest
 from reconciler.diagnostics import Diagnostics
 from reconciler.kinds import KINDS
 from reconciler.plan.planner import desired_document
+from reconciler.spec import cache as speccache
 from reconciler.spec import facts as snapshot
 from reconciler.spec.facts import Facts, View, freeze, thaw
 from reconciler.spec.loader import load_tree
+from tests.conftest import CopyExample
 from tests.unit.conftest import assert_same_documents
 from tests.unit.test_startup import probe
-
-QUICKSTART = Path(__file__).resolve().parents[2] / "specs" / "examples" / "quickstart"
 
 WORKSPACE = {
     "apiVersion": "pipeform/v1",
@@ -73,31 +73,51 @@ def test_a_value_without_a_plain_form_is_refused_not_mangled() -> None:
         freeze(object())
 
 
-def _quickstart_models() -> list[tuple[Facts, object]]:
-    tree = load_tree([QUICKSTART], Diagnostics())
-    docs = [*tree.documents.values()]
+@pytest.fixture(scope="module")
+def quickstart_from_the_cache(copy_example: CopyExample) -> list[tuple[Facts, object]]:
+    """Each quickstart document's facts as the spec cache gave them back (a copy of the
+    tree loaded twice, the second time from its cache), with its model."""
+    root = copy_example()
+    (root / ".pipeform").mkdir()  # the spec cache is written only beside state
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(speccache.DISABLE_ENV, raising=False)
+        load_tree([root], Diagnostics())
+        tree = load_tree([root], Diagnostics())
+    assert (root / speccache.CACHE_DIR / speccache.FILE_NAME).is_file()
     assert tree.workspace_source is not None
-    return [(d.facts, d.model) for d in [tree.workspace_source, *docs]]
+    return [(d.facts, d.model) for d in [tree.workspace_source, *tree.documents.values()]]
 
 
-@pytest.mark.parametrize("facts_and_model", _quickstart_models(), ids=lambda f: f[0].address)
+@pytest.mark.parametrize("kind", sorted(KINDS))
 def test_every_quickstart_documents_facts_survive_the_cache_and_match_its_model(
-    facts_and_model: tuple[Facts, object],
+    kind: str, quickstart_from_the_cache: list[tuple[Facts, object]]
 ) -> None:
-    facts, model = facts_and_model
-    again = Facts.unpack(marshal.loads(marshal.dumps(facts.pack())))
-    assert again == facts
-    assert facts == Facts.of(model)
-    labels = {"owner": "platform", "team": "default"}
-    # what the planner diffs and stores is the model's own JSON, with the default labels
-    assert again.desired(labels) == desired_document(model, labels)
-    assert again.desired(labels)["spec"] == (
-        model.spec.model_dump(mode="json", by_alias=True)  # type: ignore[attr-defined]
-    )
-    assert again.references == model.references()  # type: ignore[attr-defined]
-    kept = again.view()
-    assert (kept is not None) == type(model).KEEP_VIEW  # type: ignore[attr-defined]
-    _assert_reads_as(kept or thaw(freeze(model, json=False)), model, facts.address)
+    documents = [(f, m) for f, m in quickstart_from_the_cache if f.kind == kind]
+    assert documents, f"the quickstart has no {kind}"
+    for facts, model in documents:
+        again = Facts.unpack(marshal.loads(marshal.dumps(facts.pack())))
+        assert again == facts, facts.address
+        assert facts == Facts.of(model), facts.address
+        labels = {"owner": "platform", "team": "default"}
+        # what the planner diffs and stores is the model's own JSON, with the default labels
+        assert again.desired(labels) == desired_document(model, labels)
+        assert again.desired(labels)["spec"] == (
+            model.spec.model_dump(mode="json", by_alias=True)  # type: ignore[attr-defined]
+        )
+        assert again.references == model.references()  # type: ignore[attr-defined]
+        kept = again.view()
+        assert (kept is not None) == type(model).KEEP_VIEW  # type: ignore[attr-defined]
+        _assert_reads_as(kept or thaw(freeze(model, json=False)), model, facts.address)
+
+
+def test_facts_are_equal_however_marshal_flagged_their_frozen_model() -> None:
+    facts = Facts.of(KINDS["Workspace"].model_validate(WORKSPACE))
+    packed = facts.pack()
+    packed[-1] = marshal.dumps(marshal.loads(packed[-1]))  # same values, other reference flags
+    assert packed[-1] != facts.frozen
+    assert Facts.unpack(packed) == facts
+    other = {**WORKSPACE, "metadata": {"name": "team-b"}}
+    assert Facts.of(KINDS["Workspace"].model_validate(other)) != facts
 
 
 def _assert_reads_as(view: object, model: object, where: str) -> None:
@@ -202,12 +222,9 @@ def test_a_plan_of_an_unchanged_tree_imports_no_pydantic(tmp_path: Path) -> None
     assert "3 to add" in edited["stdout"]
 
 
-def test_a_plan_from_the_cache_is_the_plan_from_a_fresh_parse(tmp_path: Path) -> None:
+def test_a_plan_from_the_cache_is_the_plan_from_a_fresh_parse(copy_example: CopyExample) -> None:
     """Costs, quotas, budgets and column checks read views on a cache hit: same plan."""
-    import shutil
-
-    root = tmp_path / "quickstart"
-    shutil.copytree(QUICKSTART, root, ignore=shutil.ignore_patterns(".pipeform"))
+    root = copy_example()
     (root / ".pipeform").mkdir()
     fresh = probe(root, "plan", "--json", ".", QUICKSTART_METRICS_TOKEN="a-value")
     cached = probe(root, "plan", "--json", ".", QUICKSTART_METRICS_TOKEN="a-value")
