@@ -164,6 +164,8 @@ def _report(exc: BaseException) -> None:
 
     if isinstance(exc, PipeformError):
         print_diagnostics(exc.diagnostics, summary=len(exc.diagnostics) > 1)
+        if exc.footer:
+            write_lines([Line(exc.footer)], stderr=True)
     else:
         error = f"Error: unexpected internal error: {type(exc).__name__}: {exc}"
         hint = "Run again with --debug to see the traceback, and please report it."
