@@ -87,6 +87,9 @@ class SpecTree:
     workspace_source: LoadedDocument | None = None
     documents: dict[str, LoadedDocument] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    #: addresses of documents that failed validation (their errors are reported): a
+    #: reference to one is not reported again as a reference to nothing
+    invalid: set[str] = field(default_factory=set)
 
     def by_kind(self, kind: str) -> list[LoadedDocument]:
         return [d for d in self.documents.values() if kind == d.facts.kind]
@@ -541,6 +544,7 @@ def load_tree(paths: list[Path], diagnostics: Diagnostics) -> SpecTree:
             model, problems = parse_document(raw)
             if model is None:
                 diagnostics.extend(problems)
+                tree.invalid.add(_address(raw) or "")
                 continue
             facts = Facts.of(model)
             if keep:
