@@ -232,7 +232,8 @@ def check_fresh(saved: plans.Plan, session: Session) -> None:
         )
     if saved.specs_digest != specs_digest(session.checked):
         raise PipeformError(
-            "saved plan is stale: the specs changed since the plan was made.\n"
+            "saved plan is stale: the specs changed since the plan was made (a value, or a "
+            "document added or removed; comments and formatting do not count).\n"
             "  Run pipeform plan --out FILE again."
         )
 

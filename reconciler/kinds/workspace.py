@@ -113,9 +113,15 @@ class Providers(SpecModel):
         description="The embedded default. Default: its own defaults.",
     )
     kubernetes: KubernetesProvider | None = Field(
-        None, description="Kubernetes. Default: not configured."
+        None,
+        description="Settings for a kubernetes provider, which is not available yet. "
+        "Default: not configured.",
     )
-    aws: AwsProvider | None = Field(None, description="AWS. Default: not configured.")
+    aws: AwsProvider | None = Field(
+        None,
+        description="Settings for an aws provider, which is not available yet. "
+        "Default: not configured.",
+    )
     prometheus: PrometheusProvider = Field(
         default_factory=PrometheusProvider,
         description="Prometheus rules. Default: rule files under .pipeform/rules.",
@@ -196,7 +202,8 @@ class Policy(SpecModel):
 class WorkspaceSpec(SpecModel):
     state: StateBackend = Field(
         default_factory=lambda: SqliteState(backend="sqlite"),
-        description="Where state lives: sqlite, postgres or s3. Default: sqlite at .pipeform/state.db.",
+        description="Where state lives. Only sqlite is available yet: postgres and s3 validate, "
+        "but commands that open state refuse them. Default: sqlite at .pipeform/state.db.",
     )
     providers: Providers = Field(
         default_factory=Providers, description="Provider settings. Default: local only."
