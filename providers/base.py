@@ -135,6 +135,16 @@ class ApplyResponse:
 
 @quick_init
 @dataclass(frozen=True)
+class CheckRequest:
+    """A create or update an apply is about to make, asked about before any change starts."""
+
+    ctx: ResourceContext
+    spec: JSON  # the document the change will write: {metadata, spec}
+    prior_spec: JSON | None  # the document last applied, None when creating
+
+
+@quick_init
+@dataclass(frozen=True)
 class DeleteRequest:
     ctx: ResourceContext
     spec: JSON | None
@@ -191,6 +201,14 @@ class Provider(abc.ABC):
             self.replace_on.get(request.ctx.kind, frozenset()),
             self.computed_outputs.get(request.ctx.kind, ()),
         )
+
+    def check(self, request: CheckRequest) -> list[Diagnostic]:
+        """Whether what this change needs from outside the specs can be had now (a secret's
+        source, a credential, a file): asked for every create and update of an apply before
+        the first change starts, so one error refuses the whole apply and nothing changes.
+        Read only and quick. A diagnostic's ``path`` (dotted, such as ``spec.from.env``)
+        says which field is at fault: the engine turns it into the file:line:col."""
+        return []
 
     @abc.abstractmethod
     def create(self, request: ApplyRequest) -> ApplyResponse:

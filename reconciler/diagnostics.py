@@ -138,7 +138,11 @@ class Diagnostics:
 class PipeformError(Exception):
     """A failure to show to the user as diagnostics, with exit code 1."""
 
-    def __init__(self, diagnostics: Diagnostics | Sequence[Diagnostic] | str) -> None:
+    def __init__(
+        self, diagnostics: Diagnostics | Sequence[Diagnostic] | str, footer: str | None = None
+    ) -> None:
+        """footer: a line shown after the diagnostics, such as "Nothing was changed."."""
+        self.footer = footer
         if isinstance(diagnostics, str):
             diagnostics = Diagnostics([error(diagnostics)])
         elif not isinstance(diagnostics, Diagnostics):

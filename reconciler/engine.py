@@ -9,7 +9,7 @@ import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -236,9 +236,51 @@ def check_fresh(saved: plans.Plan, session: Session) -> None:
         )
     if saved.specs_digest != specs_digest(session.checked):
         raise PipeformError(
-            "saved plan is stale: the specs changed since the plan was made.\n"
+            "saved plan is stale: the specs changed since the plan was made (a value, or a "
+            "document added or removed; comments and formatting do not count).\n"
             "  Run pipeform plan --out FILE again."
         )
+
+
+def preflight(session: Session, plan: plans.Plan) -> None:
+    """Refuse an apply whose creates and updates need something from outside the specs
+    that cannot be had now (a Secret whose environment variable is unset), before any
+    change starts: every provider is asked (``Provider.check``) about each of its changes,
+    and every problem is reported at once, at its file:line:col."""
+    from reconciler.diagnostics import Diagnostics, error
+
+    found = Diagnostics()
+    documents = session.checked.tree.documents
+    for change in plan.actionable:
+        if change.after is None:  # a delete needs nothing from outside
+            continue
+        provider = session.providers.get(change.provider, change.address)
+        if type(provider).check is base.Provider.check:
+            continue
+        ctx = base.ResourceContext.of(change.address, plan.lineage, session.root)
+        try:
+            problems = provider.check(base.CheckRequest(ctx, change.after, change.before))
+        except base.ProviderError as exc:
+            problems = [error(str(exc), address=change.address)]
+        loaded = documents.get(change.address)
+        for d in problems:
+            position = d.position
+            if position is None and loaded is not None:
+                position = loaded.position(_data_path(d.path or ""))
+            found.add(replace(d, position=position, address=d.address or change.address))
+    if found.has_errors:
+        raise PipeformError(found, footer="Nothing was changed.")
+
+
+def _data_path(dotted: str) -> tuple[str | int, ...]:
+    """``spec.targets[0].name`` -> ("spec", "targets", 0, "name")."""
+    path: list[str | int] = []
+    for part in dotted.replace("[", ".[").split("."):
+        if part.startswith("[") and part.endswith("]") and part[1:-1].isdigit():
+            path.append(int(part[1:-1]))
+        elif part:
+            path.append(part)
+    return tuple(path)
 
 
 def spec_commit(root: Path) -> str | None:
@@ -262,6 +304,7 @@ def apply(
             f"the state changed since this plan was made (serial {plan.serial} -> "
             f"{state.serial}); nothing was applied. Run the command again."
         )
+    preflight(session, plan)  # the CLI asks before it shows the plan; asked again here
     started = now()
     who = LockInfo.for_this_process(command).who
     commit = spec_commit(session.root)

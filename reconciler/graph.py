@@ -183,6 +183,8 @@ def build_graph(tree: SpecTree, diagnostics: Diagnostics) -> Graph:
                     reason = reasons[ref.path] = format_path(ref.path)
                 edges.append(Edge(dependency, address, reason))
                 continue
+            if dependency in tree.invalid:  # it exists: its own errors say what to fix
+                continue
             if names_by_kind is None:
                 names_by_kind = {}
                 for other in documents.values():

@@ -17,6 +17,7 @@ from providers.base import (
     JSON,
     ApplyRequest,
     ApplyResponse,
+    CheckRequest,
     DeleteRequest,
     ImportRequest,
     ImportResponse,
@@ -86,6 +87,9 @@ class LocalProvider(Provider):
 
     def plan(self, request: PlanRequest) -> PlanResponse:
         return self.handler(request.ctx.kind).plan(request)
+
+    def check(self, request: CheckRequest) -> list[Diagnostic]:
+        return self.handler(request.ctx.kind).check(request)
 
     def create(self, request: ApplyRequest) -> ApplyResponse:
         return self.handler(request.ctx.kind).create(request)

@@ -14,6 +14,7 @@ from providers.base import (
     JSON,
     ApplyRequest,
     ApplyResponse,
+    CheckRequest,
     DeleteRequest,
     ImportRequest,
     ImportResponse,
@@ -42,6 +43,10 @@ class KindHandler(abc.ABC):
         self.settings = settings
 
     def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
+        return []
+
+    def check(self, request: CheckRequest) -> list[Diagnostic]:
+        """What a create or update needs from outside the specs, before any change starts."""
         return []
 
     def plan(self, request: PlanRequest) -> PlanResponse:

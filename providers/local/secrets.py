@@ -16,6 +16,7 @@ from providers.base import (
     JSON,
     ApplyRequest,
     ApplyResponse,
+    CheckRequest,
     DeleteRequest,
     ImportRequest,
     ImportResponse,
@@ -81,6 +82,15 @@ def _from_file(written: str, settings: LocalSettings) -> bytes:
         raise PermanentError(f"cannot read spec.from.file {written!r}: {exc.strerror}") from None
 
 
+def source_path(source: object) -> str:
+    """The field of spec.from that names the source (where a reading problem is shown)."""
+    if isinstance(source, dict):
+        for kind in ("env", "file", "awsSecretsManager"):
+            if source.get(kind):
+                return f"spec.from.{kind}"
+    return "spec.from"
+
+
 def target_problems(spec: JSON) -> list[str]:
     """Why this Secret cannot be realised by the local provider (empty when it can)."""
     problems = []
@@ -122,6 +132,16 @@ class SecretHandler(KindHandler):
 
     def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
         return [error(p, address=ctx.address) for p in target_problems(inner_spec(spec))]
+
+    def check(self, request: CheckRequest) -> list[Diagnostic]:
+        """The source must be readable before the apply changes anything (its value is read
+        and dropped here, and read again when the Secret is written)."""
+        source = inner_spec(request.spec).get("from")
+        try:
+            read_source(source, self.settings)
+        except PermanentError as exc:
+            return [error(str(exc), address=request.ctx.address, path=source_path(source))]
+        return []
 
     def _names(self, request: ReadRequest | DeleteRequest) -> list[str]:
         if request.spec is not None:

@@ -39,6 +39,7 @@ from providers.local import executor, files
 from providers.local import training_runs as runs
 from providers.local.kind import KindHandler, inner_spec
 from providers.local.training_config import (
+    NOT_BUILT_NODES,
     UNKNOWN,
     JobResources,
     RunPlace,
@@ -119,15 +120,15 @@ class TrainingJobHandler(KindHandler):
             found.append(
                 error(
                     f"spec.distributed.nodes is {nodes}, but the local provider trains on one "
-                    "machine; set nodes: 1, or use the kubernetes provider",
+                    f"machine; set nodes: 1 ({NOT_BUILT_NODES})",
                     address=ctx.address,
                 )
             )
         if inner.get("image"):
             found.append(
                 warning(
-                    "spec.image is for the kubernetes provider; the local provider runs the "
-                    "bundled trainer (python -m trainer)",
+                    "spec.image is for container platforms, which no provider here runs yet; "
+                    "the local provider runs the bundled trainer (python -m trainer)",
                     address=ctx.address,
                 )
             )

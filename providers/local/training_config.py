@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 #: reconciler.plan.model.UNKNOWN: an upstream output that only its apply will tell
 UNKNOWN = "(known after apply)"
+#: why nodes > 1 is refused, in words
+NOT_BUILT_NODES = "training across machines needs a cluster provider, which is not available yet"
 GIB = 2**30
 DEFAULT_CPU = 1.0
 DEFAULT_MEMORY_GIB = 2.0
@@ -217,7 +219,7 @@ def check_local_machine(ctx: ResourceContext, asked: JobResources) -> None:
     if asked.nodes > 1:
         raise PermanentError(
             f"{ctx.address}: spec.distributed.nodes is {asked.nodes}, but the local provider "
-            "runs on this one machine; set nodes: 1, or use the kubernetes provider"
+            f"runs on this one machine; set nodes: 1 ({NOT_BUILT_NODES})"
         )
     wanted = asked.gpus * asked.workers
     if wanted:

@@ -90,12 +90,22 @@ def validate(paths: tuple[Path, ...], as_json: bool, trust: Any) -> int:
     print_diagnostics(diags)
     if diags.has_errors:
         return 1
-    n, files = len(checked.tree.documents), len(checked.tree.files)
-    click.echo(
-        f"Success! {n} resource{'s' if n != 1 else ''} in {files} file"
-        f"{'s' if files != 1 else ''} are valid."
-    )
+    click.echo(_valid_summary(checked))
     return 0
+
+
+def _valid_summary(checked: Any) -> str:
+    """``Success! 5 resources and a Workspace in 3 files are valid.``: what was counted."""
+    n, files = len(checked.tree.documents), len(checked.tree.files)
+    counted = f"{n} resource{'s' if n != 1 else ''}"
+    workspace = checked.tree.workspace_source is not None
+    if workspace:
+        counted += " and a Workspace"
+    where = f"in {files} file{'s' if files != 1 else ''}"
+    verb = "is" if n == 1 and not workspace else "are"
+    if workspace:
+        return f"Success! {counted} {where} {verb} valid."
+    return f"Success! {counted} {where} {verb} valid (no Workspace document: its defaults apply)."
 
 
 @cli.command()
@@ -193,6 +203,8 @@ def _report(exc: BaseException) -> None:
 
     if isinstance(exc, PipeformError):
         print_diagnostics(exc.diagnostics, summary=len(exc.diagnostics) > 1)
+        if exc.footer:
+            write_lines([Line(exc.footer)], stderr=True)
     else:
         error = f"Error: unexpected internal error: {type(exc).__name__}: {exc}"
         hint = "Run again with --debug to see the traceback, and please report it."

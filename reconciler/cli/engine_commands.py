@@ -349,11 +349,13 @@ def _apply(
         if plan_file is not None:
             result = engine.load_plan(plan_file)
             engine.check_fresh(result, session)
+            engine.preflight(session, result)
             _enforce_policy(result)
         else:
             _check_addresses(session, target + replace, "--target/--replace")
             options = _plan_options(mode, True, target, replace, allow_over_budget, parallelism)
             result = engine.plan(session, options)
+            engine.preflight(session, result)  # before the plan is shown or approved
             _show_plan(result, "text")
             _enforce_policy(result)
             if not result.has_changes:

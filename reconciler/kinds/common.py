@@ -173,8 +173,8 @@ class ResourceSpec(SpecModel):
     provider: str | None = Field(
         None,
         pattern=DNS_LABEL,
-        description="The provider that realises this resource (local, kubernetes, aws, "
-        "prometheus, mlflow or a plug-in). Default: the Workspace's defaults.provider, local.",
+        description="The provider that realises this resource: local or prometheus (built in), "
+        "or an installed plug-in. Default: the Workspace's defaults.provider, local.",
     )
 
     def references(self) -> list[Reference]:

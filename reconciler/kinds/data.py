@@ -7,7 +7,14 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from reconciler.kinds.common import (
     Document,
@@ -18,15 +25,12 @@ from reconciler.kinds.common import (
     empty_list,
 )
 from reconciler.kinds.reference import Reference
+from reconciler.kinds.sources import CsvOptions as CsvOptions  # re-exported: readers use it
+from reconciler.kinds.sources import DataFormat as DataFormat
+from reconciler.kinds.sources import Source as Source
 from reconciler.kinds.units import Duration
 
 Scalar = int | float | str | bool
-
-
-class DataFormat(StrEnum):
-    CSV = "csv"
-    PARQUET = "parquet"
-    JSONL = "jsonl"
 
 
 class ColumnType(StrEnum):
@@ -36,65 +40,6 @@ class ColumnType(StrEnum):
     BOOL = "bool"
     TIMESTAMP = "timestamp"
     DATE = "date"
-
-
-class CsvOptions(SpecModel):
-    delimiter: str = Field(
-        ",", min_length=1, max_length=1, description="Field separator. Default: ','."
-    )
-    header: bool = Field(
-        True, description="Whether the first row names the columns. Default: true."
-    )
-    null_values: list[str] = Field(
-        default_factory=lambda: ["", "NA", "NaN", "null"],
-        description="Cell values read as missing. Default: '', NA, NaN, null.",
-    )
-
-
-class Source(SpecModel):
-    uri: str = Field(
-        description="Where the data lives: file://path (relative to the spec tree, or absolute "
-        "when the Workspace allows it) or s3://bucket/key. Required.",
-    )
-    format: DataFormat | None = Field(
-        None, description="csv, parquet or jsonl. Default: from the file extension."
-    )
-    csv: CsvOptions = Field(
-        default_factory=CsvOptions,
-        description="CSV reading options. Default: comma-separated with a header.",
-    )
-
-    @field_validator("uri")
-    @classmethod
-    def _scheme(cls, uri: str) -> str:
-        if not re.match(r"^(file|s3)://.+", uri):
-            raise ValueError(
-                f"{uri!r} has no supported scheme; write file://data/table.csv or s3://bucket/key"
-            )
-        return uri
-
-    @model_validator(mode="after")
-    def _known_format(self) -> Source:
-        if self.format is None and self.inferred_format() is None:
-            raise ValueError(
-                f"cannot tell the format of {self.uri!r} from its extension; set format: csv, parquet or jsonl"
-            )
-        return self
-
-    def inferred_format(self) -> DataFormat | None:
-        if self.format is not None:
-            return DataFormat(self.format)
-        suffixes = {
-            ".csv": "csv",
-            ".parquet": "parquet",
-            ".pq": "parquet",
-            ".jsonl": "jsonl",
-            ".ndjson": "jsonl",
-        }
-        for suffix, fmt in suffixes.items():
-            if self.uri.lower().endswith(suffix):
-                return DataFormat(fmt)
-        return None
 
 
 class Column(SpecModel):
@@ -375,11 +320,45 @@ class TemporalSplit(SpecModel):
 Split = Annotated[RandomSplit | TemporalSplit, Field(discriminator="type")]
 
 
+class RowNumberEntity(SpecModel):
+    row_number: Literal[True] = Field(
+        description="true: every row is its own entity, keyed by its position in the Dataset "
+        "snapshot (0, 1, 2, ...), for a table with no key column. Required."
+    )
+    name: str = Field(
+        "row_number",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The key column's name in the feature tables. Default: row_number.",
+    )
+
+
+def _entity_shape(value: Any) -> str | None:
+    if isinstance(value, dict | RowNumberEntity):
+        return "row-number key"
+    return "key columns" if isinstance(value, list) else None
+
+
+#: entity: [columns] or {rowNumber: true}, told apart by the written shape, so that a
+#: mistake is one error about the shape written (the tags are not keys of either shape)
+EntityKey = Annotated[
+    Annotated[list[str], Tag("key columns")] | Annotated[RowNumberEntity, Tag("row-number key")],
+    Discriminator(
+        _entity_shape,
+        custom_error_type="entity_shape",
+        custom_error_message="Input should be a column name, a list of them, or {rowNumber: true}",
+    ),
+]
+
+
 class FeatureSetSpec(ResourceSpec):
     PLAIN_METHODS: ClassVar[tuple[str, ...]] = ("column_uses",)
 
     dataset: Name = Field(description="The Dataset whose newest snapshot is the input. Required.")
-    entity: list[str] = Field(min_length=1, description="Entity key column(s). Required.")
+    entity: EntityKey = Field(
+        description="Entity key column(s): a column name or a list of them, whose values "
+        "together are unique per row; or {rowNumber: true} for a table without such a key "
+        "(each row is keyed by its position). Required.",
+    )
     label: Label = Field(description="The label column. Required.")
     features: list[Feature] = Field(min_length=1, description="The features. Required.")
     split: Split = Field(
@@ -391,6 +370,16 @@ class FeatureSetSpec(ResourceSpec):
     @classmethod
     def _entity_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("entity")
+    @classmethod
+    def _some_key(cls, value: list[str] | RowNumberEntity) -> list[str] | RowNumberEntity:
+        if value == []:
+            raise ValueError(
+                "names no column; name the key column(s), or write {rowNumber: true} for a "
+                "table without a key"
+            )
+        return value
 
     @field_validator("features")
     @classmethod
@@ -407,9 +396,9 @@ class FeatureSetSpec(ResourceSpec):
 
     def column_uses(self) -> list[tuple[str, tuple[str | int, ...]]]:
         """Every dataset column this spec reads, with where it is written (under spec)."""
-        uses: list[tuple[str, tuple[str | int, ...]]] = [
-            (col, ("entity", i)) for i, col in enumerate(self.entity)
-        ]
+        uses: list[tuple[str, tuple[str | int, ...]]] = []
+        if isinstance(self.entity, list):  # a row-number key reads no column
+            uses += [(col, ("entity", i)) for i, col in enumerate(self.entity)]
         uses.append((self.label.column, ("label", "column")))
         for i, feature in enumerate(self.features):
             where = ("features", i, "column" if feature.column else "name")

@@ -135,7 +135,11 @@ class Distributed(SpecModel):
         1, ge=1, le=1024, description="Processes per node (torchrun --nproc-per-node). Default: 1."
     )
     nodes: int = Field(
-        1, ge=1, le=1024, description="Nodes (PyTorchJob on Kubernetes). Default: 1."
+        1,
+        ge=1,
+        le=1024,
+        description="Machines to train across; the local provider trains on one, and no "
+        "cluster provider is available yet. Default: 1.",
     )
     backend: Literal["auto", "gloo", "nccl"] = Field(
         "auto", description="auto picks nccl with GPUs, gloo without. Default: auto."
@@ -253,7 +257,9 @@ class TrainingJobSpec(ResourceSpec):
         None, description="The Quota this job counts against. Default: none."
     )
     image: str | None = Field(
-        None, description="Trainer image for Kubernetes. Default: the bundled trainer image."
+        None,
+        description="Trainer image for container platforms (no provider runs one yet; the local "
+        "provider warns and runs the bundled trainer). Default: the bundled trainer image.",
     )
 
     @model_validator(mode="after")

@@ -125,10 +125,16 @@ class Providers(SpecModel):
         description="The embedded default. Default: its own defaults.",
     )
     kubernetes: KubernetesProvider | None = Field(
-        None, description="Kubernetes. Default: not configured.", json_schema_extra=TRUSTED
+        None,
+        description="Settings for a kubernetes provider, which is not available yet. "
+        "Default: not configured.",
+        json_schema_extra=TRUSTED,
     )
     aws: AwsProvider | None = Field(
-        None, description="AWS. Default: not configured.", json_schema_extra=TRUSTED
+        None,
+        description="Settings for an aws provider, which is not available yet. "
+        "Default: not configured.",
+        json_schema_extra=TRUSTED,
     )
     prometheus: PrometheusProvider = Field(
         default_factory=PrometheusProvider,
@@ -213,7 +219,8 @@ class Policy(SpecModel):
 class WorkspaceSpec(SpecModel):
     state: StateBackend = Field(
         default_factory=lambda: SqliteState(backend="sqlite"),
-        description="Where state lives: sqlite, postgres or s3. Default: sqlite at .pipeform/state.db.",
+        description="Where state lives. Only sqlite is available yet: postgres and s3 validate, "
+        "but commands that open state refuse them. Default: sqlite at .pipeform/state.db.",
         json_schema_extra=TRUSTED,
     )
     providers: Providers = Field(

@@ -36,7 +36,7 @@ from reconciler.spec.source import (
     spec_files,
 )
 from reconciler.spec.trust import outside_tree
-from reconciler.spec.validate import parse_document
+from reconciler.spec.validate import document_address, parse_document
 
 if TYPE_CHECKING:  # pydantic loads only when a document must be validated
     from reconciler.kinds import Document
@@ -121,6 +121,9 @@ class SpecTree:
     workspace_source: LoadedDocument | None = None
     documents: dict[str, LoadedDocument] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    #: addresses of documents that failed validation (their errors are reported): a
+    #: reference to one is not reported again as a reference to nothing
+    invalid: set[str] = field(default_factory=set)
 
     def by_kind(self, kind: str) -> list[LoadedDocument]:
         return [d for d in self.documents.values() if kind == d.facts.kind]
@@ -307,6 +310,7 @@ def load_tree(paths: list[Path], diagnostics: Diagnostics, confined: bool = Fals
             model, problems = parse_document(raw)
             if model is None:
                 diagnostics.extend(problems)
+                tree.invalid.add(document_address(raw) or "")
                 continue
             facts = Facts.of(model)
             if keep:

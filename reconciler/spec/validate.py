@@ -249,7 +249,7 @@ def _check_header(raw: RawDocument) -> tuple[type[Document] | None, list[Diagnos
     return (None if problems else model), problems
 
 
-def _address(raw: RawDocument) -> str | None:
+def document_address(raw: RawDocument) -> str | None:
     data = raw.data if isinstance(raw.data, dict) else {}
     kind, meta = data.get("kind"), data.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
@@ -303,10 +303,12 @@ def parse_document(raw: RawDocument) -> tuple[Document | None, list[Diagnostic]]
                 else raw.position(path)
             )
             problems.append(
-                error(message, where, hint=hint, address=_address(raw), path=format_path(path))
+                error(
+                    message, where, hint=hint, address=document_address(raw), path=format_path(path)
+                )
             )
         return None, problems
 
 
 def _with_address(d: Diagnostic, raw: RawDocument) -> Diagnostic:
-    return Diagnostic(d.severity, d.message, d.position, _address(raw), d.hint, d.path)
+    return Diagnostic(d.severity, d.message, d.position, document_address(raw), d.hint, d.path)

@@ -87,7 +87,24 @@ def test_plan_is_stale_after_the_specs_change(tmp_path: Path, applied_tree: Path
     # a later commit lands before the apply: the reviewed plan no longer describes the specs
     training = root / "training.yaml"
     training.write_text(training.read_text().replace("epochs: 3", "epochs: 30"))
-    assert_refused_and_untouched(root, plan_file, "saved plan is stale: the specs changed")
+    assert_refused_and_untouched(
+        root,
+        plan_file,
+        "saved plan is stale: the specs changed since the plan was made (a value, or a "
+        "document added or removed; comments and formatting do not count).",
+    )
+    assert set(live_objects(root)) == ADDRESSES
+
+
+def test_a_comment_or_formatting_edit_leaves_a_saved_plan_applicable(tmp_path: Path) -> None:
+    root = write_tree(tmp_path / "tree")
+    plan_file = tmp_path / "review.plan"
+    saved_plan(root, plan_file)
+    for spec_file in root.glob("*.yaml"):  # what the error says does not count
+        text = spec_file.read_text().replace(": ", ":   ")
+        spec_file.write_text("# reviewed and approved\n\n" + text)
+    applied = pipeform("apply", str(root), str(plan_file), cwd=tmp_path)
+    assert applied.returncode == 0, applied
     assert set(live_objects(root)) == ADDRESSES
 
 

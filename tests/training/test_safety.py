@@ -235,4 +235,4 @@ def test_after_kill_9_of_pipeform_the_next_apply_resumes_the_run(
 def test_nodes_beyond_one_machine_are_refused_when_validating(bench: Bench) -> None:
     doc = bench.doc(distributed={"workers": 1, "nodes": 2})
     (problem,) = bench.handler.validate(bench.ctx, doc)
-    assert "nodes is 2" in problem.message and "kubernetes provider" in problem.message
+    assert "nodes is 2" in problem.message and "set nodes: 1" in problem.message

@@ -38,7 +38,18 @@ def test_help_imports_no_heavy_library() -> None:
 def test_validate_quickstart_succeeds(copy_example: CopyExample) -> None:
     result = run_cli("validate", str(copy_example()))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "Success! 8 resources in 6 files are valid."
+    assert result.stdout.strip() == "Success! 8 resources and a Workspace in 6 files are valid."
+
+
+def test_validate_says_when_the_tree_has_no_workspace(write_tree: Any) -> None:
+    root = write_tree(
+        **{"q.yaml": "apiVersion: pipeform/v1\nkind: Quota\nmetadata: {name: a}\nspec: {gpus: 1}\n"}
+    )
+    result = run_cli("validate", str(root))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "Success! 1 resource in 1 file is valid (no Workspace document: its defaults apply)."
+    )
 
 
 def test_validate_defaults_to_the_current_directory(copy_example: CopyExample) -> None:

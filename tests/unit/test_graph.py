@@ -55,6 +55,26 @@ def test_unknown_reference_names_file_line_and_suggests(write_tree: Any) -> None
     assert (err.position.line, err.position.column) == (5, 12)
 
 
+def test_a_document_with_a_mistyped_field_is_reported_once_not_by_its_references(
+    write_tree: Any,
+) -> None:
+    root = write_tree(
+        **{
+            "data.yaml": HEAD + "kind: Dataset\nmetadata: {name: rand-hie}\n"
+            "spec: {source: {uri: 'file://d.csv'}, strictColumn: true}\n",
+            "features.yaml": HEAD + "kind: FeatureSet\nmetadata: {name: visits}\nspec:\n"
+            "  dataset: rand-hie\n  entity: id\n  label: {column: y}\n  features: [{name: x}]\n",
+            "alerts.yaml": HEAD + "kind: Alert\nmetadata: {name: stale}\nspec:\n"
+            "  template: {type: data-stale, dataset: rand-hie, maxAge: 1d}\n",
+        }
+    )
+    rendered = [d.render() for d in check([root]).diagnostics.errors]
+    assert len(rendered) == 1, rendered  # the references to it are not errors of their own
+    assert rendered[0].endswith(
+        "Dataset/rand-hie: spec.strictColumn is not a known field (did you mean strictColumns?)"
+    )
+
+
 def test_cycles_are_printed(write_tree: Any) -> None:
     quota = HEAD + "kind: Quota\nmetadata: {name: %s, dependsOn: [Quota/%s]}\nspec: {gpus: 1}\n"
     root = write_tree(

@@ -490,15 +490,3 @@ def test_a_rotated_environment_variable_is_planned_and_applied_as_an_update(tree
     assert store.value("api-token") == second.encode()
     settled = run_cli("plan", "--detailed-exitcode", str(tree), env=environment(second))
     assert settled.returncode == 0, settled.stdout
-
-
-def test_a_missing_environment_variable_fails_only_that_secret(tree: Path) -> None:
-    applied = run_cli("apply", "--auto-approve", str(tree), env=environment(None))
-    out = applied.stdout + applied.stderr
-    assert applied.returncode == 1, out
-    assert f"environment variable {ENV_VAR} is not set (set it or change spec.from)" in out
-    assert "Traceback" not in out
-    assert (tree / ".pipeform/data/quotas/team-a.json").is_file()  # the rest applied
-    listed = run_cli("state", "list", "--json", "-C", str(tree), env=environment(None))
-    addresses = [r["address"] for r in json.loads(listed.stdout)["resources"]]
-    assert addresses == ["Quota/team-a"]

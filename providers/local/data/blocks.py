@@ -351,7 +351,32 @@ def csv_types(hints: Sequence[ColumnHint], text_timestamps: bool) -> dict[str, A
 
 
 def csv_parse_options(options: CsvOptions, on_invalid: Any) -> Any:
-    return pacsv.ParseOptions(delimiter=options.delimiter, invalid_row_handler=on_invalid)
+    return pacsv.ParseOptions(
+        delimiter=options.delimiter,
+        quote_char=options.quote or '"',
+        invalid_row_handler=on_invalid,
+    )
+
+
+def csv_column_names(written: list[str], options: CsvOptions) -> list[str]:
+    """The header's names as the spec names the columns (``csv.headerStrip``, ``csv.rename``);
+    a rename of a name the header lacks, or two columns with one name, is a SourceError."""
+    stripped = [n.strip(options.header_strip) if options.header_strip else n for n in written]
+    unknown = sorted(set(options.rename or {}) - set(stripped))
+    if unknown:
+        raise SourceError(
+            f"spec.source.csv.rename names {', '.join(map(repr, unknown))}, which the header "
+            f"does not have (it has: {', '.join(stripped)}); rename names as the file writes "
+            "them, after headerStrip"
+        )
+    names = [options.column_name(n) for n in written]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise SourceError(
+            f"the header names {', '.join(map(repr, repeated))} more than once (after "
+            "headerStrip and rename); give each column its own name with spec.source.csv.rename"
+        )
+    return names
 
 
 def csv_convert_options(options: CsvOptions, types: dict[str, Any]) -> Any:
@@ -387,7 +412,8 @@ class CsvBlocks:
                 block_size=_block_size(end),
                 autogenerate_column_names=not self.options.header,
             )
-            self.names = self._table(view[:end], read, {}).column_names
+            names = self._table(view[:end], read, {}).column_names
+            self.names = csv_column_names(names, self.options) if self.options.header else names
         else:
             self.names = [name for name, _ in self.hints]
         return view[end:] if self.options.header else view

@@ -39,7 +39,10 @@ def header_names(path: Path, options: CsvOptions, hints: Sequence[ColumnHint]) -
         return [name for name, _ in hints]
     with path.open("r", encoding="utf-8", errors="replace", newline="") as fh:
         first = fh.readline()
-    return next(csv.reader([first], delimiter=options.delimiter), [])
+    written = next(
+        csv.reader([first], delimiter=options.delimiter, quotechar=options.quote or '"'), []
+    )
+    return [options.column_name(n) for n in written]
 
 
 def first_bad_index(column: Any, convert: Callable[[Any], Any]) -> int:

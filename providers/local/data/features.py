@@ -75,19 +75,29 @@ class FeatureSpec:
     """The parts of a FeatureSet spec (camelCase JSON, as the engine passes it) used here."""
 
     dataset: str
-    entity: tuple[str, ...]
+    entity: tuple[str, ...]  # the key column(s) of the feature tables
     label: str
     features: tuple[FeatureDef, ...]
     split: JSON
+    row_number: bool = False  # the key is made: each row's position in the snapshot
 
     def source_columns(self) -> list[str]:
         return list(dict.fromkeys(f.column for f in self.features))
 
+    @property
+    def source_entity(self) -> tuple[str, ...]:
+        """The snapshot columns the key is read from (none for a row-number key)."""
+        return () if self.row_number else self.entity
+
 
 def parse_spec(spec: JSON) -> FeatureSpec:
     """The spec as plain data; a transform order that cannot work is a FeatureError."""
-    entity = spec.get("entity") or []
-    entity = [entity] if isinstance(entity, str) else list(entity)
+    written = spec.get("entity") or []
+    row_number = isinstance(written, dict)  # {rowNumber: true, name: row_number}
+    if isinstance(written, dict):
+        entity = [str(written.get("name") or "row_number")]
+    else:
+        entity = [written] if isinstance(written, str) else list(written)
     features = []
     for raw in spec.get("features") or []:
         transforms = tuple(
@@ -110,6 +120,7 @@ def parse_spec(spec: JSON) -> FeatureSpec:
         label=str(label.get("column") if isinstance(label, dict) else label),
         features=tuple(features),
         split=dict(spec.get("split") or {"type": "random"}),
+        row_number=row_number,
     )
 
 

@@ -75,7 +75,13 @@ def check_columns(spec: FeatureSpec, schema: pa.Schema, snapshot: str) -> None:
                 f"feature {feature.name!r} reads column {feature.column!r}, which snapshot "
                 f"{snapshot} does not have (it has: {listed}); fix features[].column or the Dataset"
             )
-    wanted = [("entity column", c) for c in spec.entity] + [("label column", spec.label)]
+    if spec.row_number and spec.entity[0] in have:
+        raise FeatureError(
+            f"entity {{rowNumber: true}} makes the key column {spec.entity[0]!r}, which snapshot "
+            f"{snapshot} already has; give the key another name: entity: {{rowNumber: true, "
+            "name: ...}"
+        )
+    wanted = [("entity column", c) for c in spec.source_entity] + [("label column", spec.label)]
     if spec.split.get("type") == "temporal":
         wanted.append(("split column", str(spec.split.get("column"))))
     for what, column in wanted:
@@ -116,17 +122,20 @@ def _temporal(column: pa.Array, split: JSON) -> BOOLS:
 
 def scan(spec: FeatureSpec, source: Path, snapshot: str, batch_rows: int) -> Rows:
     """Pass 1: entity uniqueness, the split and missing labels for every row."""
-    columns = list(dict.fromkeys([*spec.entity, spec.label, str(spec.split.get("column", ""))]))
+    split_column = str(spec.split.get("column", ""))
+    columns = list(dict.fromkeys([*spec.source_entity, spec.label, split_column]))
     columns = [c for c in columns if c]
     hashes, validation, missing = [], [], []
+    start = 0
     for batch in _batches(source, columns, batch_rows):
-        for column in spec.entity:
+        for column in spec.source_entity:
             if batch[column].null_count:
                 raise FeatureError(
                     f"entity column {column!r} has missing values in snapshot {snapshot}; "
                     "every row needs a complete entity key"
                 )
-        key = key_hash([batch[c] for c in spec.entity])
+        key = key_hash(_key_columns(spec, batch, start))
+        start += batch.num_rows
         hashes.append(key)
         if spec.split.get("type") == "temporal":
             validation.append(_temporal(batch[spec.split["column"]].combine_chunks(), spec.split))
@@ -135,12 +144,24 @@ def scan(spec: FeatureSpec, source: Path, snapshot: str, batch_rows: int) -> Row
             validation.append(unit_interval(key, int(spec.split.get("seed", 42))) < fraction)
         missing.append(np.asarray(batch[spec.label].is_null().to_numpy(), dtype=bool))
     all_hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-    _check_unique(spec, source, snapshot, all_hashes)
+    if not spec.row_number:  # row numbers are unique by making
+        _check_unique(spec, source, snapshot, all_hashes)
     empty = np.zeros(0, bool)
     return Rows(
         np.concatenate(validation) if validation else empty,
         np.concatenate(missing) if missing else empty,
     )
+
+
+def _row_numbers(start: int, count: int) -> pa.Array:
+    """The row-number key of ``count`` rows from row ``start`` of the snapshot (from 0)."""
+    return pa.array(np.arange(start, start + count, dtype=np.int64))
+
+
+def _key_columns(spec: FeatureSpec, batch: pa.Table, start: int) -> list[Any]:
+    if spec.row_number:
+        return [_row_numbers(start, batch.num_rows)]
+    return [batch[c] for c in spec.entity]
 
 
 def _check_unique(spec: FeatureSpec, source: Path, snapshot: str, hashes: npt.NDArray[Any]) -> None:
@@ -160,7 +181,8 @@ def _check_unique(spec: FeatureSpec, source: Path, snapshot: str, hashes: npt.ND
         raise FeatureError(
             f"entity key ({', '.join(spec.entity)}) is not unique in snapshot {snapshot}: "
             f"{first!r} appears {count} times ({len(duplicates)} key(s) repeat); each row must "
-            "be one entity, so fix the data or add a column to entity"
+            "be one entity, so fix the data, add a column to entity, or key the rows by "
+            "their position with entity: {rowNumber: true}"
         )
 
 
@@ -175,8 +197,11 @@ def _train_batches(source: Path, rows: Rows, batch_rows: int) -> Any:
     return batches
 
 
-def _output_schema(params: JSON, schema: pa.Schema) -> pa.Schema:
-    fields = [schema.field(c).remove_metadata() for c in params["entity"]]
+def _output_schema(spec: FeatureSpec, params: JSON, schema: pa.Schema) -> pa.Schema:
+    if spec.row_number:
+        fields = [pa.field(spec.entity[0], pa.int64())]
+    else:
+        fields = [schema.field(c).remove_metadata() for c in params["entity"]]
     fields += [pa.field(name, pa.float32()) for name in params["outputs"]]
     fields.append(schema.field(params["label"]).remove_metadata())
     return pa.schema(fields)
@@ -242,9 +267,9 @@ def _write_tables(
 ) -> JSON:
     """Pass 3: transform every batch, append it to the tables, count the statistics."""
     file = pq.ParquetFile(source)
-    schema = _output_schema(params, file.schema_arrow)
+    schema = _output_schema(spec, params, file.schema_arrow)
     statistics = _Statistics(spec, params, file)
-    columns = list(dict.fromkeys([*spec.entity, *spec.source_columns(), spec.label]))
+    columns = list(dict.fromkeys([*spec.source_entity, *spec.source_columns(), spec.label]))
     writers = {
         split: pq.ParquetWriter(directory / f"{split}.parquet", schema, **WRITER_OPTIONS)
         for split in ("train", "validation")
@@ -253,6 +278,8 @@ def _write_tables(
         start = 0
         for batch in _batches(source, columns, batch_rows):
             stop = start + batch.num_rows
+            if spec.row_number:  # the key rides along as a column, as a key column would
+                batch = batch.append_column(spec.entity[0], _row_numbers(start, batch.num_rows))
             out = apply_transform(params, batch).cast(schema)
             sampled = np.arange(start, stop) % statistics.stride == 0
             for split, keep in (

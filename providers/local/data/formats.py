@@ -45,9 +45,11 @@ if TYPE_CHECKING:
 def _csv_options(source: FileSource, hints: Sequence[ColumnHint], on_invalid: Any) -> Any:
     """Options for Arrow's streaming reader over the whole file (finding a bad cell's line)."""
     options = source.csv
+    names = header_names(source.path, options, hints)  # as the spec names them
     read = pacsv.ReadOptions(
         block_size=BLOCK_BYTES,
-        column_names=None if options.header else [name for name, _ in hints] or None,
+        column_names=names or None,
+        skip_rows=1 if options.header and names else 0,
         autogenerate_column_names=not options.header and not hints,
     )
     parse = blocks.csv_parse_options(options, on_invalid)

@@ -20,8 +20,9 @@ import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON, PermanentError
 from providers.local.data.drift import Histogram
+from providers.local.data.header_hints import missing_columns_hint
 from providers.local.data.uniq import UniqueKeys
-from reconciler.kinds.data import Column, ColumnType, DatasetSpec
+from reconciler.kinds.data import Column, ColumnType, DataFormat, DatasetSpec
 
 # failures are listed most important first: the data cannot be read, then its shape,
 # then per-value rules, then whole-table rules
@@ -205,10 +206,14 @@ class Validator:
     def _shape(self, present: set[str]) -> list[Check]:
         declared = self.spec.column_names()
         missing = [n for n in declared if n not in present]
+        detail = ""
+        if missing:
+            detail = f"declared column(s) missing from the source: {', '.join(missing)}"
+            if self.spec.source.inferred_format() == DataFormat.CSV:
+                detail += missing_columns_hint(self.columns or [], missing, self.spec.source.csv)
         checks = [
-            Check("columns", None, sorted(present & set(declared)), declared, not missing,
-                  f"declared column(s) missing from the source: {', '.join(missing)}" if missing else "")
-        ]  # fmt: skip
+            Check("columns", None, sorted(present & set(declared)), declared, not missing, detail)
+        ]
         if self.spec.strict_columns:
             extra = [n for n in (self.columns or []) if n not in set(declared)]
             checks.append(
