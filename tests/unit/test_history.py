@@ -75,3 +75,29 @@ def test_json_is_one_finished_object_per_apply_with_its_changes_nested(
     assert sorted(c["address"] for c in last["changes"]) == [f"Quota/q{i}" for i in range(QUOTAS)]
     assert {(c["action"], c["status"]) for c in last["changes"]} == {("update", "succeeded")}
     assert len(json.loads(history(four_applies, "--json", "--limit", "1").stdout)) == 1
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_an_apply_of_uncommitted_specs_keeps_its_dirty_mark(tmp_path: Path) -> None:
+    (tmp_path / "ws.yaml").write_text(WORKSPACE)
+    write_quotas(tmp_path, 1)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "specs")
+    commit = git(tmp_path, "rev-parse", "HEAD")
+    apply(tmp_path)  # committed specs (the state pipeform writes beside them does not count)
+    write_quotas(tmp_path, 2)
+    apply(tmp_path)  # the same commit, edited
+    clean, dirty = headers(history(tmp_path).stdout)
+    assert f"commit {commit[:12]}  " in clean
+    assert f"commit {commit[:12]}-dirty  " in dirty
+    body = json.loads(history(tmp_path, "--json").stdout)
+    assert [a["spec_commit"] for a in body] == [commit, commit + "-dirty"]
