@@ -156,6 +156,9 @@ class ImportResponse:
     spec: JSON | None = None  # the live object's document (metadata, spec) in spec terms, if known
     outputs: JSON = field(default_factory=dict)
     external_id: str | None = None
+    #: the content address of what the object was made from (as PlanResponse's), so the
+    #: next plan tells whether the specs still describe it
+    inputs_fingerprint: str | None = None
 
 
 class Provider(abc.ABC):
@@ -205,7 +208,11 @@ class Provider(abc.ABC):
         """Remove the object; succeed when it is already gone."""
 
     def import_(self, request: ImportRequest) -> ImportResponse:
-        raise PermanentError(f"provider {self.name} cannot import {request.ctx.kind} resources")
+        """Adopt the existing object ``request.id`` as the resource (mark it ours)."""
+        raise PermanentError(
+            f"provider {self.name} cannot import resources of any kind: write the document "
+            "and apply it to make the object anew"
+        )
 
 
 def default_plan(

@@ -27,6 +27,8 @@ from providers.base import (
     ApplyRequest,
     ApplyResponse,
     DeleteRequest,
+    ImportRequest,
+    ImportResponse,
     PermanentError,
     PlanRequest,
     PlanResponse,
@@ -194,6 +196,21 @@ class TrainingJobHandler(KindHandler):
             if isinstance(record.get("pid"), int):
                 executor.stop_orphan(record["pid"], record.get("processStart"))
         store.remove_ours()
+
+    def import_(self, request: ImportRequest) -> ImportResponse:
+        """Adopt a run of this job that succeeded (its id is the run directory's name):
+        its outputs and model version become the resource's, as if this state trained it."""
+        store = runs.RunStore(self.settings, request.ctx)
+        record = store.adopt(request.id)
+        featureset = (record.get("inputs") or {}).get("featureSet")
+        adopted = _response(store, record, {"id": featureset}, [])
+        return ImportResponse(
+            adopted.observed,
+            None,
+            adopted.outputs,
+            adopted.external_id,
+            inputs_fingerprint=record.get("fingerprint"),
+        )
 
     # ---- create / update --------------------------------------------------------------
 
