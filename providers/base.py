@@ -112,6 +112,11 @@ class PlanResponse:
     #: why the inputs fingerprint moved, in words (shown as the change's reason), such as
     #: "source changed (sha256:1f2e... -> sha256:9a8b...)"
     reason_detail: str | None = None
+    #: set when a create or update would adopt an object that already exists instead of
+    #: making one (a run that trained these inputs, which the state never recorded): what
+    #: it adopts, in words, such as "run 3f2a1b9c0d12 (no training)". The plan shows the
+    #: adoption and estimates no cost for it.
+    adopts: str | None = None
 
 
 @quick_init

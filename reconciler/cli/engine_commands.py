@@ -244,8 +244,11 @@ def _listener() -> Any:
         if change.action is Action.NOOP:
             return
         if event == "start":
+            verb = verbs.get(change.action.value, change.action.value)
             emit(
-                Line(f"{change.address}: {verbs.get(change.action.value, change.action.value)}...")
+                Line(
+                    f"{change.address}: {f'adopting {change.adopts}' if change.adopts else verb}..."
+                )
             )
         elif outcome.status == "succeeded":
             emit(Line(f"{change.address}: done ({outcome.seconds:.1f}s)"))

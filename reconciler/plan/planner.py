@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from providers.base import PlanRequest, Provider, ReadResponse, ResourceContext
+from providers.base import PlanRequest, PlanResponse, Provider, ReadResponse, ResourceContext
 from reconciler.diagnostics import Diagnostics, PipeformError, error
 from reconciler.plan import cost, policy
 from reconciler.plan.diff import apply_ignore, field_changes
@@ -181,6 +181,21 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
         prevent_destroy=facts.prevent_destroy,
         inputs_fingerprint=response.inputs_fingerprint,
     )
+    change = _decide(c, change, prior, live, response)
+    if response.adopts and change.action in (Action.CREATE, Action.UPDATE):
+        # what apply will really do: adopt what exists (a replace deletes it first)
+        change = replace(change, adopts=response.adopts)
+    return change
+
+
+def _decide(
+    c: _Context,
+    change: ResourceChange,
+    prior: ResourceState | None,
+    live: ReadResponse | None,
+    response: PlanResponse,
+) -> ResourceChange:
+    """The action and its reason, from the prior state, the diff and the provider's plan."""
     unknown = response.unknown_outputs
     if prior is None or prior.status is Status.PENDING or (live is not None and not live.exists):
         reason = (
@@ -194,26 +209,15 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
     forcing = set(response.requires_replace)
     fields = [
         replace(f, forces_replacement=_forces(f.path, forcing))
-        for f in field_changes(prior.spec, desired)
+        for f in field_changes(prior.spec, change.after or {})
     ]
     if fields:  # dataclasses.replace costs a whole __init__: skip it when nothing changed
         change = replace(change, field_changes=fields)
-    inputs = _changed_inputs(c, deps) if deps else []
-    fingerprint_moved = (
-        response.inputs_fingerprint is not None
-        and prior.inputs_fingerprint is not None
-        and response.inputs_fingerprint != prior.inputs_fingerprint
-    )
-    if address in c.options.replace:
+    if change.address in c.options.replace or prior.status is Status.TAINTED:
+        requested = change.address in c.options.replace
+        reason = Reason.REPLACE_REQUESTED if requested else Reason.TAINTED
         return replace(
-            change,
-            action=Action.DELETE_THEN_CREATE,
-            reason=Reason.REPLACE_REQUESTED,
-            after_unknown=unknown,
-        )
-    if prior.status is Status.TAINTED:
-        return replace(
-            change, action=Action.DELETE_THEN_CREATE, reason=Reason.TAINTED, after_unknown=unknown
+            change, action=Action.DELETE_THEN_CREATE, reason=reason, after_unknown=unknown
         )
     if any(f.forces_replacement for f in fields):
         return replace(
@@ -223,9 +227,14 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
             after_unknown=unknown,
         )
     if fields or prior.status is Status.FAILED:
-        return replace(
-            change, action=Action.UPDATE, reason=Reason.SPEC_CHANGED, after_unknown=unknown
-        )
+        reason = Reason.SPEC_CHANGED if fields else Reason.FAILED
+        return replace(change, action=Action.UPDATE, reason=reason, after_unknown=unknown)
+    inputs = _changed_inputs(c, change.dependencies) if change.dependencies else []
+    fingerprint_moved = (
+        response.inputs_fingerprint is not None
+        and prior.inputs_fingerprint is not None
+        and response.inputs_fingerprint != prior.inputs_fingerprint
+    )
     # only content-addressed resources (a provider fingerprint) depend on upstream outputs
     if (inputs and response.inputs_fingerprint is not None) or fingerprint_moved:
         detail = (

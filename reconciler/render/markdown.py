@@ -87,7 +87,7 @@ def area(kind: str) -> str:
 
 
 def action_label(change: Change) -> str:
-    verb = words.imperative(change.kind, change.action)
+    verb = words.label(change)
     return f"{SYMBOLS[change.action]} {verb}".strip()
 
 
@@ -105,8 +105,12 @@ def _field_summary(fields: list[FieldChange]) -> str:
 
 
 def reason_text(change: Change) -> str:
-    """The planner's reason in words ("input Dataset/x changed", "spec changed")."""
-    return change.reason_detail or change.reason.value
+    """The planner's reason in words ("input Dataset/x changed", "spec changed"), and what
+    the change adopts instead of making ("adopts run 3f2a1b9c0d12 (no training)")."""
+    reason = change.reason_detail or change.reason.value
+    if change.adopts:
+        return f"{reason}: adopts {change.adopts}" if reason else f"adopts {change.adopts}"
+    return reason
 
 
 def why(change: Change) -> str:

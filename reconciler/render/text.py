@@ -51,7 +51,7 @@ def _reason(change: ResourceChange) -> str:
 
 def change_lines(change: ResourceChange, width: int) -> list[Line]:
     symbol, style = SYMBOLS[change.action]
-    verb = "will be " + words.participle(change.kind, change.action)
+    verb = words.will(change)
     line = Line(f"  {symbol:<3} ", style=style)
     line.append(change.address.ljust(width), style="bold")
     line.append(f"  {verb}")
