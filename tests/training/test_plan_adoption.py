@@ -31,11 +31,29 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_reverting_a_failed_gate_plans_adopting_the_earlier_run(applied: Path) -> None:
+@pytest.fixture(scope="module")
+def gated(applied: Path) -> tuple[Path, str, str]:
+    """The applied tree after an apply whose new gate failed (the state marks the job
+    failed), the gate reverted: (root, that apply's output, the run trained first)."""
     (trained,) = runs(applied)
     set_gate(applied, "{metric: auc, min: 0.95}")
-    apply(applied, expect=1)  # the new run fails its gate; the state marks the job failed
+    failed = apply(applied, expect=1)
     set_gate(applied, GATE)
+    return applied, failed.stdout, trained
+
+
+def test_a_failed_run_is_reported_once_under_its_address(gated: tuple[Path, str, str]) -> None:
+    _, output, _ = gated
+    (line,) = [line for line in output.splitlines() if "failed its evaluation gates" in line]
+    assert line.startswith(f"{JOB}: failed: the model failed its evaluation gates: auc 0.8")
+    assert line.count(JOB) == 1
+    assert "0 succeeded, 1 failed, 0 skipped" in output  # its unchanged Alert and SLO: not skipped
+
+
+def test_reverting_a_failed_gate_plans_adopting_the_earlier_run(
+    gated: tuple[Path, str, str],
+) -> None:
+    applied, _, trained = gated
     planned = pipeform(applied, "plan")
     assert planned.returncode == 0, planned.stderr
     line = next(line for line in planned.stdout.splitlines() if JOB in line)
