@@ -197,14 +197,9 @@ def _decide(
 ) -> ResourceChange:
     """The action and its reason, from the prior state, the diff and the provider's plan."""
     unknown = response.unknown_outputs
-    if prior is None or prior.status is Status.PENDING or (live is not None and not live.exists):
-        reason = (
-            Reason.NEW
-            if prior is None
-            else Reason.INTERRUPTED
-            if prior.status is Status.PENDING
-            else Reason.GONE
-        )
+    created = _create_reason(prior, live)
+    if created is not None or prior is None:
+        reason = created or Reason.NEW
         return replace(change, action=Action.CREATE, reason=reason, after_unknown=unknown)
     forcing = set(response.requires_replace)
     fields = [
@@ -252,6 +247,17 @@ def _decide(
     if live is not None and prior.observed and live.observed != prior.observed:
         return replace(change, action=Action.UPDATE, reason=Reason.DRIFTED, after_unknown=unknown)
     return change
+
+
+def _create_reason(prior: ResourceState | None, live: ReadResponse | None) -> Reason | None:
+    """Why the resource must be created: new, an interrupted create, or gone; else None."""
+    if prior is None:
+        return Reason.NEW
+    if prior.status is Status.PENDING:
+        return Reason.INTERRUPTED
+    if live is not None and not live.exists:
+        return Reason.GONE
+    return None
 
 
 def _forces(path: str, forcing: set[str]) -> bool:
