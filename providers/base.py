@@ -112,6 +112,11 @@ class PlanResponse:
     #: why the inputs fingerprint moved, in words (shown as the change's reason), such as
     #: "source changed (sha256:1f2e... -> sha256:9a8b...)"
     reason_detail: str | None = None
+    #: set when a create or update would adopt an object that already exists instead of
+    #: making one (a run that trained these inputs, which the state never recorded): what
+    #: it adopts, in words, such as "run 3f2a1b9c0d12 (no training)". The plan shows the
+    #: adoption and estimates no cost for it.
+    adopts: str | None = None
 
 
 @quick_init
@@ -166,6 +171,9 @@ class ImportResponse:
     spec: JSON | None = None  # the live object's document (metadata, spec) in spec terms, if known
     outputs: JSON = field(default_factory=dict)
     external_id: str | None = None
+    #: the content address of what the object was made from (as PlanResponse's), so the
+    #: next plan tells whether the specs still describe it
+    inputs_fingerprint: str | None = None
 
 
 class Provider(abc.ABC):
@@ -223,7 +231,11 @@ class Provider(abc.ABC):
         """Remove the object; succeed when it is already gone."""
 
     def import_(self, request: ImportRequest) -> ImportResponse:
-        raise PermanentError(f"provider {self.name} cannot import {request.ctx.kind} resources")
+        """Adopt the existing object ``request.id`` as the resource (mark it ours)."""
+        raise PermanentError(
+            f"provider {self.name} cannot import resources of any kind: write the document "
+            "and apply it to make the object anew"
+        )
 
 
 def default_plan(

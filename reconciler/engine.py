@@ -425,11 +425,18 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
         )
     name = session.providers.for_document(loaded.facts)
     provider = session.providers.get(name, address)
-    response = provider.import_(
-        base.ImportRequest(
-            base.ResourceContext.of(address, state.lineage, session.root), external_id
-        )
+    request = base.ImportRequest(
+        base.ResourceContext.of(address, state.lineage, session.root), external_id
     )
+    try:
+        response = provider.import_(request)
+    except base.ProviderError as exc:
+        raise PipeformError(f"cannot import {external_id} as {address}: {exc}") from exc
+    except Exception as exc:  # a provider bug: still one line, naming the provider
+        raise PipeformError(
+            f"cannot import {external_id} as {address}: provider {name} crashed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     desired = loaded.facts.desired(session.checked.tree.workspace.spec.defaults.labels)
     spec = (
         {"metadata": {"labels": {}, "annotations": {}}, "spec": response.spec}
@@ -447,6 +454,7 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
             outputs=response.outputs,
             observed=response.observed,
             external_id=response.external_id,
+            inputs_fingerprint=response.inputs_fingerprint,
             dependencies=session.checked.graph.dependencies(address),
             prevent_destroy=loaded.facts.prevent_destroy,
         ),

@@ -101,7 +101,16 @@ class LocalProvider(Provider):
         self.handler(request.ctx.kind).delete(request)
 
     def import_(self, request: ImportRequest) -> ImportResponse:
-        return self.handler(request.ctx.kind).import_(request)
+        kind = request.ctx.kind
+        cls = HANDLERS.get(kind)
+        if cls is not None and not cls.importable():
+            importable = sorted(k for k, handler in HANDLERS.items() if handler.importable())
+            instead = f"; {cls.instead_of_import}" if cls.instead_of_import else ""
+            raise PermanentError(
+                f"the local provider cannot import {kind} resources (it can import "
+                f"{', '.join(importable)}){instead}"
+            )
+        return self.handler(kind).import_(request)
 
 
 __all__ = ["HANDLERS", "LocalProvider"]

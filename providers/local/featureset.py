@@ -93,6 +93,10 @@ def _snapshot(spec: JSON, upstream: Mapping[str, JSON]) -> tuple[str, JSON]:
 class FeatureSetHandler(KindHandler):
     kind = "FeatureSet"
     computed_outputs = OUTPUTS
+    instead_of_import = (
+        "apply it instead: tables already materialised from the same inputs are verified "
+        "and reused, not built again"
+    )
 
     def _root(self, name: str) -> Path:
         return self.settings.data_dir / "features" / files.check_name(name, "FeatureSet name")

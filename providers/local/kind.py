@@ -38,6 +38,8 @@ class KindHandler(abc.ABC):
     replace_on: ClassVar[frozenset[str]] = frozenset()
     #: outputs only a create or update can tell (used by the default ``plan``)
     computed_outputs: ClassVar[tuple[str, ...]] = ()
+    #: for a kind that cannot be imported: what to do instead, in words
+    instead_of_import: ClassVar[str] = ""
 
     def __init__(self, settings: LocalSettings) -> None:
         self.settings = settings
@@ -66,7 +68,12 @@ class KindHandler(abc.ABC):
     def delete(self, request: DeleteRequest) -> None: ...
 
     def import_(self, request: ImportRequest) -> ImportResponse:
+        """Adopt an existing object; kinds that can override this (see ``importable``)."""
         raise PermanentError(f"the local provider cannot import {self.kind} resources")
+
+    @classmethod
+    def importable(cls) -> bool:
+        return cls.import_ is not KindHandler.import_
 
 
 def inner_spec(document: JSON | None) -> JSON:

@@ -28,6 +28,8 @@ from providers.base import (
     ApplyRequest,
     ApplyResponse,
     DeleteRequest,
+    ImportRequest,
+    ImportResponse,
     PermanentError,
     PlanRequest,
     PlanResponse,
@@ -151,15 +153,21 @@ class TrainingJobHandler(KindHandler):
             return PlanResponse(unknown_outputs=list(OUTPUTS) if changed else [])
         upstream = request.upstream.get(f"FeatureSet/{spec.get('features')}") or {}
         featureset_id = upstream.get("id")
-        inputs = run_inputs(spec, featureset_id if isinstance(featureset_id, str) else UNKNOWN)
+        features = featureset_id if isinstance(featureset_id, str) else UNKNOWN
+        inputs = run_inputs(spec, features)
         fingerprint = fingerprint_of(inputs)
+        # what apply will find: the job's newest successful run, if it trained these inputs
+        store = runs.RunStore(self.settings, request.ctx)
+        done = store.succeeded(fingerprint) if features != UNKNOWN else None
+        adopts = f"run {str(done['runId'])[:12]} (no training)" if done is not None else None
         if trained is not None and trained.get("fingerprint") == fingerprint:
-            return PlanResponse(inputs_fingerprint=fingerprint)
+            return PlanResponse(inputs_fingerprint=fingerprint, adopts=adopts)
         before = (trained or {}).get("inputs")
         return PlanResponse(
             unknown_outputs=list(OUTPUTS),
             inputs_fingerprint=fingerprint,
             reason_detail=_why(before, inputs) if isinstance(before, dict) else None,
+            adopts=adopts,
         )
 
     def _trained(self, ctx: ResourceContext, outputs: JSON) -> JSON | None:
@@ -196,6 +204,21 @@ class TrainingJobHandler(KindHandler):
             if isinstance(record.get("pid"), int):
                 executor.stop_orphan(record["pid"], record.get("processStart"))
         store.remove_ours()
+
+    def import_(self, request: ImportRequest) -> ImportResponse:
+        """Adopt a run of this job that succeeded (its id is the run directory's name):
+        its outputs and model version become the resource's, as if this state trained it."""
+        store = runs.RunStore(self.settings, request.ctx)
+        record = store.adopt(request.id)
+        featureset = (record.get("inputs") or {}).get("featureSet")
+        adopted = _response(store, record, {"id": featureset}, [])
+        return ImportResponse(
+            adopted.observed,
+            None,
+            adopted.outputs,
+            adopted.external_id,
+            inputs_fingerprint=record.get("fingerprint"),
+        )
 
     # ---- create / update --------------------------------------------------------------
 

@@ -296,7 +296,9 @@ def build_run_config(
         lineage=tc.Lineage(
             address=ctx.address,
             spec_hash=canonical_hash(document),
-            git_commit=head_commit(ctx.root),
+            git_commit=head_commit(
+                ctx.root, mark_dirty=True
+            ),  # never a clean commit for a dirty tree
             state_lineage=ctx.lineage,
         ),
     )

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from providers.base import JSON, ResourceContext
+from providers.base import JSON, PermanentError, ResourceContext
 from providers.local import files
 from providers.local.settings import LocalSettings
 from providers.local.training_config import job_name
@@ -58,8 +58,9 @@ class RunStore:
         path = self.run_dir(run_id) / RECORD
         return files.read_json(path, self.settings.shown(path))
 
-    def records(self) -> list[JSON]:
-        """This resource's run records (other states' are left out), oldest first."""
+    def records(self, anyone: bool = False) -> list[JSON]:
+        """This resource's run records (other states' are left out unless ``anyone``),
+        oldest first."""
         found = []
         if self.job_dir.is_dir():
             for path in self.job_dir.glob(f"*/{RECORD}"):
@@ -67,9 +68,37 @@ class RunStore:
                     record = files.read_json(path, self.settings.shown(path))
                 except Exception:  # a damaged record is not ours to judge here
                     continue
-                if record is not None and files.is_ours(record, self.ctx):
+                if record is not None and (anyone or files.is_ours(record, self.ctx)):
                     found.append(record)
         return sorted(found, key=lambda r: str(r.get("createdAt") or ""))
+
+    def adopt(self, run_id: str) -> JSON:
+        """The record of a run that succeeded, made this resource's (``pipeform import``):
+        a run of this job that an earlier state, or a state since lost, made."""
+        files.check_name(run_id, "run id")
+        record = self.load(run_id)
+        if record is None:
+            done = [
+                str(r["runId"]) for r in self.records(anyone=True) if r.get("status") == "succeeded"
+            ]
+            where = self.settings.shown(self.job_dir)
+            raise PermanentError(
+                f"there is no run {run_id} of TrainingJob {self.ctx.name} in {where} to import; "
+                + (
+                    f"runs that can be imported (newest last): {', '.join(done)}"
+                    if done
+                    else "it has no run that succeeded"
+                )
+            )
+        status = record.get("status")
+        if status != "succeeded" or self.result(run_id) is None:
+            raise PermanentError(
+                f"run {run_id} of TrainingJob {self.ctx.name} did not succeed ({status}), so it "
+                "has no model to adopt: only a run that succeeded can be imported"
+            )
+        record[files.LABELS] = self.ctx.owner_labels
+        self.save(record)
+        return record
 
     def save(self, record: JSON) -> None:
         files.write_json(self.run_dir(str(record["runId"])) / RECORD, record)

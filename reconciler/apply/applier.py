@@ -292,8 +292,9 @@ class Applier:
         except StateError:
             raise  # the state cannot be written: stop, do not report it as this provider's fault
         except ProviderError as exc:
+            error = _without_address(change.address, str(exc))
             outcome = Outcome(
-                change.address, change.action, "failed", str(exc), time.monotonic() - started
+                change.address, change.action, "failed", error, time.monotonic() - started
             )
         except Exception as exc:  # a provider bug must not abandon the other branches
             outcome = Outcome(
@@ -333,16 +334,19 @@ class Applier:
         remaining = {address: len(w) for address, w in waits.items()}
         ready = deque(a for a in changes if remaining[a] == 0)
         results: queue.Queue[tuple[str, Outcome]] = queue.Queue()
-        failed: set[str] = set()
+        held = _Held(changes)
         finished = in_flight = 0
 
-        def complete(address: str, outcome: Outcome) -> None:
+        def complete(address: str, outcome: Outcome | None) -> None:
+            """outcome None: an unchanged resource held back by a failure (not reported)."""
             nonlocal finished
             finished += 1
-            if outcome.action is not Action.NOOP or outcome.status != "succeeded":
+            if outcome is not None and (
+                outcome.action is not Action.NOOP or outcome.status != "succeeded"
+            ):
                 report.outcomes.append(outcome)
-            if outcome.status != "succeeded":
-                failed.add(address)
+            if outcome is not None and outcome.status == "failed":
+                held.failed.add(address)
             for waiting in unblocks.get(address, ()):
                 remaining[waiting] -= 1
                 if remaining[waiting] == 0:
@@ -352,15 +356,10 @@ class Applier:
             while finished < len(changes):
                 while ready and in_flight < self.parallelism and self._fatal is None:
                     address = ready.popleft()
-                    blocked = waits[address] & failed
-                    if blocked:
-                        outcome = Outcome(
-                            address,
-                            changes[address].action,
-                            "skipped",
-                            f"skipped because {', '.join(sorted(blocked))} failed",
-                        )
-                        self.listener("skip", changes[address], outcome)
+                    if held.blocked(address, waits[address]):
+                        outcome = held.skip(address, waits[address])
+                        if outcome is not None:
+                            self.listener("skip", changes[address], outcome)
                         complete(address, outcome)
                         continue
                     pool.submit(self._run_into, changes[address], results)
@@ -390,6 +389,52 @@ class Applier:
         except BaseException as exc:  # reported as this resource's failure
             outcome = Outcome(change.address, change.action, "failed", f"internal error: {exc!r}")
         results.put((change.address, outcome))
+
+
+def _without_address(address: str, message: str) -> str:
+    """A provider's error without the resource's address in front: the outcome names it,
+    and every line that shows the error starts with it already."""
+    return message.removeprefix(f"{address}: ") or message
+
+
+class _Held:
+    """What a failure holds back: resources that depend on a failed one are not started.
+
+    A held change is reported as skipped, saying which dependency failed or was itself
+    skipped (and, then, which failure upstream caused it). A held resource that had
+    nothing to do (no-op) is not reported at all, and is looked through: what depends on
+    it names the failure behind it."""
+
+    def __init__(self, changes: dict[str, ResourceChange]) -> None:
+        self.changes = changes
+        self.failed: set[str] = set()
+        self.roots: dict[str, set[str]] = {}  # held address -> the failures that hold it
+
+    def blocked(self, address: str, waits: set[str]) -> bool:
+        return any(w in self.failed or w in self.roots for w in waits)
+
+    def skip(self, address: str, waits: set[str]) -> Outcome | None:
+        """Hold back address: its skipped outcome, or None for a no-op."""
+        through = [w for w in waits if w in self.roots]
+        roots = {w for w in waits if w in self.failed}.union(*(self.roots[w] for w in through))
+        self.roots[address] = roots
+        change = self.changes[address]
+        if change.action is Action.NOOP:
+            return None
+        unchanged = [w for w in through if self.changes[w].action is Action.NOOP]
+        failed = {w for w in waits if w in self.failed}.union(*(self.roots[w] for w in unchanged))
+        skipped = sorted(w for w in through if w not in unchanged)
+        if not failed:  # only skipped dependencies: name the failure behind them
+            were = "was" if len(skipped) == 1 else "were"
+            reason = (
+                f"depends on {' and '.join(skipped)}, which {were} skipped because "
+                f"{' and '.join(sorted(roots))} failed"
+            )
+        else:
+            parts = [f"{d}, which failed" for d in sorted(failed)]
+            parts += [f"{d}, which was skipped" for d in skipped]
+            reason = "depends on " + ", and on ".join(parts)
+        return Outcome(address, change.action, "skipped", reason)
 
 
 def _pending(change: ResourceChange) -> ResourceState:

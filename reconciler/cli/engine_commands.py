@@ -246,11 +246,16 @@ def _listener() -> Any:
         if change.action is Action.NOOP:
             return
         if event == "start":
+            verb = verbs.get(change.action.value, change.action.value)
             emit(
-                Line(f"{change.address}: {verbs.get(change.action.value, change.action.value)}...")
+                Line(
+                    f"{change.address}: {f'adopting {change.adopts}' if change.adopts else verb}..."
+                )
             )
         elif outcome.status == "succeeded":
             emit(Line(f"{change.address}: done ({outcome.seconds:.1f}s)"))
+        elif outcome.status == "skipped":
+            emit(Line(f"{change.address}: skipped ({outcome.error})", style="yellow"))
         else:
             line = Line(f"{change.address}: {outcome.status}", style="red")
             line.append(f": {outcome.error}")
@@ -314,18 +319,22 @@ def _confirm(auto_approve: bool, what: str) -> None:
 
 def _finish(report: Any, plan: Any) -> int:
     out = _out()
+    what = "Destroy" if plan.mode == "destroy" else "Apply"
     failed, ok, skipped = report.count("failed"), report.count("succeeded"), report.count("skipped")
     if report.failed or skipped:
         out.print(
-            f"Apply finished with {failed} error{'s' if failed != 1 else ''}: {ok} succeeded, "
+            f"{what} finished with {failed} error{'s' if failed != 1 else ''}: {ok} succeeded, "
             f"{failed} failed, {skipped} skipped. State saved (serial {report.serial})."
         )
         return 1
     c = plan.counts()
-    out.print(
-        f"Apply complete! Resources: {c['add']} added, {c['change']} changed, {c['replace']} replaced, "
-        f"{c['destroy']} destroyed. State saved (serial {report.serial})."
+    done = (
+        f"{c['destroy']} destroyed"
+        if plan.mode == "destroy"
+        else f"{c['add']} added, {c['change']} changed, {c['replace']} replaced, "
+        f"{c['destroy']} destroyed"
     )
+    out.print(f"{what} complete! Resources: {done}. State saved (serial {report.serial}).")
     return 0
 
 

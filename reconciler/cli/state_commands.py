@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from reconciler.cli import cli
 from reconciler.cli.engine_commands import LOCK_TIMEOUT, _out, _seconds
 from reconciler.diagnostics import PipeformError
-from reconciler.state.model import JournalEntry
+
+if TYPE_CHECKING:
+    from reconciler.state.journal import ApplyRecord
 
 CHDIR = click.option(
     "-C",
@@ -132,59 +135,63 @@ def force_unlock(lock_id: str, root: Path) -> int:
 
 @cli.command()
 @CHDIR
-@click.option("--limit", default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Show the newest N applies (each with all its changes).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON: one object per apply.")
 def history(root: Path, limit: int, as_json: bool) -> int:
-    """The journal of applies: who, when, which spec commit, what changed."""
-    from reconciler.engine import open_state
+    """The journal of applies: who, when, which spec commit, what changed.
 
-    entries = open_state(root).journal(limit)
+    One entry per apply, destroy or refresh, oldest first, with its changes under it; an
+    apply that was killed before it ended shows the results it recorded. The spec commit
+    ends in -dirty when the specs had uncommitted changes.
+    """
+    from reconciler.engine import open_state
+    from reconciler.state.journal import applies
+
+    backend = open_state(root)
+    records = applies(backend.journal, limit)
     if as_json:
-        click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+        click.echo(json.dumps([r.to_dict() for r in records], indent=2))
         return 0
-    for entry in _runs(entries):
-        failed = sum(1 for r in entry.results if r["status"] == "failed")
-        when = entry.finished_at or entry.started_at
-        outcome = (
-            f"{len(entry.results)} changes, {failed} failed"
-            if entry.finished_at
-            else "INTERRUPTED: results recorded before it stopped"
-        )
-        click.echo(
-            f"{when[:19]}  {entry.who:<24} {entry.command:<18} serial {entry.serial_before}"
-            f"->{entry.serial_after}  commit {(entry.spec_commit or '-')[:12]}  {outcome}"
-        )
-        for result in entry.results:
-            click.echo(
-                f"    {result['action']:<20} {result['address']:<40} {result['status']}"
-                + (f": {result['error']}" if result.get("error") else "")
-            )
+    for record in records:
+        for line in _history_lines(record):
+            click.echo(line)
     return 0
 
 
-def _runs(entries: list[JournalEntry]) -> list[JournalEntry]:
-    """One entry per run: its final record, or, for a run that never finished (killed),
-    its start and progress records merged (results so far; planned ones not yet done)."""
-    from dataclasses import replace
+def commit_text(commit: str | None) -> str:
+    """A spec commit, shortened to 12 characters, keeping its -dirty mark."""
+    if not commit:
+        return "-"
+    clean = commit.removesuffix("-dirty")
+    return clean[:12] + commit[len(clean) :]
 
-    runs: dict[tuple[str, str, str], list[JournalEntry]] = {}
-    for entry in entries:
-        runs.setdefault((entry.started_at, entry.who, entry.command), []).append(entry)
-    out = []
-    for records in runs.values():
-        final = [e for e in records if e.finished_at]
-        if final:
-            out.append(final[-1])
-            continue
-        results: dict[str, dict[str, object]] = {}
-        for record in records:
-            for result in record.results:
-                results[str(result["address"])] = result
-        out.append(
-            replace(
-                records[-1],
-                results=list(results.values()),
-                serial_after=max(e.serial_after for e in records),
-            )
+
+def _history_lines(record: ApplyRecord) -> list[str]:
+    counts = [
+        f"{n} {status}"
+        for status in ("succeeded", "failed", "skipped")
+        if (n := record.count(status))
+    ]
+    changes = f"{len(record.changes)} change{'s' if len(record.changes) != 1 else ''}"
+    outcome = (
+        f"{changes}: {', '.join(counts)}"
+        if record.finished_at is not None
+        else "INTERRUPTED: results recorded before it stopped"
+    )
+    when = record.finished_at or record.started_at
+    lines = [
+        f"{when[:19]}  {record.who:<24} {record.command:<18} serial {record.serial_before}"
+        f"->{record.serial_after}  commit {commit_text(record.spec_commit)}  {outcome}"
+    ]
+    for change in record.changes:
+        error = f": {change['error']}" if change.get("error") else ""
+        lines.append(
+            f"    {change['action']:<20} {change['address']:<40} {change['status']}{error}"
         )
-    return out
+    return lines

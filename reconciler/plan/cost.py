@@ -190,13 +190,15 @@ def estimate(
 def estimate_changes(
     checked: CheckedTree, state: State, changes: Iterable[ResourceChange]
 ) -> tuple[list[ResourceChange], dict[str, str]]:
-    """Changes with an estimate on every training change, and totals per currency."""
+    """Changes with an estimate on every change that trains, and totals per currency (a
+    change that adopts an existing run trains nothing, and costs nothing)."""
     workspace = checked.tree.workspace
     totals: dict[str, Decimal] = {}
     out = []
     for change in changes:
         loaded = checked.tree.documents.get(change.address)
-        if change.action in TRAINING_ACTIONS and loaded and loaded.facts.kind == "TrainingJob":
+        trains = change.action in TRAINING_ACTIONS and not change.adopts
+        if trains and loaded and loaded.facts.kind == "TrainingJob":
             prior = state.resources.get(change.address)
             job = loaded.training_job()
             found = estimate(job, workspace, prior.outputs if prior else {})

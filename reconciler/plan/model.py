@@ -66,6 +66,7 @@ class Reason(enum.StrEnum):
     DRIFTED = "changed outside pipeform"
     REMOVED = "removed from specs"
     TAINTED = "tainted by a failed apply"
+    FAILED = "its last apply failed"
     DESTROY = "destroy requested"
     NONE = ""
 
@@ -115,6 +116,9 @@ class ResourceChange:
     inputs_fingerprint: str | None = None
     prevent_destroy: bool = False
     cost: CostEstimate | None = None  # set for TrainingJob changes that train
+    #: what the create or update adopts instead of making anew, in the provider's words
+    #: ("run 3f2a1b9c0d12 (no training)"): nothing is trained or built, and nothing costs
+    adopts: str | None = None
 
     @property
     def name(self) -> str:

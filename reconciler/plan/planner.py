@@ -1,8 +1,8 @@
 """Desired specs x prior state x live objects -> a Plan.
 
-Steps, as Terraform's: refresh (read every recorded object; report drift), diff each
-desired document against what was applied (deepdiff, per field, ignoring
-lifecycle.ignoreChanges paths), ask the provider which changes force replacement and
+Steps, as Terraform's: refresh (read every recorded object; report drift:
+``reconciler.plan.refresh``), diff each desired document against what was applied
+(``reconciler.plan.diff``: per field, ignoring lifecycle.ignoreChanges paths), ask the provider which changes force replacement and
 which outputs become unknown, carry unknown outputs to dependents (a changed Dataset
 re-materialises its FeatureSet), delete what left the specs, and refuse any plan that
 would destroy a resource protected by lifecycle.preventDestroy (kept in state).
@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from providers.base import (
-    PlanRequest,
-    Provider,
-    ProviderError,
-    ReadRequest,
-    ReadResponse,
-    ResourceContext,
-)
+from providers.base import PlanRequest, PlanResponse, Provider, ReadResponse, ResourceContext
 from reconciler.diagnostics import Diagnostics, PipeformError, error
 from reconciler.plan import cost, policy
-from reconciler.plan.model import UNKNOWN, Action, Drift, FieldChange, Plan, Reason, ResourceChange
+from reconciler.plan.diff import apply_ignore, field_changes
+from reconciler.plan.model import UNKNOWN, Action, Plan, Reason, ResourceChange
+from reconciler.plan.refresh import Refresher, provider_call
 from reconciler.spec.checks import CheckedTree
 from reconciler.spec.facts import Facts
 from reconciler.spec.loader import LoadedDocument
@@ -87,98 +81,6 @@ def desired_document(doc: Any, default_labels: Mapping[str, str]) -> dict[str, A
     return Facts.of(doc).desired(default_labels)
 
 
-def _path_text(deep_path: list[Any]) -> str:
-    return ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in deep_path).replace(
-        ".[", "["
-    )
-
-
-#: deepdiff's optional integrations, imported by deepdiff itself when they are installed.
-_DEEPDIFF_EXTRAS = ("pandas", "polars", "numpy")
-
-
-def _deepdiff() -> Any:
-    """deepdiff.DeepDiff, imported on the first real difference (it is slow to load), without
-    its pandas, polars and numpy support: what is diffed here is JSON, and where pandas is
-    installed (most ML environments) importing it through deepdiff costs most of a second.
-    The extras are hidden only while deepdiff loads; anything may import them afterwards.
-    Planning runs on one thread, so no other import can see them hidden."""
-    import sys
-
-    hidden = [name for name in _DEEPDIFF_EXTRAS if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
-    try:
-        from deepdiff import DeepDiff
-    finally:
-        for name in hidden:
-            if sys.modules.get(name, False) is None:
-                del sys.modules[name]
-    return DeepDiff
-
-
-def field_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[FieldChange]:
-    """Per-field differences (leaf values, lists compared as wholes)."""
-    if before == after:  # the common case, and far cheaper than a diff
-        return []
-    diff = _deepdiff()(
-        before, after, ignore_order=False, verbose_level=2, view="tree", threshold_to_diff_deeper=0
-    )
-    out: list[FieldChange] = []
-    for kind in (
-        "values_changed",
-        "type_changes",
-        "dictionary_item_added",
-        "dictionary_item_removed",
-        "iterable_item_added",
-        "iterable_item_removed",
-    ):
-        for item in diff.get(kind, []):
-            path = item.path(output_format="list")
-            if any(isinstance(p, int) for p in path):  # a list changed: show the whole list
-                cut = next(i for i, p in enumerate(path) if isinstance(p, int))
-                path = path[:cut]
-            b, a = _get(before, path), _get(after, path)
-            out.append(FieldChange(_path_text(path), b, a))
-    unique = {c.path: c for c in out}
-    return sorted(unique.values(), key=lambda c: c.path)
-
-
-_MISSING = None
-
-
-def _get(data: Any, path: Iterable[Any]) -> Any:
-    for part in path:
-        if (isinstance(data, dict) and part in data) or (
-            isinstance(data, list) and isinstance(part, int) and part < len(data)
-        ):
-            data = data[part]
-        else:
-            return _MISSING
-    return data
-
-
-def _apply_ignore(
-    prior: Mapping[str, Any], desired: dict[str, Any], paths: Iterable[str]
-) -> dict[str, Any]:
-    """Desired with ignored spec paths set back to what was applied."""
-    if not paths:  # the common case: desired is already this call's own JSON-typed copy
-        return desired
-    out: dict[str, Any] = json.loads(json.dumps(desired))
-    for dotted in paths:
-        parts = dotted.removeprefix("spec.").split(".")
-        old = _get(prior.get("spec", {}), parts)
-        node = out["spec"]
-        for part in parts[:-1]:
-            node = node.setdefault(part, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            if old is None:
-                node.pop(parts[-1], None)
-            else:
-                node[parts[-1]] = old
-    return out
-
-
 @dataclass
 class _Context:
     checked: CheckedTree
@@ -202,70 +104,6 @@ class _Context:
             made = ResourceContext.of(address, self.state.lineage, self.checked.tree.root)
             self.contexts[address] = made
         return made
-
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def _call(provider: str, address: str, what: str, call: Callable[[R], T], request: R) -> T:
-    """A provider call during planning; any failure becomes one clear error."""
-    try:
-        return call(request)
-    except ProviderError as exc:
-        raise PipeformError(f"{address}: provider {provider} could not {what} it: {exc}") from exc
-    except Exception as exc:
-        raise PipeformError(
-            f"{address}: provider {provider} crashed during {what}: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _read(c: _Context, address: str) -> ReadResponse:
-    prior = c.state.resources[address]
-    provider = c.providers.get(prior.provider, address)
-    request = ReadRequest(c.ctx(address), prior.spec, prior.outputs, prior.external_id)
-    return _call(prior.provider, address, "read", provider.read, request)
-
-
-#: Below this many objects, reading them one after another costs less than a thread pool.
-PARALLEL_REFRESH_MIN = 8
-
-
-def _read_all(c: _Context, addresses: list[str]) -> list[ReadResponse]:
-    """Every object's live state. Providers whose reads wait on a server
-    (``Provider.concurrent_reads``) are read up to --parallelism at once, as Terraform
-    refreshes, so a slow API costs its latency once per batch rather than once per object;
-    the others are read in turn, since threads only add overhead to CPU-bound reads. The
-    first failure is reported, as a sequential refresh would report it."""
-    pooled = [
-        a for a in addresses if c.providers.get(c.state.resources[a].provider, a).concurrent_reads
-    ]
-    workers = min(c.options.parallelism, len(pooled))
-    if workers < 2 or len(pooled) < PARALLEL_REFRESH_MIN:
-        return [_read(c, address) for address in addresses]
-    for address in pooled:  # contexts are shared: build them here, not in the threads
-        c.ctx(address)
-    import concurrent.futures as cf
-
-    with cf.ThreadPoolExecutor(workers, thread_name_prefix="refresh") as pool:
-        concurrent = dict(zip(pooled, pool.map(partial(_read, c), pooled), strict=True))
-    return [concurrent.get(a) or _read(c, a) for a in addresses]
-
-
-def refresh(c: _Context, addresses: Iterable[str]) -> list[Drift]:
-    """Read every recorded object; a difference from what was recorded is drift."""
-    drift: list[Drift] = []
-    wanted = list(addresses)
-    for address, response in zip(wanted, _read_all(c, wanted), strict=True):
-        prior = c.state.resources[address]
-        c.live[address] = response
-        if not response.exists:
-            drift.append(Drift(address, prior.kind, exists=False))
-        elif prior.observed and response.observed != prior.observed:
-            drift.append(
-                Drift(address, prior.kind, True, field_changes(prior.observed, response.observed))
-            )
-    return drift
 
 
 def _scope(c: _Context) -> tuple[set[str], set[str]]:
@@ -322,7 +160,7 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
     deps = c.checked.graph.dependencies(address)  # a fresh list: the change keeps it
     upstream = _upstream_outputs(c, deps) if deps else {}
     if prior is not None:
-        desired = _apply_ignore(prior.spec, desired, facts.ignore_changes)
+        desired = apply_ignore(prior.spec, desired, facts.ignore_changes)
     request = PlanRequest(
         c.ctx(address),
         prior.spec if prior else None,
@@ -331,7 +169,7 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
         upstream,
         live.observed if live is not None and live.exists else None,
     )
-    response = _call(provider_name, address, "plan", provider.plan, request)
+    response = provider_call(provider_name, address, "plan", provider.plan, request)
     change = ResourceChange(
         address=address,
         kind=facts.kind,
@@ -343,39 +181,38 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
         prevent_destroy=facts.prevent_destroy,
         inputs_fingerprint=response.inputs_fingerprint,
     )
+    change = _decide(c, change, prior, live, response)
+    if response.adopts and change.action in (Action.CREATE, Action.UPDATE):
+        # what apply will really do: adopt what exists (a replace deletes it first)
+        change = replace(change, adopts=response.adopts)
+    return change
+
+
+def _decide(
+    c: _Context,
+    change: ResourceChange,
+    prior: ResourceState | None,
+    live: ReadResponse | None,
+    response: PlanResponse,
+) -> ResourceChange:
+    """The action and its reason, from the prior state, the diff and the provider's plan."""
     unknown = response.unknown_outputs
-    if prior is None or prior.status is Status.PENDING or (live is not None and not live.exists):
-        reason = (
-            Reason.NEW
-            if prior is None
-            else Reason.INTERRUPTED
-            if prior.status is Status.PENDING
-            else Reason.GONE
-        )
+    created = _create_reason(prior, live)
+    if created is not None or prior is None:
+        reason = created or Reason.NEW
         return replace(change, action=Action.CREATE, reason=reason, after_unknown=unknown)
     forcing = set(response.requires_replace)
     fields = [
         replace(f, forces_replacement=_forces(f.path, forcing))
-        for f in field_changes(prior.spec, desired)
+        for f in field_changes(prior.spec, change.after or {})
     ]
     if fields:  # dataclasses.replace costs a whole __init__: skip it when nothing changed
         change = replace(change, field_changes=fields)
-    inputs = _changed_inputs(c, deps) if deps else []
-    fingerprint_moved = (
-        response.inputs_fingerprint is not None
-        and prior.inputs_fingerprint is not None
-        and response.inputs_fingerprint != prior.inputs_fingerprint
-    )
-    if address in c.options.replace:
+    if change.address in c.options.replace or prior.status is Status.TAINTED:
+        requested = change.address in c.options.replace
+        reason = Reason.REPLACE_REQUESTED if requested else Reason.TAINTED
         return replace(
-            change,
-            action=Action.DELETE_THEN_CREATE,
-            reason=Reason.REPLACE_REQUESTED,
-            after_unknown=unknown,
-        )
-    if prior.status is Status.TAINTED:
-        return replace(
-            change, action=Action.DELETE_THEN_CREATE, reason=Reason.TAINTED, after_unknown=unknown
+            change, action=Action.DELETE_THEN_CREATE, reason=reason, after_unknown=unknown
         )
     if any(f.forces_replacement for f in fields):
         return replace(
@@ -385,9 +222,14 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
             after_unknown=unknown,
         )
     if fields or prior.status is Status.FAILED:
-        return replace(
-            change, action=Action.UPDATE, reason=Reason.SPEC_CHANGED, after_unknown=unknown
-        )
+        reason = Reason.SPEC_CHANGED if fields else Reason.FAILED
+        return replace(change, action=Action.UPDATE, reason=reason, after_unknown=unknown)
+    inputs = _changed_inputs(c, change.dependencies) if change.dependencies else []
+    fingerprint_moved = (
+        response.inputs_fingerprint is not None
+        and prior.inputs_fingerprint is not None
+        and response.inputs_fingerprint != prior.inputs_fingerprint
+    )
     # only content-addressed resources (a provider fingerprint) depend on upstream outputs
     if (inputs and response.inputs_fingerprint is not None) or fingerprint_moved:
         detail = (
@@ -405,6 +247,17 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
     if live is not None and prior.observed and live.observed != prior.observed:
         return replace(change, action=Action.UPDATE, reason=Reason.DRIFTED, after_unknown=unknown)
     return change
+
+
+def _create_reason(prior: ResourceState | None, live: ReadResponse | None) -> Reason | None:
+    """Why the resource must be created: new, an interrupted create, or gone; else None."""
+    if prior is None:
+        return Reason.NEW
+    if prior.status is Status.PENDING:
+        return Reason.INTERRUPTED
+    if live is not None and not live.exists:
+        return Reason.GONE
+    return None
 
 
 def _forces(path: str, forcing: set[str]) -> bool:
@@ -452,7 +305,11 @@ def make_plan(
     """The plan; raises PipeformError when it would break a protection."""
     c = _Context(checked, state, providers, options)
     desired, recorded = _scope(c)
-    drift = refresh(c, sorted(recorded)) if options.refresh else []
+    drift = (
+        Refresher(state, providers, c.ctx, options.parallelism).refresh(sorted(recorded), c.live)
+        if options.refresh
+        else []
+    )
     order = [a for a in checked.graph.order() if a in desired]
     if options.mode == "normal":
         for address in order:

@@ -36,7 +36,7 @@ from reconciler.render.redact import (
     sensitive_paths,
 )
 
-FORMAT_VERSION = "1.1"  # 1.1: cost and policy filled in, per-change "cost"
+FORMAT_VERSION = "1.2"  # 1.1: cost and policy filled in, per-change "cost"; 1.2: "adopts"
 
 # action_reason values. Where Terraform has a name for the same cause, it is reused, so
 # tools written for `terraform show -json` read these without a lookup table.
@@ -50,6 +50,7 @@ ACTION_REASONS: dict[Reason, str | None] = {
     Reason.REPLACE_BY_FIELDS: "replace_because_cannot_update",
     Reason.REPLACE_REQUESTED: "replace_by_request",
     Reason.TAINTED: "replace_because_tainted",
+    Reason.FAILED: "update_because_last_apply_failed",
     Reason.REMOVED: "delete_because_no_resource_config",
     Reason.DESTROY: "delete_because_destroy_requested",
     Reason.NONE: None,
@@ -123,6 +124,7 @@ def resource_change(change: ResourceChange) -> dict[str, Any]:
         "dependencies": sorted(change.dependencies),
         "prevent_destroy": change.prevent_destroy,
         "cost": cost_item(change.cost) if change.cost else None,
+        "adopts": change.adopts,
     }
 
 

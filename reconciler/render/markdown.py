@@ -57,11 +57,21 @@ def escape(text: str) -> str:
 
 
 def short(value: Any, limit: int = 40) -> str:
-    """A field value as one short line of text."""
+    """A field value as one short line of text, never cut inside a quote or a bracket: a
+    long string keeps its closing quote, a long list or object says how big it is (the
+    details block has it whole)."""
     if value in (SENSITIVE, UNKNOWN):
         return str(value)
     text = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    if isinstance(value, str):
+        return json.dumps(value[: max(1, limit - 3)] + "…", ensure_ascii=False)
+    if isinstance(value, list):
+        return f"[{len(value)} items]"
+    if isinstance(value, dict):
+        return f"{{{len(value)} fields}}"
+    return text
 
 
 def heading(plan: Plan) -> str:
@@ -87,17 +97,46 @@ def area(kind: str) -> str:
 
 
 def action_label(change: Change) -> str:
-    verb = words.imperative(change.kind, change.action)
+    verb = words.label(change)
     return f"{SYMBOLS[change.action]} {verb}".strip()
+
+
+def _changed_part(before: Any, after: Any) -> tuple[str, Any, Any] | None:
+    """The only key or item that differs between two objects or equal-length lists, as
+    (path step, before, after); None when more than one differs, or they are not alike."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        keys = [
+            k for k in sorted(set(before) | set(after), key=str) if before.get(k) != after.get(k)
+        ]
+        return (f".{keys[0]}", before.get(keys[0]), after.get(keys[0])) if len(keys) == 1 else None
+    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+        items = [i for i, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
+        return (f"[{items[0]}]", before[items[0]], after[items[0]]) if len(items) == 1 else None
+    return None
+
+
+def _narrow(path: str, before: Any, after: Any) -> tuple[str, Any, Any]:
+    """Down to the one value that changed: ``gates`` ``[{..max: 3}]`` -> ``gates[0].max``
+    ``3``, while only one key or item changes at each level."""
+    while (part := _changed_part(before, after)) is not None:
+        step, before, after = part
+        path += step
+    return path, before, after
 
 
 def _field_summary(fields: list[FieldChange]) -> str:
     def one(f: FieldChange) -> str:
-        path = f.path.removeprefix("spec.")
-        lists = isinstance(f.before, list) and isinstance(f.after, list)
-        if lists and len(f.before) != len(f.after):
-            return f"{path} {len(f.before)} → {len(f.after)} items"
-        return f"{path} {short(f.before)} → {short(f.after)}"
+        path, before, after = _narrow(f.path.removeprefix("spec."), f.before, f.after)
+        if isinstance(before, list) and isinstance(after, list):
+            if len(before) != len(after):
+                return f"{path} {len(before)} → {len(after)} items"
+            changed = [i for i, (b, a) in enumerate(zip(before, after, strict=True)) if b != a]
+            if not changed:  # alike once masked
+                return f"{path} {short(before)} → {short(after)}"
+            first, more = changed[0], len(changed) - 1  # several items: the details have all
+            item, b, a = _narrow(f"{path}[{first}]", before[first], after[first])
+            return f"{item} {short(b)} → {short(a)} (+{more} more item{'s' if more != 1 else ''})"
+        return f"{path} {short(before)} → {short(after)}"
 
     shown = [one(f) for f in fields[:_FIELDS_IN_WHY]]
     more = len(fields) - _FIELDS_IN_WHY
@@ -105,8 +144,12 @@ def _field_summary(fields: list[FieldChange]) -> str:
 
 
 def reason_text(change: Change) -> str:
-    """The planner's reason in words ("input Dataset/x changed", "spec changed")."""
-    return change.reason_detail or change.reason.value
+    """The planner's reason in words ("input Dataset/x changed", "spec changed"), and what
+    the change adopts instead of making ("adopts run 3f2a1b9c0d12 (no training)")."""
+    reason = change.reason_detail or change.reason.value
+    if change.adopts:
+        return f"{reason}: adopts {change.adopts}" if reason else f"adopts {change.adopts}"
+    return reason
 
 
 def why(change: Change) -> str:

@@ -12,6 +12,7 @@ from reconciler.plan.model import (
     Action,
     CostEstimate,
     Drift,
+    FieldChange,
     Plan,
     PolicyReport,
     Reason,
@@ -32,13 +33,63 @@ SYMBOLS = {
 }
 
 
-def value(v: Any, limit: int = 60) -> str:
+#: a changed field whose path and values are longer than this shows each value on a line
+ONE_LINE = 100
+
+
+def value(v: Any) -> str:
+    """A field value as JSON, whole, object keys sorted (as state records them, so both
+    sides of a change read alike)."""
     if v is None:
         return "null"
     if v == SENSITIVE:
         return SENSITIVE
-    text = json.dumps(v, default=str) if not isinstance(v, str) else json.dumps(v)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return json.dumps(v, sort_keys=True, default=str, ensure_ascii=False)
+
+
+_ABSENT = object()  # the side of a list item that is not there (added or removed)
+
+
+def field_lines(f: FieldChange, indent: str = "        ") -> list[Line]:
+    """One changed field: ``~ path: before -> after``; a list item by item (``+``/``-`` for
+    items added or removed); values too long for one line each on their own line."""
+    path = f.path.removeprefix("spec.")
+    if isinstance(f.before, list) and isinstance(f.after, list):
+        size = max(len(f.before), len(f.after))
+        items = [
+            (
+                f"{path}[{i}]",
+                f.before[i] if i < len(f.before) else _ABSENT,
+                f.after[i] if i < len(f.after) else _ABSENT,
+            )
+            for i in range(size)
+        ]
+        items = [(p, b, a) for p, b, a in items if b != a]
+    else:
+        items = [(path, f.before, f.after)]
+    lines: list[Line] = []
+    for where, before, after in items:
+        lines += _item_lines(where, before, after, indent)
+    if f.forces_replacement and lines:
+        lines[0].append("  # forces replacement", style="red")
+    return lines
+
+
+def _item_lines(where: str, before: Any, after: Any, indent: str) -> list[Line]:
+    if after is _ABSENT:
+        return [Line(f"{indent}- {where}: {value(before)}", style="red")]
+    if before is _ABSENT:
+        return [Line(f"{indent}+ {where}: {value(after)}", style="green")]
+    old, new = value(before), value(after)
+    if len(where) + len(old) + len(new) <= ONE_LINE:
+        line = Line(f"{indent}~ {where}: ", style="yellow")
+        line.append(f"{old} -> {new}")
+        return [line]
+    return [
+        Line(f"{indent}~ {where}:", style="yellow"),
+        Line(f"{indent}    - {old}", style="red"),
+        Line(f"{indent}    + {new}", style="green"),
+    ]
 
 
 def _reason(change: ResourceChange) -> str:
@@ -51,7 +102,7 @@ def _reason(change: ResourceChange) -> str:
 
 def change_lines(change: ResourceChange, width: int) -> list[Line]:
     symbol, style = SYMBOLS[change.action]
-    verb = "will be " + words.participle(change.kind, change.action)
+    verb = words.will(change)
     line = Line(f"  {symbol:<3} ", style=style)
     line.append(change.address.ljust(width), style="bold")
     line.append(f"  {verb}")
@@ -60,11 +111,7 @@ def change_lines(change: ResourceChange, width: int) -> list[Line]:
         line.append(f"   ({reason})", style="dim")
     lines = [line]
     for f in redact.masked_field_changes(change):
-        field = Line(f"        ~ {f.path.removeprefix('spec.')}: ", style="yellow")
-        field.append(f"{value(f.before)} -> {value(f.after)}")
-        if f.forces_replacement:
-            field.append("  # forces replacement", style="red")
-        lines.append(field)
+        lines += field_lines(f)
     if change.after_unknown and change.action is not Action.DELETE:
         lines.append(
             Line(
@@ -134,7 +181,7 @@ def drift_lines(drift: list[Drift]) -> list[Line]:
             continue
         out.append(Line(f"  ~ {d.address}   changed outside pipeform", style="yellow"))
         for f in (redact.mask_field(f) for f in d.field_changes):
-            out.append(Line(f"        ~ {f.path}: {value(f.before)} -> {value(f.after)}"))
+            out += field_lines(f)
     return out
 
 

@@ -1,12 +1,13 @@
 """The words every renderer uses for a change: one vocabulary, two grammatical forms.
 
 ``imperative`` suits tables ("re-snapshot"); ``participle`` suits sentences ("will be
-re-snapshotted"). Kinds that hold data speak of snapshots, materialisation and training.
+re-snapshotted"); ``will`` and ``label`` say "adopt" for a change that adopts what
+already exists instead of making it. Kinds that hold data speak of snapshots, materialisation and training.
 """
 
 from __future__ import annotations
 
-from reconciler.plan.model import Action
+from reconciler.plan.model import Action, ResourceChange
 
 ACTIONS: dict[Action, tuple[str, str]] = {
     Action.CREATE: ("create", "created"),
@@ -39,3 +40,16 @@ def imperative(kind: str, action: Action) -> str:
 
 def participle(kind: str, action: Action) -> str:
     return _words(kind, action)[1]
+
+
+def will(change: ResourceChange) -> str:
+    """What apply will do, as a sentence's verb: "will be retrained", or, when it adopts
+    what already exists, "will adopt run 3f2a1b9c0d12 (no training)"."""
+    if change.adopts:
+        return f"will adopt {change.adopts}"
+    return "will be " + participle(change.kind, change.action)
+
+
+def label(change: ResourceChange) -> str:
+    """What apply will do, for a table cell: "retrain", or "adopt" when it adopts."""
+    return "adopt" if change.adopts else imperative(change.kind, change.action)

@@ -255,7 +255,7 @@ def test_history_accounts_for_changes_made_before_a_crash(tmp_path: Path) -> Non
     journaled = {
         r["address"]
         for entry in json.loads(history.stdout)
-        for r in entry["results"]
+        for r in entry["changes"]
         if r["status"] == "succeeded"
     }
     assert made_by_crashed_run <= journaled, made_by_crashed_run - journaled

@@ -90,7 +90,7 @@ def main() -> int:
             config.registry.model,
             run_id=config.run_id,
             tags=config.registry.tags,
-            lineage={},
+            lineage={"lineage": config.lineage.model_dump(mode="json")},  # as trainer/package.py
         )
         if config.registry.alias:
             registry.set_alias(config.registry.model, config.registry.alias, registered.version)

@@ -27,3 +27,16 @@ def test_commit_and_dirty_mark(tmp_path: Path) -> None:
     (tmp_path / "specs.yaml").write_text("kind: Secret\n")
     assert head_commit(tmp_path, mark_dirty=True) == commit + "-dirty"
     assert head_commit(tmp_path) == commit  # lineage names the commit alone
+
+
+def test_pipeforms_own_directory_does_not_make_the_specs_dirty(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    (tmp_path / "specs.yaml").write_text("kind: Quota\n")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "specs")
+    commit = git(tmp_path, "rev-parse", "HEAD")
+    (tmp_path / ".pipeform").mkdir()
+    (tmp_path / ".pipeform" / "state.db").write_text("state")
+    assert head_commit(tmp_path, mark_dirty=True) == commit
+    (tmp_path / "new.yaml").write_text("kind: Secret\n")  # a new spec file is uncommitted
+    assert head_commit(tmp_path, mark_dirty=True) == commit + "-dirty"
