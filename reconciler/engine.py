@@ -20,7 +20,7 @@ from reconciler.plan import model as plans
 from reconciler.plan.planner import PlanOptions, Providers, canonical_hash, make_plan
 from reconciler.spec.checks import CheckedTree, check
 from reconciler.state import open_backend
-from reconciler.state.backend import StateBackend
+from reconciler.state.backend import Access, StateBackend
 from reconciler.state.model import JournalEntry, LockInfo, State, argv_command, now
 
 if TYPE_CHECKING:  # the applier loads with the first apply: plan never needs it
@@ -170,11 +170,14 @@ def _chooser(default: str) -> Providers:
     return Providers({}, default)
 
 
-def open_session(paths: list[Path]) -> Session:
+def open_session(paths: list[Path], access: Access = "create") -> Session:
+    """Specs, state and providers for a command; ``existing`` access (a plan that is not
+    saved) creates no state where there is none."""
     checked = load_specs(paths)
     # every spec problem is reported before state exists; state may name more providers
     providers = load_providers(checked, State("", 0))
-    backend = open_backend(checked.tree.workspace.model_dump()["spec"]["state"], checked.tree.root)
+    config = checked.tree.workspace.model_dump()["spec"]["state"]
+    backend = open_backend(config, checked.tree.root, access)
     return Session(checked, backend, load_providers(checked, backend.read(), providers))
 
 
@@ -406,8 +409,9 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
     )
 
 
-def open_state(root: Path) -> StateBackend:
-    """The state backend for the spec tree at root, even when other documents are invalid."""
+def open_state(root: Path, access: Access = "read") -> StateBackend:
+    """The state backend for the spec tree at root, even when other documents are invalid;
+    read-only unless access says otherwise (it never creates a state then)."""
     from reconciler.diagnostics import Diagnostics
     from reconciler.spec.loader import load_tree
 
@@ -418,4 +422,4 @@ def open_state(root: Path) -> StateBackend:
     ]
     if workspace_errors:
         raise PipeformError(Diagnostics(workspace_errors))
-    return open_backend(tree.workspace.model_dump()["spec"]["state"], tree.root)
+    return open_backend(tree.workspace.model_dump()["spec"]["state"], tree.root, access)

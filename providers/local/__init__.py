@@ -20,6 +20,8 @@ from providers.base import (
     DeleteRequest,
     ImportRequest,
     ImportResponse,
+    ListOwnedRequest,
+    ListOwnedResponse,
     PermanentError,
     PlanRequest,
     PlanResponse,
@@ -98,6 +100,12 @@ class LocalProvider(Provider):
 
     def import_(self, request: ImportRequest) -> ImportResponse:
         return self.handler(request.ctx.kind).import_(request)
+
+    def list_owned(self, request: ListOwnedRequest) -> ListOwnedResponse:
+        """Every record under the data directory that carries ownership labels."""
+        return ListOwnedResponse(
+            [o for kind in sorted(HANDLERS) for o in self.handler(kind).owned()]
+        )
 
 
 __all__ = ["HANDLERS", "LocalProvider"]
