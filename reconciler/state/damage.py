@@ -103,16 +103,23 @@ def _writable(path: Path) -> bool:
 
 def not_pipeform(path: Path, tables: set[str]) -> StateDamaged:
     return StateDamaged(
-        f"{path} is a SQLite database but not a pipeform state (it has the tables "
-        f"{', '.join(sorted(tables))}, and no meta table); pipeform leaves it alone.\n"
+        f"{path} is a SQLite database but not a pipeform state (it has "
+        f"{'the tables ' + ', '.join(sorted(tables)) if tables else 'no tables'}, and no "
+        "pipeform tables); pipeform leaves it alone.\n"
         "  Point spec.state.path elsewhere, or move the file away."
     )
 
 
-def missing_tables(path: Path, tables: set[str], newest: int | None) -> str:
+def missing_tables(path: Path, tables: set[str], newest: int | None, serial: object) -> str:
+    hint = restore_hint(newest)
+    if newest is None and "resources" not in tables and str(serial).isdigit() and serial != "0":
+        hint = (
+            f"The resources are intact: pipeform state restore {serial} (the current serial) "
+            "records them as a new version; the older versions are lost."
+        )
     return (
         f"the state {path} is damaged: its {', '.join(sorted(tables))} "
-        f"table{'s are' if len(tables) > 1 else ' is'} missing.\n  " + restore_hint(newest)
+        f"table{'s are' if len(tables) > 1 else ' is'} missing.\n  " + hint
     )
 
 

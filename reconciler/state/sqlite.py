@@ -225,6 +225,7 @@ class SqliteBackend(StateBackend):
         deadline = time.monotonic() + timeout
         while True:
             with self._tx():
+                self._db.execute(sqlite_open.TABLES["lock"])  # a dropped one must not lock us out
                 holder = self.lock_holder()
                 if holder is not None and holder.holder_is_dead():
                     self._db.execute("DELETE FROM lock")
@@ -322,9 +323,7 @@ class SqliteBackend(StateBackend):
     ) -> tuple[int, dict[str, str]]:
         with self._tx():
             create_tables(self._db)  # a dropped table comes back, to be filled below
-            if not self._db.execute("SELECT 1 FROM versions WHERE serial=?", (serial,)).fetchone():
-                raise self._unknown_serial(serial)
-            target = self._replay(serial)
+            target = self._target(serial)
             lineage = self._restored_lineage(lineage)
             before = dict(self._db.execute("SELECT address, data FROM resources").fetchall())
             current = as_serial(self._meta("serial"))
@@ -361,6 +360,17 @@ class SqliteBackend(StateBackend):
             )
         self._damage, self._cache = None, None
         return new, changes
+
+    def _target(self, serial: int) -> dict[str, ResourceState]:
+        """What a restore of serial writes: replayed from the kept versions; where none is
+        kept at all (a dropped versions table), the current serial is its resource rows."""
+        if self._db.execute("SELECT 1 FROM versions WHERE serial=?", (serial,)).fetchone():
+            return self._replay(serial)
+        kept = self._db.execute("SELECT count(*) FROM versions").fetchone()[0]
+        if kept == 0 and serial > 0 and serial == as_serial(self._meta("serial")):
+            rows = self._db.execute("SELECT address, data FROM resources ORDER BY address")
+            return self._parse(rows.fetchall())
+        raise self._unknown_serial(serial)
 
     def _restored_lineage(self, given: str | None) -> str:
         current = self._meta("lineage")

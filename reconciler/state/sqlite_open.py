@@ -88,12 +88,14 @@ def prepare(db: sqlite3.Connection, path: Path, access: Access) -> str | None:
 def diagnose(db: sqlite3.Connection, path: Path, found: set[str]) -> str | None:
     """What is damaged in an existing state, or None; a SQLite file that is not a pipeform
     state at all is refused at once."""
-    if "meta" not in found:
+    if "meta" not in found and not {"resources", "versions"} & found:
         raise damage.not_pipeform(path, found)
     latest = newest(db) if "versions" in found else None
-    if not found >= set(TABLES):
-        return damage.missing_tables(path, set(TABLES) - found, latest)
+    if "meta" not in found:  # lineage and serial went with it
+        return damage.lost_lineage(path, latest)
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    if not found >= set(TABLES):
+        return damage.missing_tables(path, set(TABLES) - found, latest, meta.get("serial"))
     if "lineage" not in meta:
         return damage.lost_lineage(path, latest)
     if as_serial(meta.get("serial")) is None:

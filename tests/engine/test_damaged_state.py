@@ -145,12 +145,20 @@ def test_a_lost_lineage_is_written_back_by_restore(tree: Path) -> None:
     assert recorded(tree).lineage == lineage
 
 
-def test_a_dropped_resources_table_is_damage_not_an_empty_state(tree: Path) -> None:
-    damage(tree, "DROP TABLE resources")
+@pytest.mark.parametrize(
+    ("table", "hint"),
+    [
+        ("resources", f"Rebuild it from the kept versions with pipeform state restore {NEWEST}"),
+        ("versions", f"The resources are intact: pipeform state restore {NEWEST} (the current"),
+        ("lock", f"Rebuild it from the kept versions with pipeform state restore {NEWEST}"),
+    ],
+)
+def test_a_dropped_table_is_damage_not_an_empty_state(tree: Path, table: str, hint: str) -> None:
+    """A dropped resources table once read as an empty state: plan offered to make
+    everything again."""
+    damage(tree, f"DROP TABLE {table}")
     assert_clear_error(
-        pipeform("plan", cwd=tree),
-        "is damaged: its resources table is missing",
-        f"pipeform state restore {NEWEST}",
+        pipeform("plan", cwd=tree), f"is damaged: its {table} table is missing", hint
     )
     assert_restored(tree)
 
