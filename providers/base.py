@@ -176,6 +176,30 @@ class ImportResponse:
     inputs_fingerprint: str | None = None
 
 
+@quick_init
+@dataclass(frozen=True)
+class ListOwnedRequest:
+    root: Path  # the spec tree
+    lineage: str  # the state's lineage ("" when there is no state yet)
+
+
+@quick_init
+@dataclass(frozen=True)
+class OwnedObject:
+    """A live object carrying pipeform's ownership labels."""
+
+    address: str  # its pipeform.dev/address label
+    lineage: str  # its pipeform.dev/lineage label: the state that made it
+    id: str  # the id `pipeform import ADDRESS ID` takes
+    where: str  # where it lives, as messages show it (a file, a URL)
+
+
+@quick_init
+@dataclass(frozen=True)
+class ListOwnedResponse:
+    objects: list[OwnedObject] = field(default_factory=list)
+
+
 class Provider(abc.ABC):
     """Base class of providers. Subclasses set ``name`` and ``kinds``."""
 
@@ -236,6 +260,13 @@ class Provider(abc.ABC):
             f"provider {self.name} cannot import resources of any kind: write the document "
             "and apply it to make the object anew"
         )
+
+    def list_owned(self, request: ListOwnedRequest) -> ListOwnedResponse:
+        """The objects carrying ownership labels that this provider finds for the spec tree
+        at request.root, whatever their lineage (the local provider: every record under its
+        data directory). The engine asks when state is empty, to warn that a state may have
+        been lost. Reads only; optional: the default finds nothing."""
+        return ListOwnedResponse()
 
 
 def default_plan(

@@ -21,11 +21,16 @@ from typing import Any, ClassVar
 
 from providers.base import (
     JSON,
+    OWNER_ADDRESS,
+    OWNER_LINEAGE,
     ApplyRequest,
     ApplyResponse,
     DeleteRequest,
     ImportRequest,
     ImportResponse,
+    ListOwnedRequest,
+    ListOwnedResponse,
+    OwnedObject,
     PermanentError,
     PlanRequest,
     PlanResponse,
@@ -51,16 +56,18 @@ class FakeProvider(Provider):
     }
     computed_outputs: ClassVar[dict[str, tuple[str, ...]]] = {k: ("version",) for k in DATA_KINDS}
 
+    def _store_path(self) -> Path:
+        """Where the live objects are (the directory may not exist yet)."""
+        path = Path(
+            self.config.get("store") or os.environ.get("PIPEFORM_FAKE_STORE") or ".pipeform/fake"
+        )
+        return path if path.is_absolute() else self.root / path
+
     @property
     def store(self) -> Path:
         cached: Path | None = self.__dict__.get("_store")
         if cached is None:
-            cached = Path(
-                self.config.get("store")
-                or os.environ.get("PIPEFORM_FAKE_STORE")
-                or ".pipeform/fake"
-            )
-            cached = cached if cached.is_absolute() else self.root / cached
+            cached = self._store_path()
             cached.mkdir(parents=True, exist_ok=True)
             self.__dict__["_store"] = cached
         return cached
@@ -205,6 +212,17 @@ class FakeProvider(Provider):
             {"version": body["version"], "id": path.stem},
             path.stem,
         )
+
+    def list_owned(self, request: ListOwnedRequest) -> ListOwnedResponse:
+        """The objects in the store (not logged: it is no call on one object)."""
+        found = []
+        for path in sorted(self._store_path().glob("*.json")):
+            labels = json.loads(path.read_text()).get("labels") or {}
+            address = labels.get(OWNER_ADDRESS)
+            if address:
+                lineage = str(labels.get(OWNER_LINEAGE) or "")
+                found.append(OwnedObject(address, lineage, path.stem, str(path)))
+        return ListOwnedResponse(found)
 
 
 def _quoted(text: str) -> str:

@@ -21,7 +21,7 @@ from reconciler.plan.planner import PlanOptions, Providers, canonical_hash, make
 from reconciler.spec.checks import CheckedTree, check
 from reconciler.spec.trust import Trust
 from reconciler.state import open_backend
-from reconciler.state.backend import StateBackend
+from reconciler.state.backend import Access, StateBackend
 from reconciler.state.model import JournalEntry, LockInfo, State, argv_command, now
 
 if TYPE_CHECKING:  # the applier loads with the first apply: plan never needs it
@@ -174,11 +174,16 @@ def _chooser(default: str) -> Providers:
     return Providers({}, default)
 
 
-def open_session(paths: list[Path], trust: Trust | None = None) -> Session:
+def open_session(
+    paths: list[Path], access: Access = "create", trust: Trust | None = None
+) -> Session:
+    """Specs, state and providers for a command; ``existing`` access (a plan that is not
+    saved) creates no state where there is none."""
     checked = load_specs(paths, trust)
     # every spec problem is reported before state exists; state may name more providers
     providers = load_providers(checked, State("", 0))
-    backend = open_backend(checked.tree.workspace.model_dump()["spec"]["state"], checked.tree.root)
+    config = checked.tree.workspace.model_dump()["spec"]["state"]
+    backend = open_backend(config, checked.tree.root, access)
     return Session(checked, backend, load_providers(checked, backend.read(), providers))
 
 
@@ -461,10 +466,10 @@ def import_resource(session: Session, address: str, external_id: str) -> int:
     )
 
 
-def open_state(root: Path, trust: Trust | None = None) -> StateBackend:
-    """The state backend for the spec tree at root, even when other documents are invalid.
-    An untrusted run (``trust``, else the environment's) opens it only where trusted
-    configuration says."""
+def open_state(root: Path, access: Access = "read", trust: Trust | None = None) -> StateBackend:
+    """The state backend for the spec tree at root, even when other documents are invalid;
+    read-only unless access says otherwise (it never creates a state then). An untrusted
+    run (``trust``, else the environment's) opens it only where trusted configuration says."""
     from reconciler.diagnostics import Diagnostics
     from reconciler.spec.loader import load_tree
     from reconciler.spec.trust import check_locations, check_settings
@@ -485,4 +490,4 @@ def open_state(root: Path, trust: Trust | None = None) -> StateBackend:
             refused = check_locations(tree.root, workspace)
         if refused.has_errors:
             raise PipeformError(refused)
-    return open_backend(workspace["state"], tree.root)
+    return open_backend(workspace["state"], tree.root, access)

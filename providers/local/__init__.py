@@ -21,6 +21,8 @@ from providers.base import (
     DeleteRequest,
     ImportRequest,
     ImportResponse,
+    ListOwnedRequest,
+    ListOwnedResponse,
     PermanentError,
     PlanRequest,
     PlanResponse,
@@ -111,6 +113,12 @@ class LocalProvider(Provider):
                 f"{', '.join(importable)}){instead}"
             )
         return self.handler(kind).import_(request)
+
+    def list_owned(self, request: ListOwnedRequest) -> ListOwnedResponse:
+        """Every record under the data directory that carries ownership labels."""
+        return ListOwnedResponse(
+            [o for kind in sorted(HANDLERS) for o in self.handler(kind).owned()]
+        )
 
 
 __all__ = ["HANDLERS", "LocalProvider"]

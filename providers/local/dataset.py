@@ -89,6 +89,9 @@ class DatasetHandler(KindHandler):
 
     # --- protocol ------------------------------------------------------------------------
 
+    def owned_records(self) -> tuple[str, ...]:
+        return ("datasets/*/current.json",)
+
     def read(self, request: ReadRequest) -> ReadResponse:
         name = request.external_id or request.ctx.name
         _, record = self._record(name)

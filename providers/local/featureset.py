@@ -129,6 +129,9 @@ class FeatureSetHandler(KindHandler):
 
     # --- read ------------------------------------------------------------------------
 
+    def owned_records(self) -> tuple[str, ...]:
+        return ("features/*/current.json",)
+
     def read(self, request: ReadRequest) -> ReadResponse:
         root = self._root(request.ctx.name)
         record = files.read_json(root / "current.json", self.settings.shown(root / "current.json"))

@@ -27,6 +27,7 @@ __all__ = [  # atomic_write, fsync_dir and remove live in providers.durable
     "fsync_dir",
     "is_ours",
     "not_ours",
+    "owner_labels",
     "read_json",
     "remove",
     "write_json",
@@ -92,6 +93,19 @@ def read_json(path: Path, shown: str) -> JSON | None:
     if not isinstance(record, dict):
         raise PermanentError(f"{shown} does not hold a JSON object; delete it and apply again")
     return record
+
+
+def owner_labels(path: Path) -> tuple[str, str] | None:
+    """The (address, lineage) a record's ownership labels name, or None for a record that
+    has none or cannot be read (looking for owned objects never fails on one)."""
+    try:
+        record = read_json(path, str(path))
+    except (PermanentError, OSError):
+        return None
+    labels = (record or {}).get(LABELS)
+    if not isinstance(labels, dict) or not isinstance(labels.get(OWNER_ADDRESS), str):
+        return None
+    return labels[OWNER_ADDRESS], str(labels.get(OWNER_LINEAGE) or "")
 
 
 def is_ours(record: JSON, ctx: ResourceContext) -> bool:

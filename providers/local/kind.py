@@ -18,6 +18,7 @@ from providers.base import (
     DeleteRequest,
     ImportRequest,
     ImportResponse,
+    OwnedObject,
     PermanentError,
     PlanRequest,
     PlanResponse,
@@ -26,6 +27,7 @@ from providers.base import (
     ResourceContext,
     default_plan,
 )
+from providers.local import files
 from providers.local.settings import LocalSettings
 from reconciler.diagnostics import Diagnostic
 
@@ -74,6 +76,24 @@ class KindHandler(abc.ABC):
     @classmethod
     def importable(cls) -> bool:
         return cls.import_ is not KindHandler.import_
+
+    def owned_records(self) -> tuple[str, ...]:
+        """Where this kind's records live: glob patterns under the data directory. The id
+        of an object is the part the last ``*`` matches (``quotas/*.json``: the file's
+        name; ``datasets/*/current.json``: the directory's)."""
+        return ()
+
+    def owned(self) -> list[OwnedObject]:
+        """The records of this kind that carry ownership labels (any lineage)."""
+        found = []
+        for pattern in self.owned_records():
+            by_file = "*" in pattern.rsplit("/", 1)[-1]
+            for path in sorted(self.settings.data_dir.glob(pattern)):
+                labels = files.owner_labels(path)
+                if labels is not None:
+                    object_id = path.stem if by_file else path.parent.name
+                    found.append(OwnedObject(*labels, object_id, self.settings.shown(path)))
+        return found
 
 
 def inner_spec(document: JSON | None) -> JSON:

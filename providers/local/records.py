@@ -53,6 +53,9 @@ class RecordHandler(KindHandler):
     def spec_of(self, ctx: ResourceContext, observed: JSON) -> JSON:
         """An imported record in spec terms, shaped as the spec model writes it."""
 
+    def owned_records(self) -> tuple[str, ...]:
+        return (f"{self.directory}/*.json",)
+
     def _path(self, name: str) -> Path:
         file_name = files.check_name(name, f"{self.kind} name")
         return self.settings.data_dir / self.directory / f"{file_name}.json"

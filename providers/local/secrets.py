@@ -154,6 +154,9 @@ class SecretHandler(KindHandler):
             "fingerprint": value_fingerprint,
         }
 
+    def owned_records(self) -> tuple[str, ...]:
+        return ("secrets/*.json",)
+
     def read(self, request: ReadRequest) -> ReadResponse:
         names = self._names(request)
         records = {n: self.store.load(n) for n in names}

@@ -184,6 +184,9 @@ class TrainingJobHandler(KindHandler):
 
     # ---- read / delete ----------------------------------------------------------------
 
+    def owned_records(self) -> tuple[str, ...]:
+        return ("runs/*/*/run.json",)
+
     def read(self, request: ReadRequest) -> ReadResponse:
         run_id = request.outputs.get("runId") or request.external_id
         if not isinstance(run_id, str) or not run_id:

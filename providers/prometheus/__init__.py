@@ -24,6 +24,9 @@ from providers.base import (
     DeleteRequest,
     ImportRequest,
     ImportResponse,
+    ListOwnedRequest,
+    ListOwnedResponse,
+    OwnedObject,
     PermanentError,
     Provider,
     ReadRequest,
@@ -264,6 +267,14 @@ class PrometheusProvider(Provider):
             current.owners[name] = request.ctx.lineage
         observed = self._observe(name) or {}
         return ImportResponse(observed, None, self._outputs(group), name)
+
+    def list_owned(self, request: ListOwnedRequest) -> ListOwnedResponse:
+        """The rule groups the rules file's owner lines give to a pipeform state."""
+        current = self._current()
+        owners = sorted(current.owners.items()) if current is not None else []
+        return ListOwnedResponse(
+            [OwnedObject(name, lineage, name, f"{self.shown} ({name})") for name, lineage in owners]
+        )
 
 
 __all__ = ["PrometheusProvider", "normalise", "observed_of"]

@@ -44,6 +44,20 @@ def _print_notes(notes: list[str]) -> None:
         _out(stderr=True).print(f"note: {note}")
 
 
+def _warn_owned(session: Any) -> None:
+    """Loudly, on stderr: an empty state beside objects this tree's providers own."""
+    from reconciler import recovery
+    from reconciler.render.diagnostics import write_lines
+    from reconciler.render.lines import Line
+
+    state = session.backend.read()
+    found = recovery.owned_without_state(session.providers, session.root, state)
+    lines = recovery.owned_warning(found, state)
+    if lines:
+        styled = [Line(lines[0], style="yellow bold"), *(Line(t) for t in lines[1:])]
+        write_lines([Line(""), *styled], stderr=True)
+
+
 def _plan_options(
     mode: str,
     refresh: bool,
@@ -190,13 +204,15 @@ def plan(
     if refresh_only and destroy:
         raise click.UsageError("--refresh-only and --destroy cannot be combined")
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
-    session = engine.open_session(_paths(paths), trust)
+    # A plan only shown creates no state; a saved one is bound to the state's lineage.
+    session = engine.open_session(_paths(paths), "create" if out_file else "existing", trust)
     with engine.locked(session.backend, _seconds(lock_timeout)) as notes:
         _print_notes(notes)
         _check_addresses(session, target + replace, "--target/--replace")
         options = _plan_options(mode, refresh, target, replace, allow_over_budget, parallelism)
         result = engine.plan(session, options)
     _show_plan(result, "json" if as_json else fmt)
+    _warn_owned(session)
     _enforce_policy(result)  # a refused plan is never saved
     if out_file is not None:
         engine.save_plan(result, out_file)
@@ -366,6 +382,7 @@ def _apply(
             result = engine.plan(session, options)
             engine.preflight(session, result)  # before the plan is shown or approved
             _show_plan(result, "text")
+            _warn_owned(session)
             _enforce_policy(result)
             if not result.has_changes:
                 if mode == "normal":  # a successful apply that changed nothing, for monitoring

@@ -1,4 +1,6 @@
-"""State inspection and repair commands: state list|show|rm|versions, force-unlock, history."""
+"""State inspection and repair commands: state list|show|rm|versions|restore, force-unlock,
+history. Inspecting opens the state read-only and never creates one; repairing opens an
+existing state only."""
 
 from __future__ import annotations
 
@@ -89,7 +91,7 @@ def state_rm(addresses: tuple[str, ...], root: Path, lock_timeout: str) -> int:
     """Forget ADDRESSES without destroying them (they stay live, unmanaged)."""
     from reconciler.engine import locked, open_state
 
-    backend = open_state(root)
+    backend = open_state(root, "existing")
     with locked(backend, _seconds(lock_timeout)):
         current = backend.read()
         missing = [a for a in addresses if a not in current.resources]
@@ -111,25 +113,78 @@ def state_versions(root: Path, limit: int) -> int:
     from reconciler.engine import open_state
 
     for version in open_state(root).versions(limit):
-        click.echo(
-            f"{version.serial:>6}  {version.at[:19]}  {version.operation:<6}  {version.address}"
-        )
+        click.echo(version.describe())
+    return 0
+
+
+@state.command("restore")
+@click.argument("serial", type=click.IntRange(min=0))
+@CHDIR
+@click.option(
+    "--lineage",
+    help="The lineage of a state that lost it (from an object's pipeform.dev/lineage label).",
+)
+@LOCK_TIMEOUT
+def state_restore(serial: int, root: Path, lineage: str | None, lock_timeout: str) -> int:
+    """Make the state what it was at SERIAL (see state versions), as one new version.
+
+    The live objects are not touched: run pipeform plan afterwards to see how they differ.
+    Also rebuilds a damaged state (unreadable records, a bad serial, a missing table).
+    """
+    from reconciler import recovery
+    from reconciler.engine import locked, open_state
+
+    backend = open_state(root, "existing")
+    with locked(backend, _seconds(lock_timeout)):
+        restored = recovery.restore(backend, serial, lineage)
+    counts = {
+        what: list(restored.changes.values()).count(what)
+        for what in ("added", "changed", "removed")
+    }
+    _out().print(
+        f"Restored the state as at serial {serial}: {restored.resources} resources "
+        f"({counts['added']} added, {counts['changed']} changed, {counts['removed']} removed). "
+        f"State saved (serial {restored.serial}). The live objects are untouched: run "
+        "pipeform plan to see how they differ."
+    )
     return 0
 
 
 @cli.command("force-unlock")
 @click.argument("lock_id", metavar="ID")
 @CHDIR
-def force_unlock(lock_id: str, root: Path) -> int:
-    """Release the state lock ID left by a process that is gone. Use with care."""
-    from reconciler.engine import open_state
+@click.option(
+    "--force", is_flag=True, help="Release it even though its process still runs on this host."
+)
+def force_unlock(lock_id: str, root: Path, force: bool) -> int:
+    """Release the state lock ID left by a process that is gone. Use with care.
 
-    backend = open_state(root)
-    holder = backend.lock_holder()
-    if not backend.force_unlock(lock_id):
-        current = f"the current lock is {holder.id}" if holder else "the state is not locked"
-        raise PipeformError(f"no lock with id {lock_id} ({current})")
-    _out().print(f"Released {holder.describe() if holder else lock_id}.")
+    A lock whose process still runs on this host is released only with --force; a lock
+    whose record is damaged is released by its id.
+    """
+    from reconciler.engine import open_state
+    from reconciler.state.backend import LockDamaged
+
+    backend = open_state(root, "existing")
+    try:
+        holder, current = backend.lock_holder(), None
+    except LockDamaged as exc:
+        holder, current = None, exc.lock_id
+    current = current or (holder.id if holder else None)
+    if current != lock_id:
+        shown = f"the current lock is {current}" if current else "the state is not locked"
+        raise PipeformError(f"no lock with id {lock_id} ({shown})")
+    if holder is not None and holder.holder_is_alive():
+        alive = f"{holder.describe()}, and process {holder.pid} still runs on this host"
+        if not force:
+            raise PipeformError(
+                f"{alive}: releasing its lock lets another command write the state while it "
+                "works.\n  Wait for it or stop it; if you are sure it no longer uses the "
+                f"state (it hangs), run again with --force: pipeform force-unlock --force {lock_id}"
+            )
+        _out(stderr=True).print(f"warning: {alive}; releasing its lock anyway (--force).")
+    backend.force_unlock(lock_id)
+    _out().print(f"Released {holder.describe() if holder else f'the damaged lock {lock_id}'}.")
     return 0
 
 

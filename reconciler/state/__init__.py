@@ -9,15 +9,19 @@ from typing import TYPE_CHECKING, Any
 from reconciler.diagnostics import PipeformError
 
 if TYPE_CHECKING:  # the models pull in pydantic; `pipeform --help` must not
-    from reconciler.state.backend import StateBackend  # not at run time: validate needs none
+    from reconciler.state.backend import (  # not at run time: validate needs none
+        Access,
+        StateBackend,
+    )
 
 
-def open_backend(config: Mapping[str, Any], root: Path) -> StateBackend:
-    """The backend a Workspace's ``spec.state`` block (its JSON form) configures."""
+def open_backend(config: Mapping[str, Any], root: Path, access: Access = "create") -> StateBackend:
+    """The backend a Workspace's ``spec.state`` block (its JSON form) configures, opened
+    for access (see ``reconciler.state.backend``: read-only commands never create it)."""
     backend = config.get("backend", "sqlite")
     if backend == "sqlite":
         from reconciler.state.sqlite import SqliteBackend
 
         path = Path(config.get("path", ".pipeform/state.db"))
-        return SqliteBackend(path if path.is_absolute() else root / path)
+        return SqliteBackend(path if path.is_absolute() else root / path, access)
     raise PipeformError(f"the {backend} state backend is not available yet; use backend: sqlite")

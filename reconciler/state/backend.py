@@ -4,15 +4,32 @@ Errors::
 
     StateError            the state cannot be read or written
     ├── StateConflict     compare-and-swap failed: someone else wrote (serial moved)
-    └── LockHeld          another process holds the lock (its LockInfo attached)
+    ├── LockHeld          another process holds the lock (its LockInfo attached)
+    └── StateDamaged      the stored state is damaged: the message says what and how to
+        │                 recover (usually ``pipeform state restore SERIAL``)
+        └── LockDamaged   the lock row holds no readable lock (its id attached, so that
+                          ``pipeform force-unlock ID`` can still release it)
+
+How a command opens the state (``Access``):
+
+    create     read and write; a state that does not exist yet is created (apply,
+               destroy, refresh, import)
+    existing   read and write a state that exists; where there is none, an empty state
+               that lives in memory only, so nothing is created (plan, state rm,
+               state restore, force-unlock)
+    read       never write, so that an auditor's read-only checkout works; where there is
+               no state, the same empty state (state list, show, versions, history)
 """
 
 from __future__ import annotations
 
 import abc
+from typing import Literal
 
 from reconciler.diagnostics import PipeformError
 from reconciler.state.model import JournalEntry, LockInfo, ResourceState, State, Version
+
+Access = Literal["create", "existing", "read"]
 
 
 class StateError(PipeformError):
@@ -34,8 +51,22 @@ class LockHeld(StateError):
         )
 
 
+class StateDamaged(StateError):
+    pass
+
+
+class LockDamaged(StateDamaged):
+    def __init__(self, message: str, lock_id: str) -> None:
+        self.lock_id = lock_id
+        super().__init__(message)
+
+
 class StateBackend(abc.ABC):
     """Small interface, as Terraform's state managers: read, write one resource, lock."""
+
+    #: False when no state exists yet and this backend only shows an empty one (an
+    #: ``existing`` or ``read`` access found none): nothing was created.
+    exists: bool = True
 
     @abc.abstractmethod
     def read(self) -> State:
@@ -105,6 +136,19 @@ class StateBackend(abc.ABC):
     @abc.abstractmethod
     def state_at(self, serial: int) -> State:
         """The state as it was right after the write that made serial."""
+
+    @abc.abstractmethod
+    def restore(
+        self, serial: int, journal: JournalEntry, lineage: str | None = None
+    ) -> tuple[int, dict[str, str]]:
+        """Make the state what it was at ``serial`` (a kept version), as one new version.
+
+        Works on a damaged state too (records that do not parse, a serial that is not a
+        number, a missing resources table): the kept versions are what it rebuilds from.
+        ``lineage`` sets the lineage of a state that lost it, and only then. The journal
+        entry lands in the same transaction. Returns the new serial and what changed, by
+        address: added, changed or removed. Raises StateError for an unknown serial.
+        """
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

@@ -126,6 +126,11 @@ class LockInfo:
             f"since {self.since.replace('T', ' ')[:19]} UTC"
         )
 
+    def holder_is_alive(self) -> bool:
+        """True when the holder ran on this host and its process still runs (a live command,
+        or a hung one: only its user can tell)."""
+        return self.host == hostname() and not self.holder_is_dead()
+
     def holder_is_dead(self) -> bool:
         """True when the holder ran on this host and its process is gone (a crashed apply).
 
@@ -198,8 +203,18 @@ class JournalEntry:
 class Version:
     serial: int
     at: str
-    address: str
-    operation: str  # put | remove
+    address: str  # "*" for a restore, which writes every resource at once
+    operation: str  # put | remove | restore
+    restored_from: int | None = None  # a restore: the serial whose state it brought back
+
+    def describe(self) -> str:
+        """One line, as ``pipeform state versions`` shows it."""
+        what = (
+            f"the whole state, as at serial {self.restored_from}"
+            if self.operation == "restore"
+            else self.address
+        )
+        return f"{self.serial:>6}  {self.at[:19]}  {self.operation:<7}  {what}"
 
 
 def argv_command() -> str:

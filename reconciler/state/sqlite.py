@@ -4,6 +4,11 @@ Each write touches one resource row, bumps the serial and appends to the version
 inside one ``BEGIN IMMEDIATE`` transaction that first checks the serial (compare-and-
 swap). The lock is a row holding its holder's details; a lock whose holder was a local
 process that has died (kill -9, a cancelled CI job) is detected and broken.
+
+Opening never repairs or creates anything it was not asked to (see ``Access`` in
+``reconciler.state.backend``): a damaged file is described (``reconciler.state.damage``)
+and left as it is until ``restore`` rebuilds it from the kept versions. Without a state
+file, ``existing`` and ``read`` access show an empty state kept in memory.
 """
 
 from __future__ import annotations
@@ -17,84 +22,122 @@ from dataclasses import replace
 from pathlib import Path
 
 from reconciler import faults
-from reconciler.state.backend import LockHeld, StateBackend, StateConflict, StateError
+from reconciler.state import damage, sqlite_open
+from reconciler.state.backend import (
+    Access,
+    LockHeld,
+    StateBackend,
+    StateConflict,
+    StateDamaged,
+    StateError,
+)
 from reconciler.state.model import JournalEntry, LockInfo, ResourceState, State, Version, now
-from trainer.sqlitesetup import setup
+from reconciler.state.sqlite_open import as_serial, create_tables, newest
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS resources (address TEXT PRIMARY KEY, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS versions (
-    serial INTEGER PRIMARY KEY, at TEXT NOT NULL, address TEXT NOT NULL,
-    operation TEXT NOT NULL, data TEXT);
-CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS lock (
-    singleton INTEGER PRIMARY KEY CHECK (singleton = 1), id TEXT NOT NULL, data TEXT NOT NULL);
-"""
-
-
-def _setup(db: sqlite3.Connection) -> None:
-    """WAL mode, full fsync on commit and the schema on a new connection (retried while
-    another process holds the file, see ``trainer/sqlitesetup.py``)."""
-    setup(db, ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL"), SCHEMA)
+RESTORE = "restore"
 
 
 class SqliteBackend(StateBackend):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, access: Access = "create") -> None:
         self.path = path
+        self.access = access
         self._cache: State | None = None
+        self._damage: str | None = None  # what read() reports; restore() repairs it
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            _setup(self._db)
-            with self._tx():
-                row = self._db.execute("SELECT value FROM meta WHERE key='lineage'").fetchone()
-                if row is None:
-                    self._db.execute(
-                        "INSERT INTO meta VALUES ('lineage', ?), ('serial', '0'), ('created_at', ?)",
-                        (State.new_lineage(), now()),
-                    )
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot open the state database {path}: {exc}") from exc
+            with self._translate():
+                self._db, self.exists = sqlite_open.open_db(path, access)
+                if self.exists:
+                    self._damage = sqlite_open.prepare(self._db, path, access)
+        except BaseException as exc:
+            if hasattr(self, "_db"):
+                self._db.close()
+            if isinstance(exc, OSError):
+                raise damage.os_error(path, exc) from None
+            raise
+
+    def _newest(self) -> int | None:
+        return newest(self._db) if hasattr(self, "_db") else None
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        """SQLite's errors as what they mean for the user (read-only, damaged, full...)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise damage.explain(self.path, exc, self._newest()) from None
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._translate():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
-    def _meta(self, key: str) -> str:
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A read transaction: every query inside it sees the same version."""
+        with self._translate():
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("COMMIT")
+
+    def _intact(self) -> None:
+        if self._damage is not None:
+            raise StateDamaged(self._damage)
+
+    def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-        if row is None:
-            raise StateError(
-                f"the state database {self.path} has no {key}: it is not a pipeform state"
-            )
-        return str(row[0])
+        return None if row is None else str(row[0])
+
+    def _lineage(self) -> str:
+        lineage = self._meta("lineage")
+        if lineage is None:
+            raise StateDamaged(damage.lost_lineage(self.path, self._newest()))
+        return lineage
+
+    def _serial(self) -> int:
+        value = self._meta("serial")
+        serial = as_serial(value)
+        if serial is None:
+            raise StateDamaged(damage.bad_serial(self.path, value, self._newest()))
+        return serial
 
     def read(self) -> State:
         """The current state; parsed once per serial (the serial moves with every write)."""
-        self._db.execute("BEGIN")
-        try:
-            lineage, serial = self._meta("lineage"), int(self._meta("serial"))
+        self._intact()
+        with self._reading():
+            lineage, serial = self._lineage(), self._serial()
             cached = self._cache
             if cached is None or (cached.lineage, cached.serial) != (lineage, serial):
-                rows = self._db.execute("SELECT data FROM resources ORDER BY address").fetchall()
-                # one decode of one array costs less than one per row
-                records = json.loads("[" + ",".join(d for (d,) in rows) + "]")
-                parsed = (ResourceState.from_dict(r) for r in records)
-                cached = self._cache = State(lineage, serial, {r.address: r for r in parsed})
-        finally:
-            self._db.execute("COMMIT")
+                rows = self._db.execute(
+                    "SELECT address, data FROM resources ORDER BY address"
+                ).fetchall()
+                cached = self._cache = State(lineage, serial, self._parse(rows))
         return State(lineage, serial, dict(cached.resources))
 
+    def _parse(self, rows: list[tuple[str, str]]) -> dict[str, ResourceState]:
+        """Resource rows as records: one decode of one array costs less than one per row;
+        a row that is not one resource record's JSON is reported, with how to recover."""
+        try:
+            records = json.loads("[" + ",".join(d for (_, d) in rows) + "]")
+            parsed = {r.address: r for r in map(ResourceState.from_dict, records)}
+            if len(records) == len(rows) and all(a in parsed for a, _ in rows):
+                return parsed
+        except (ValueError, TypeError, AttributeError, KeyError):
+            pass
+        raise damage.bad_rows(self.path, rows, self._newest())
+
     def _check_serial(self, expected_serial: int) -> int:
-        serial = int(self._meta("serial"))
+        self._intact()
+        serial = self._serial()
         if serial != expected_serial:
             raise StateConflict(
                 f"the state changed while this command ran (serial {expected_serial} -> "
@@ -182,6 +225,7 @@ class SqliteBackend(StateBackend):
         deadline = time.monotonic() + timeout
         while True:
             with self._tx():
+                self._db.execute(sqlite_open.TABLES["lock"])  # a dropped one must not lock us out
                 holder = self.lock_holder()
                 if holder is not None and holder.holder_is_dead():
                     self._db.execute("DELETE FROM lock")
@@ -201,12 +245,23 @@ class SqliteBackend(StateBackend):
             self._db.execute("DELETE FROM lock WHERE id=?", (lock_id,))
 
     def force_unlock(self, lock_id: str) -> bool:
+        """Works on a damaged lock row too: it is found by its id column alone."""
         with self._tx():
             return self._db.execute("DELETE FROM lock WHERE id=?", (lock_id,)).rowcount > 0
 
     def lock_holder(self) -> LockInfo | None:
-        row = self._db.execute("SELECT data FROM lock").fetchone()
-        return LockInfo(**json.loads(row[0])) if row else None
+        """Who holds the lock; LockDamaged (with the row's id) when its record is unreadable."""
+        with self._translate():
+            row = self._db.execute("SELECT id, data FROM lock").fetchone()
+        if row is None:
+            return None
+        try:
+            holder = LockInfo(**json.loads(row[1]))
+            if not (isinstance(holder.pid, int) and isinstance(holder.host, str)):
+                raise TypeError("its pid or host has the wrong type")
+        except (ValueError, TypeError) as exc:
+            raise damage.bad_lock(self.path, str(row[0]), exc) from None
+        return holder
 
     def append_journal(self, entry: JournalEntry) -> None:
         with self._tx():
@@ -221,24 +276,127 @@ class SqliteBackend(StateBackend):
         return [JournalEntry(**json.loads(d)) for (d,) in reversed(rows)]
 
     def versions(self, limit: int = 50) -> list[Version]:
-        rows = self._db.execute(
-            "SELECT serial, at, address, operation FROM versions ORDER BY serial DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
+        with self._translate():
+            rows = self._db.execute(
+                "SELECT serial, at, address, operation, CASE WHEN operation = ? AND "
+                "json_valid(data) THEN json_extract(data, '$.restored_from') END "
+                "FROM versions ORDER BY serial DESC LIMIT ?",
+                (RESTORE, limit),
+            ).fetchall()
         return [Version(*row) for row in reversed(rows)]
 
     def state_at(self, serial: int) -> State:
-        resources: dict[str, ResourceState] = {}
+        with self._reading():
+            return State(self._lineage(), serial, self._replay(serial))
+
+    def _replay(self, serial: int) -> dict[str, ResourceState]:
+        """The resources as at serial: from the newest restore at or before it (a whole
+        state), then each write after it."""
+        start = self._db.execute(
+            "SELECT COALESCE(MAX(serial), 0) FROM versions WHERE operation = ? AND serial <= ?",
+            (RESTORE, serial),
+        ).fetchone()[0]
         rows = self._db.execute(
-            "SELECT address, operation, data FROM versions WHERE serial <= ? ORDER BY serial",
-            (serial,),
+            "SELECT serial, address, operation, data FROM versions "
+            "WHERE serial >= ? AND serial <= ? ORDER BY serial",
+            (start, serial),
         ).fetchall()
-        for address, operation, data in rows:
-            if operation == "remove":
-                resources.pop(address, None)
-            else:
-                resources[address] = ResourceState.from_dict(json.loads(data))
-        return State(self._meta("lineage"), serial, resources)
+        resources: dict[str, ResourceState] = {}
+        for at, address, operation, data in rows:
+            try:
+                if operation == "remove":
+                    resources.pop(address, None)
+                elif operation == RESTORE:
+                    records = json.loads(data)["resources"]
+                    resources = {r["address"]: ResourceState.from_dict(r) for r in records}
+                else:
+                    resources[address] = ResourceState.from_dict(json.loads(data))
+            except (ValueError, TypeError, AttributeError, KeyError) as exc:
+                raise StateDamaged(
+                    f"the state {self.path} is damaged: version {at} ({operation} {address}) "
+                    f"holds no readable record ({exc}).\n  Restore a serial before {at}."
+                ) from None
+        return resources
+
+    def restore(
+        self, serial: int, journal: JournalEntry, lineage: str | None = None
+    ) -> tuple[int, dict[str, str]]:
+        with self._tx():
+            create_tables(self._db)  # a dropped table comes back, to be filled below
+            target = self._target(serial)
+            lineage = self._restored_lineage(lineage)
+            before = dict(self._db.execute("SELECT address, data FROM resources").fetchall())
+            current = as_serial(self._meta("serial"))
+            new = max(current or 0, self._newest() or 0) + 1
+            after = {a: json.dumps(r.to_dict(), sort_keys=True) for a, r in target.items()}
+            changes = _changes(before, after)
+            self._db.execute("DELETE FROM resources")
+            self._db.executemany("INSERT INTO resources VALUES (?, ?)", sorted(after.items()))
+            snapshot = {
+                "restored_from": serial,
+                "resources": [r.to_dict() for r in target.values()],
+            }
+            self._db.execute(
+                "INSERT INTO versions VALUES (?, ?, '*', ?, ?)",
+                (new, now(), RESTORE, json.dumps(snapshot, sort_keys=True)),
+            )
+            results = [
+                {"address": a, "action": f"restore ({c})", "status": "succeeded", "error": None}
+                for a, c in sorted(changes.items())
+            ]
+            entry = replace(
+                journal,
+                serial_before=current if current is not None else new - 1,
+                serial_after=new,
+                finished_at=now(),
+                results=results,
+            )
+            self._db.execute(
+                "INSERT INTO journal (data) VALUES (?)", (json.dumps(entry.to_dict()),)
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('lineage', ?), ('serial', ?)",
+                (lineage, str(new)),
+            )
+        self._damage, self._cache = None, None
+        return new, changes
+
+    def _target(self, serial: int) -> dict[str, ResourceState]:
+        """What a restore of serial writes: replayed from the kept versions; where none is
+        kept at all (a dropped versions table), the current serial is its resource rows."""
+        if self._db.execute("SELECT 1 FROM versions WHERE serial=?", (serial,)).fetchone():
+            return self._replay(serial)
+        kept = self._db.execute("SELECT count(*) FROM versions").fetchone()[0]
+        if kept == 0 and serial > 0 and serial == as_serial(self._meta("serial")):
+            rows = self._db.execute("SELECT address, data FROM resources ORDER BY address")
+            return self._parse(rows.fetchall())
+        raise self._unknown_serial(serial)
+
+    def _restored_lineage(self, given: str | None) -> str:
+        current = self._meta("lineage")
+        if current is None:
+            if not given:
+                raise StateDamaged(damage.lost_lineage(self.path, self._newest()))
+            return given
+        if given and given != current:
+            raise StateError(
+                f"the state {self.path} has the lineage {current}; --lineage only gives back "
+                "the lineage of a state that lost it"
+            )
+        return current
+
+    def _unknown_serial(self, serial: int) -> StateError:
+        kept = self._db.execute("SELECT count(*) FROM versions").fetchone()[0]
+        shown = [v.describe() for v in self.versions(20)]
+        return damage.unknown_serial(serial, shown, int(kept))
 
     def close(self) -> None:
         self._db.close()
+
+
+def _changes(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
+    """What a restore changes, by address: added, changed or removed."""
+    out = {a: "removed" for a in before.keys() - after.keys()}
+    out.update({a: "added" for a in after.keys() - before.keys()})
+    out.update({a: "changed" for a in before.keys() & after.keys() if before[a] != after[a]})
+    return out

@@ -291,8 +291,10 @@ def test_a_stale_plan_never_overwrites_a_newer_apply_after_force_unlock(tmp_path
     with apply_at_prompt(root) as (waiting, terminal):
         holder = lock_holder(root)
         assert holder is not None and holder.pid == waiting.pid
-        # a colleague takes the lock for stale, and applies a newer commit
-        assert pipeform("force-unlock", holder.id, "-C", str(root), cwd=root).returncode == 0
+        # a colleague takes the lock for stale (its process runs: --force), and applies a
+        # newer commit
+        unlock = ("force-unlock", "--force", holder.id, "-C", str(root))
+        assert pipeform(*unlock, cwd=root).returncode == 0
         platform = root / "platform.yaml"
         platform.write_text(platform.read_text().replace("gpus: 4", "gpus: 8"))
         newer = pipeform(*APPLY, cwd=root)
