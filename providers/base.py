@@ -90,6 +90,9 @@ class ReadResponse:
     observed: JSON = field(default_factory=dict)  # live attributes, compared for drift
     outputs: JSON = field(default_factory=dict)
     external_id: str | None = None
+    #: what could not be checked where this command runs (a Secret's source in a pull
+    #: request's CI): shown with the plan, never drift; say what was kept instead
+    notes: list[str] = field(default_factory=list)
 
 
 @quick_init

@@ -248,15 +248,17 @@ def check_fresh(saved: plans.Plan, session: Session) -> None:
 
 
 def preflight(session: Session, plan: plans.Plan) -> None:
-    """Refuse an apply whose creates and updates need something from outside the specs
-    that cannot be had now (a Secret whose environment variable is unset), before any
-    change starts: every provider is asked (``Provider.check``) about each of its changes,
-    and every problem is reported at once, at its file:line:col."""
+    """Refuse an apply that needs something from outside the specs that cannot be had now
+    (a Secret whose environment variable is unset), before any change starts: every
+    provider is asked (``Provider.check``) about each resource the apply keeps, unchanged
+    ones too (a plan keeps a stored Secret whose source it cannot read, but an apply
+    that changes anything must be able to read every source), and every problem is
+    reported at once, at its file:line:col."""
     from reconciler.diagnostics import Diagnostics, error
 
     found = Diagnostics()
     documents = session.checked.tree.documents
-    for change in plan.actionable:
+    for change in plan.changes if plan.actionable else []:
         if change.after is None:  # a delete needs nothing from outside
             continue
         provider = session.providers.get(change.provider, change.address)

@@ -166,14 +166,19 @@ class SecretHandler(KindHandler):
         key = self.store.key()
         stored = {n: self._stored(key, request.ctx, n, r) for n, r in records.items()}
         observed: JSON = {"stored": stored, "source": None}
+        notes: list[str] = []
         if request.spec is not None:
             try:
                 value = read_source(inner_spec(request.spec).get("from"), self.settings)
                 if key is not None:
                     observed["source"] = fingerprint(key, request.ctx.address, value)
-            except PermanentError as exc:  # shown as drift; the update then reports it
-                observed["sourceError"] = str(exc)
-        return ReadResponse(True, observed, self._outputs(names, stored[present[0]]), present[0])
+            except PermanentError as exc:
+                # where a plan runs without the source (a pull request's CI), the stored
+                # value stands: no drift and no update; apply refuses it up front (check)
+                observed["source"] = stored[present[0]]
+                notes.append(f"source not readable here: {exc}; stored value kept")
+        outputs = self._outputs(names, stored[present[0]])
+        return ReadResponse(True, observed, outputs, present[0], notes)
 
     def _stored(
         self, key: bytes | None, ctx: ResourceContext, name: str, record: JSON | None

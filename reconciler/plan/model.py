@@ -137,6 +137,14 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class Note:
+    """Something a provider could not check where the plan ran, and what it kept instead."""
+
+    address: str
+    note: str
+
+
+@dataclass(frozen=True)
 class BudgetStatus:
     """One Budget against this plan: spend so far this period, and what the plan adds."""
 
@@ -193,6 +201,7 @@ class Plan:
     mode: str = "normal"  # normal | destroy | refresh-only
     changes: list[ResourceChange] = field(default_factory=list)
     drift: list[Drift] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)
     replace: list[str] = field(default_factory=list)
     format_version: str = FORMAT_VERSION
@@ -284,6 +293,7 @@ def from_dict(data: dict[str, Any]) -> Plan:
             **data,
             "changes": [change(c) for c in data["changes"]],
             "drift": [drift(d) for d in data["drift"]],
+            "notes": [Note(**n) for n in data.get("notes", [])],
             "policy": policy(data.get("policy")),
         }
     )

@@ -20,7 +20,7 @@ from providers.base import PlanRequest, PlanResponse, Provider, ReadResponse, Re
 from reconciler.diagnostics import Diagnostics, PipeformError, error
 from reconciler.plan import cost, policy
 from reconciler.plan.diff import apply_ignore, field_changes
-from reconciler.plan.model import UNKNOWN, Action, Plan, Reason, ResourceChange
+from reconciler.plan.model import UNKNOWN, Action, Note, Plan, Reason, ResourceChange
 from reconciler.plan.refresh import Refresher, provider_call
 from reconciler.spec.checks import CheckedTree
 from reconciler.spec.facts import Facts
@@ -337,6 +337,7 @@ def make_plan(
         mode=options.mode,
         changes=changes,
         drift=drift,
+        notes=[Note(a, n) for a, live in sorted(c.live.items()) for n in live.notes],
         targets=list(options.targets),
         replace=list(options.replace),
         cost_totals=totals,

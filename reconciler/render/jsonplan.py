@@ -36,7 +36,9 @@ from reconciler.render.redact import (
     sensitive_paths,
 )
 
-FORMAT_VERSION = "1.2"  # 1.1: cost and policy filled in, per-change "cost"; 1.2: "adopts"
+FORMAT_VERSION = (
+    "1.3"  # 1.1: cost and policy filled in, per-change "cost"; 1.2: "adopts"; 1.3: "notes"
+)
 
 # action_reason values. Where Terraform has a name for the same cause, it is reused, so
 # tools written for `terraform show -json` read these without a lookup table.
@@ -227,6 +229,7 @@ def render(plan: Plan) -> dict[str, Any]:
         "replace": sorted(plan.replace),
         "resource_changes": [resource_change(c) for c in plan.changes],
         "resource_drift": [resource_drift(d) for d in plan.drift],
+        "notes": [{"address": n.address, "note": n.note} for n in plan.notes],
         # "evaluated": false / "estimated": false say that nothing was checked or priced
         # (destroy and refresh-only plans): an empty "failed" list alone would read as a pass.
         "policy": policy(plan),

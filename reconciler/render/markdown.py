@@ -407,10 +407,19 @@ def policy_lines(plan: Plan) -> list[str]:
     return lines
 
 
+def note_lines(plan: Plan) -> list[str]:
+    """What could not be checked where the plan ran (a Secret's source in CI)."""
+    if not plan.notes:
+        return []
+    return ["**Not checked here:**", ""] + [
+        f"- **{escape(n.address)}**: {escape(n.note)}" for n in plan.notes
+    ]
+
+
 def _tail(plan: Plan) -> list[str]:
     """The closing words, the cost and the policy blocks (kept when the comment is cut)."""
     out: list[str] = []
-    for block in (_closing(plan), cost_lines(plan), policy_lines(plan)):
+    for block in (_closing(plan), note_lines(plan), cost_lines(plan), policy_lines(plan)):
         if block:
             out += ([""] if out else []) + block
     return out

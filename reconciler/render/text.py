@@ -185,8 +185,17 @@ def drift_lines(drift: list[Drift]) -> list[Line]:
     return out
 
 
+def note_lines(plan: Plan) -> list[Line]:
+    """What a provider could not check where the plan ran, and what it kept instead."""
+    out = [Line("Not checked here:", style="bold")]
+    out += [Line(f"  ? {n.address}   {n.note}", style="dim") for n in plan.notes]
+    return out
+
+
 def render(plan: Plan) -> list[Line]:
     lines: list[Line] = []
+    if plan.notes:
+        lines += [*note_lines(plan), Line("")]
     if plan.drift:
         lines += [*drift_lines(plan.drift), Line("")]
     actionable = plan.actionable

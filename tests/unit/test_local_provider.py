@@ -366,17 +366,18 @@ def test_a_missing_environment_variable_says_which_and_how_to_fix(
     assert not (provider.root / ".pipeform/data/secrets/token.json").exists()
 
 
-def test_a_missing_source_reads_as_drift_with_the_reason(
+def test_a_missing_source_keeps_the_stored_value_with_a_note(
     provider: LocalProvider, value: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = {"from": {"env": ENV_VAR}}
-    create(provider, "Secret", "token", spec)
+    made = create(provider, "Secret", "token", spec)
     monkeypatch.delenv(ENV_VAR)
     live = read(provider, "Secret", "token", spec)  # a plan must not fail on it
-    assert live.observed["source"] is None
-    assert live.observed["sourceError"] == (
-        f"environment variable {ENV_VAR} is not set (set it or change spec.from)"
-    )
+    assert live.observed == made.observed  # no drift: the stored value stands
+    assert live.notes == [
+        f"source not readable here: environment variable {ENV_VAR} is not set "
+        "(set it or change spec.from); stored value kept"
+    ]
 
 
 def test_aws_secrets_manager_sources_need_the_aws_provider(provider: LocalProvider) -> None:
