@@ -41,24 +41,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @cli.command()
 @PATHS
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable diagnostics.")
-def validate(paths: tuple[Path, ...], as_json: bool) -> int:
+@click.pass_obj
+def validate(obj: dict[str, Any], paths: tuple[Path, ...], as_json: bool) -> int:
     """Check the spec tree at PATH: syntax, kinds, fields, units, references, cycles.
 
     Every problem is reported at once, each with file:line:column. Exits 0 when the
     specs are valid and 1 when they are not.
     """
-    from reconciler.render.diagnostics import diagnostics_json, print_diagnostics
+    from reconciler.render.diagnostics import print_diagnostics
     from reconciler.spec.checks import check
 
+    if as_json:
+        return _validate_json(_paths(paths), debug=obj["debug"])
     checked = check(_paths(paths))
     diags = checked.diagnostics
-    if as_json:
-        click.echo(
-            diagnostics_json(
-                diags, documents=len(checked.tree.documents), files=len(checked.tree.files)
-            )
-        )
-        return 1 if diags.has_errors else 0
     print_diagnostics(diags)
     if diags.has_errors:
         return 1
@@ -68,6 +64,37 @@ def validate(paths: tuple[Path, ...], as_json: bool) -> int:
         f"{'s' if files != 1 else ''} are valid."
     )
     return 0
+
+
+def _validate_json(paths: list[Path], debug: bool) -> int:
+    """validate --json: always one JSON document on stdout, which tools parse, even when
+    the check itself fails (then with the failure as its one diagnostic)."""
+    from reconciler.diagnostics import Diagnostics, error
+    from reconciler.render.diagnostics import diagnostics_json
+    from reconciler.spec.checks import check
+
+    try:
+        checked = check(paths)
+    except PipeformError as exc:
+        click.echo(diagnostics_json(exc.diagnostics, documents=0, files=0))
+        return 1
+    except Exception as exc:
+        if debug:
+            raise
+        failure = error(
+            f"unexpected internal error: {type(exc).__name__}: {exc}",
+            hint="run again with --debug to see the traceback, and please report it",
+        )
+        click.echo(diagnostics_json(Diagnostics([failure]), documents=0, files=0))
+        _report(exc)
+        return 1
+    diags = checked.diagnostics
+    click.echo(
+        diagnostics_json(
+            diags, documents=len(checked.tree.documents), files=len(checked.tree.files)
+        )
+    )
+    return 1 if diags.has_errors else 0
 
 
 @cli.command()

@@ -7,6 +7,7 @@ pydantic is imported only here, and only when a document must be validated.
 
 from __future__ import annotations
 
+import math
 import re
 import types
 import typing
@@ -108,6 +109,8 @@ def _shown(value: Any) -> str:
         return "null (nothing)"
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
     shown = repr(value)
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
@@ -134,6 +137,8 @@ def _type_hint(kind: str, value: Any) -> str | None:
         return "write a plain number, without quotes or units"
     if kind.startswith("bool_"):
         return "write true or false"
+    if kind == "finite_number":
+        return "NaN and infinity cannot be compared or priced: write a finite number"
     if kind == "list_type":
         return "write a list: [a, b] or one '- item' per line"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
