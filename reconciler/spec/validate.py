@@ -137,6 +137,8 @@ def _type_hint(kind: str, value: Any) -> str | None:
         return "write a plain number, without quotes or units"
     if kind.startswith("bool_"):
         return "write true or false"
+    if kind == "invalid_key":
+        return "the keys here are field names: write text, not a number or another value"
     if kind == "finite_number":
         return "NaN and infinity cannot be compared or priced: write a finite number"
     if kind == "list_type":
@@ -182,7 +184,7 @@ def _describe(err: Any, path: DataPath, model: type[Document], data: Any) -> tup
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     elif kind in ("literal_error", "enum"):
         options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        message = f"{value!r} is not allowed; expected {ctx.get('expected', '')}"
+        message = f"{_shown(value)} is not allowed; expected {ctx.get('expected', '')}"
         hint = suggestion(str(value), options)
     elif kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
@@ -223,7 +225,7 @@ def _check_header(raw: RawDocument) -> tuple[type[Document] | None, list[Diagnos
     elif version != API_VERSION:
         problems.append(
             error(
-                f"apiVersion {version!r} is not supported",
+                f"apiVersion {_shown(version)} is not supported",
                 raw.position(("apiVersion",)),
                 hint=f"use apiVersion: {API_VERSION}",
             )
@@ -237,9 +239,12 @@ def _check_header(raw: RawDocument) -> tuple[type[Document] | None, list[Diagnos
     elif model is None:
         problems.append(
             error(
-                f"kind {kind!r} is not known",
+                f"kind {_shown(kind)} is not known"
+                if isinstance(kind, str)
+                else f"kind must be the name of a kind, not {_shown(kind)}",
                 raw.position(("kind",)),
-                hint=suggestion(str(kind), KINDS) or f"use one of {', '.join(KINDS)}",
+                hint=(isinstance(kind, str) and suggestion(kind, KINDS))
+                or f"use one of {', '.join(KINDS)}",
             )
         )
     return (None if problems else model), problems

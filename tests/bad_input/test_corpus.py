@@ -67,6 +67,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "unknown-kind.yaml": (2, "kind 'TrainingJobs' is not known (did you mean TrainingJob?)"),
     "kind-lower-case.yaml": (2, "kind 'quota' is not known (did you mean Quota?)"),
     "missing-kind.yaml": (1, "kind is missing"),
+    "kind-is-mapping.yaml": (2, "kind must be the name of a kind, not a mapping"),
     "wrong-api-version.yaml": (1, "apiVersion 'pipeform/v2' is not supported"),
     "kubernetes-api-version.yaml": (1, "apiVersion 'batch/v1' is not supported"),
     "missing-api-version.yaml": (1, "apiVersion is missing"),
