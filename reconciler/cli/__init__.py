@@ -69,24 +69,20 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @PATHS
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable diagnostics.")
 @trust_options
-def validate(paths: tuple[Path, ...], as_json: bool, trust: Any) -> int:
+@click.pass_obj
+def validate(obj: dict[str, Any], paths: tuple[Path, ...], as_json: bool, trust: Any) -> int:
     """Check the spec tree at PATH: syntax, kinds, fields, units, references, cycles.
 
     Every problem is reported at once, each with file:line:column. Exits 0 when the
     specs are valid and 1 when they are not.
     """
-    from reconciler.render.diagnostics import diagnostics_json, print_diagnostics
+    from reconciler.render.diagnostics import print_diagnostics
     from reconciler.spec.checks import check
 
+    if as_json:
+        return _validate_json(_paths(paths), trust, debug=obj["debug"])
     checked = check(_paths(paths), trust)
     diags = checked.diagnostics
-    if as_json:
-        click.echo(
-            diagnostics_json(
-                diags, documents=len(checked.tree.documents), files=len(checked.tree.files)
-            )
-        )
-        return 1 if diags.has_errors else 0
     print_diagnostics(diags)
     if diags.has_errors:
         return 1
@@ -106,6 +102,37 @@ def _valid_summary(checked: Any) -> str:
     if workspace:
         return f"Success! {counted} {where} {verb} valid."
     return f"Success! {counted} {where} {verb} valid (no Workspace document: its defaults apply)."
+
+
+def _validate_json(paths: list[Path], trust: Any, debug: bool) -> int:
+    """validate --json: always one JSON document on stdout, which tools parse, even when
+    the check itself fails (then with the failure as its one diagnostic)."""
+    from reconciler.diagnostics import Diagnostics, error
+    from reconciler.render.diagnostics import diagnostics_json
+    from reconciler.spec.checks import check
+
+    try:
+        checked = check(paths, trust)
+    except PipeformError as exc:
+        click.echo(diagnostics_json(exc.diagnostics, documents=0, files=0))
+        return 1
+    except Exception as exc:
+        if debug:
+            raise
+        failure = error(
+            f"unexpected internal error: {type(exc).__name__}: {exc}",
+            hint="run again with --debug to see the traceback, and please report it",
+        )
+        click.echo(diagnostics_json(Diagnostics([failure]), documents=0, files=0))
+        _report(exc)
+        return 1
+    diags = checked.diagnostics
+    click.echo(
+        diagnostics_json(
+            diags, documents=len(checked.tree.documents), files=len(checked.tree.files)
+        )
+    )
+    return 1 if diags.has_errors else 0
 
 
 @cli.command()

@@ -405,8 +405,11 @@ def specs_markdown() -> str:
         "- **required** fields must be written; for the others the description says what "
         "applies when the field is left out.",
         "- A *duration* is a number with a unit: `ms`, `s`, `m`, `h`, `d`, `w`, combinable "
-        "(`1h30m`). A *quantity* is a Kubernetes quantity: `500m` or `2` cores, `512Mi` or "
-        '`32Gi` of memory. An *amount* of money is `1000`, `1000.50` or `"$1,000.50"`.',
+        "(`1h30m`), at most `3650d`. A *quantity* is a Kubernetes quantity: `500m` or `2` "
+        "cores (at most 1,000,000, in whole millicores), `512Mi` or `32Gi` of memory (at "
+        'most `1Ei`). An *amount* of money is `1000`, `1000.50` or `"$1,000.50"`, below '
+        "10^15. Numbers are finite (no `.nan` or `.inf`) and integers fit in 64 bits; see "
+        "[limits](limits.md#numbers-and-values).",
         "",
         "Kinds: " + ", ".join(f"[{kind}](#{kind.lower()})" for kind in KINDS) + ".",
         "",

@@ -54,7 +54,9 @@ def empty_list() -> list[Any]:
 
 
 class SpecModel(BaseModel):
-    """Base of every spec model: camelCase aliases, unknown fields forbidden, frozen.
+    """Base of every spec model: camelCase aliases, unknown fields forbidden, frozen, and
+    every number finite: NaN and infinities (``.nan``, ``.inf``, ``"1e999"``) are refused
+    in every float field, as no bound, price or metric can be compared with them.
 
     ``PLAIN_METHODS`` names the methods (no arguments) whose results the spec cache keeps
     with the model's fields, so that a ``reconciler.spec.facts.View`` answers them too."""
@@ -68,6 +70,7 @@ class SpecModel(BaseModel):
         frozen=True,
         use_enum_values=True,
         validate_default=False,
+        allow_inf_nan=False,
         defer_build=True,  # build validators on first use: most commands touch few kinds
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import re
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -24,6 +23,7 @@ from reconciler.kinds.common import (
     SpecModel,
     empty_list,
 )
+from reconciler.kinds.patterns import check_pattern
 from reconciler.kinds.reference import Reference
 from reconciler.kinds.sources import CsvOptions as CsvOptions  # re-exported: readers use it
 from reconciler.kinds.sources import DataFormat as DataFormat
@@ -62,12 +62,7 @@ class Column(SpecModel):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, pattern: str | None) -> str | None:
-        if pattern is not None:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"regex {pattern!r} does not compile: {exc}") from exc
-        return pattern
+        return None if pattern is None else check_pattern(pattern)
 
     @model_validator(mode="after")
     def _bounds(self) -> Column:

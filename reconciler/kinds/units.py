@@ -15,6 +15,9 @@ from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 from reconciler.kinds.quantities import (
     DURATION_PATTERN,
+    MAX_CPU,
+    MAX_MEMORY,
+    MAX_MONEY,
     MONEY_PATTERN,
     QUANTITY_PATTERN,
     UNIT_KEY,
@@ -48,7 +51,7 @@ CpuQuantity = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0},
+                {"type": "number", "minimum": 0, "maximum": int(MAX_CPU)},
                 {"type": "string", "pattern": QUANTITY_PATTERN},
             ],
             "examples": [2, "500m"],
@@ -64,7 +67,7 @@ MemoryQuantity = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 0, "maximum": MAX_MEMORY},
                 {"type": "string", "pattern": QUANTITY_PATTERN},
             ],
             "examples": ["512Mi", "32Gi"],
@@ -84,7 +87,7 @@ def _money_type(places: int) -> Any:
         WithJsonSchema(
             {
                 "anyOf": [
-                    {"type": "number", "minimum": 0},
+                    {"type": "number", "minimum": 0, "exclusiveMaximum": int(MAX_MONEY)},
                     {"type": "string", "pattern": MONEY_PATTERN},
                 ],
                 "examples": [1000, "1,000.50"] if places == 2 else [0.04, 2.5],

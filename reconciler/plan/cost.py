@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from reconciler.kinds.quantities import format_duration
 from reconciler.kinds.reads import DefaultResourcesRead, TrainingJobRead, WorkspaceRead
-from reconciler.plan.model import Action, CostEstimate, ResourceChange
+from reconciler.plan.model import MONEY_CONTEXT, Action, CostEstimate, ResourceChange
 from reconciler.spec.checks import CheckedTree
 from reconciler.state.model import State
 
@@ -92,7 +92,7 @@ class Shape:
 
 
 def amount_text(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value else "0"
+    return format(value.normalize(MONEY_CONTEXT), "f") if value else "0"
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -175,16 +175,17 @@ def estimate(
     """The expected cost of the next run of job."""
     prices = Prices.of(workspace)
     shape = job_shape(job, workspace.spec.defaults.resources)
-    per_hour = hourly(shape, prices)
-    hours, basis = expected_hours(job, prior_outputs)
-    return CostEstimate(
-        amount=amount_text((per_hour * hours).quantize(MICRO)),
-        currency=prices.currency,
-        hours=amount_text(hours.quantize(MICRO)),
-        hourly=amount_text(per_hour.quantize(MICRO)),
-        basis=basis,
-        workers=shape.replicas,
-    )
+    with localcontext(MONEY_CONTEXT):
+        per_hour = hourly(shape, prices)
+        hours, basis = expected_hours(job, prior_outputs)
+        return CostEstimate(
+            amount=amount_text((per_hour * hours).quantize(MICRO)),
+            currency=prices.currency,
+            hours=amount_text(hours.quantize(MICRO)),
+            hourly=amount_text(per_hour.quantize(MICRO)),
+            basis=basis,
+            workers=shape.replicas,
+        )
 
 
 def estimate_changes(
@@ -202,7 +203,8 @@ def estimate_changes(
             prior = state.resources.get(change.address)
             job = loaded.training_job()
             found = estimate(job, workspace, prior.outputs if prior else {})
-            totals[found.currency] = totals.get(found.currency, Decimal(0)) + Decimal(found.amount)
+            total = totals.get(found.currency, Decimal(0))
+            totals[found.currency] = MONEY_CONTEXT.add(total, Decimal(found.amount))
             change = replace(change, cost=found)
         out.append(change)
     if not totals:
@@ -219,7 +221,8 @@ def run_cost(run: Mapping[str, Any], prices: Prices) -> Decimal | None:
     shape = run_shape(run.get("resources"))
     if seconds is None or shape is None:
         return None
-    return (hourly(shape, prices) * seconds / HOUR).quantize(MICRO)
+    with localcontext(MONEY_CONTEXT):
+        return (hourly(shape, prices) * seconds / HOUR).quantize(MICRO)
 
 
 def recorded_cost(run: Mapping[str, Any], currency: str) -> Decimal | None:

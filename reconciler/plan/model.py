@@ -18,7 +18,7 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from reconciler.frozen import quick_init
@@ -81,9 +81,18 @@ class FieldChange:
     sensitive: bool = False
 
 
+#: Decimal's context for money. The largest spec pipeform accepts (prices below 10^15, a
+#: million cores, 1Ei, 1024 GPUs, 1024 x 1024 workers, 3650d) costs about 10^35 a run;
+#: 60 digits keep such an amount to 6 places, and sums and percentages of them exact,
+#: where Decimal's default of 28 digits cannot even round them (InvalidOperation).
+MONEY_CONTEXT = Context(prec=60)
+
+
 def cents(amount: str | Decimal) -> str:
     """An amount rounded to cents for display: ``"4.484"`` -> ``"4.48"``."""
-    return str(Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    return str(
+        Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP, context=MONEY_CONTEXT)
+    )
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, PipeformError, Position, Severity
@@ -26,6 +26,7 @@ from reconciler.kinds.quantities import format_cpu, format_memory
 from reconciler.kinds.reads import QuotaRead, TrainingJobRead
 from reconciler.plan import cost
 from reconciler.plan.model import (
+    MONEY_CONTEXT,
     Action,
     BudgetStatus,
     Plan,
@@ -287,41 +288,51 @@ def budget_statuses(
     prices = cost.Prices.of(checked.tree.workspace)
     out = []
     for address, loaded in sorted(checked.tree.documents.items()):
-        if loaded.facts.kind != "Budget":
-            continue
-        spec = loaded.budget().spec
-        start, end = period_bounds(spec.period, at)
-        used = spend(state, spec.scope.labels, spec.currency, start, end, prices)
-        planned = sum(
-            (
-                Decimal(c.cost.amount)
-                for c in changes
-                if c.cost is not None
-                and c.cost.currency == spec.currency
-                and _matches(spec.scope.labels, (c.after or {}).get("metadata", {}).get("labels"))
-            ),
-            Decimal(0),
-        )
-        total = used + planned
-        percent = total / spec.amount * 100 if spec.amount else None
-        crossed = [t for t in spec.thresholds if percent is not None and percent >= Decimal(str(t))]
-        out.append(
-            BudgetStatus(
-                address=address,
-                amount=str(spec.amount),
-                currency=spec.currency,
-                period=spec.period,
-                period_start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                period_end=end.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                used=cost.amount_text(used),
-                planned=cost.amount_text(planned),
-                percent=str(percent.quantize(Decimal("0.1"))) if percent is not None else None,
-                enforce=spec.enforce,
-                over=total > spec.amount,
-                thresholds_crossed=crossed,
-            )
-        )
+        if loaded.facts.kind == "Budget":
+            with localcontext(MONEY_CONTEXT):
+                out.append(_budget_status(address, loaded, state, changes, at, prices))
     return out
+
+
+def _budget_status(
+    address: str,
+    loaded: LoadedDocument,
+    state: State,
+    changes: list[ResourceChange],
+    at: datetime,
+    prices: cost.Prices,
+) -> BudgetStatus:
+    """One Budget's standing: spent this period, planned, and the share of its amount."""
+    spec = loaded.budget().spec
+    start, end = period_bounds(spec.period, at)
+    used = spend(state, spec.scope.labels, spec.currency, start, end, prices)
+    planned = sum(
+        (
+            Decimal(c.cost.amount)
+            for c in changes
+            if c.cost is not None
+            and c.cost.currency == spec.currency
+            and _matches(spec.scope.labels, (c.after or {}).get("metadata", {}).get("labels"))
+        ),
+        Decimal(0),
+    )
+    total = used + planned
+    percent = total / spec.amount * 100 if spec.amount else None
+    crossed = [t for t in spec.thresholds if percent is not None and percent >= Decimal(str(t))]
+    return BudgetStatus(
+        address=address,
+        amount=str(spec.amount),
+        currency=spec.currency,
+        period=spec.period,
+        period_start=start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        period_end=end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        used=cost.amount_text(used),
+        planned=cost.amount_text(planned),
+        percent=str(percent.quantize(Decimal("0.1"))) if percent is not None else None,
+        enforce=spec.enforce,
+        over=total > spec.amount,
+        thresholds_crossed=crossed,
+    )
 
 
 def budget_findings(
@@ -345,7 +356,7 @@ def budget_findings(
         ]
     amounts = (
         f"used {cents(status.used)} + planned {cents(status.planned)} = "
-        f"{cents(Decimal(status.used) + Decimal(status.planned))} {status.currency} of "
+        f"{cents(MONEY_CONTEXT.add(Decimal(status.used), Decimal(status.planned)))} {status.currency} of "
         f"{status.amount} {status.currency} this {_period_noun(status.period)}"
         + (f" ({status.percent}%)" if status.percent is not None else "")
     )

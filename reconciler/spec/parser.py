@@ -14,6 +14,7 @@ from typing import Any, cast
 import yaml
 
 from reconciler.diagnostics import Diagnostics, Position, error
+from reconciler.spec import numbers
 from reconciler.spec.source import (
     MAX_DEPTH,
     MAX_DOCUMENTS_PER_FILE,
@@ -244,22 +245,32 @@ class _Builder:
                 and value.isascii()
                 and value.isdigit()
                 and (value[0] != "0" or value == "0")
+                and len(value) < numbers.INT64_DIGITS
             ):
                 return int(value)  # plain decimal (a leading 0 means octal in YAML 1.1)
         if tag in (f"{_TAG}str", f"{_TAG}timestamp"):
             return value
         if tag in _SCALARS:
-            try:
-                return _constructor.yaml_constructors[tag](
-                    _constructor, yaml.ScalarNode(tag, value)
-                )
-            except (ValueError, yaml.YAMLError) as exc:
-                raise _Limit(
-                    f"{value!r} is not a valid {_show_tag(tag)}",
-                    event.start_mark,
-                    f"remove the tag {_show_tag(tag)} or fix the value",
-                ) from exc
+            return self._construct(tag, value, event.start_mark)
         raise _not_allowed(tag, event.start_mark)
+
+    @staticmethod
+    def _construct(tag: str, value: str, mark: Any) -> Any:
+        if tag == f"{_TAG}int" and len(value) > numbers.MAX_INT_TEXT:
+            raise _Limit(numbers.too_large_integer(value), mark, numbers.HINT)
+        try:
+            data = _constructor.yaml_constructors[tag](_constructor, yaml.ScalarNode(tag, value))
+        except (ValueError, yaml.YAMLError) as exc:
+            shown = repr(value) if len(value) <= 40 else numbers.cut(value)
+            raise _Limit(
+                f"{shown} is not a valid {_show_tag(tag)}",
+                mark,
+                f"remove the tag {_show_tag(tag)} or fix the value",
+            ) from exc
+        problem = numbers.number_problem(data, value)
+        if problem:
+            raise _Limit(problem, mark, numbers.HINT)
+        return data
 
     def _key(self) -> tuple[Any, Any]:
         event = self.loader.get_event()

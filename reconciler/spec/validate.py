@@ -7,6 +7,7 @@ pydantic is imported only here, and only when a document must be validated.
 
 from __future__ import annotations
 
+import math
 import re
 import types
 import typing
@@ -108,6 +109,8 @@ def _shown(value: Any) -> str:
         return "null (nothing)"
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
     shown = repr(value)
     return shown if len(shown) <= 60 else shown[:57] + "..."
 
@@ -134,6 +137,10 @@ def _type_hint(kind: str, value: Any) -> str | None:
         return "write a plain number, without quotes or units"
     if kind.startswith("bool_"):
         return "write true or false"
+    if kind == "invalid_key":
+        return "the keys here are field names: write text, not a number or another value"
+    if kind == "finite_number":
+        return "NaN and infinity cannot be compared or priced: write a finite number"
     if kind == "list_type":
         return "write a list: [a, b] or one '- item' per line"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
@@ -177,7 +184,7 @@ def _describe(err: Any, path: DataPath, model: type[Document], data: Any) -> tup
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     elif kind in ("literal_error", "enum"):
         options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
-        message = f"{value!r} is not allowed; expected {ctx.get('expected', '')}"
+        message = f"{_shown(value)} is not allowed; expected {ctx.get('expected', '')}"
         hint = suggestion(str(value), options)
     elif kind == "string_pattern_mismatch":
         pattern = str(ctx.get("pattern", ""))
@@ -218,7 +225,7 @@ def _check_header(raw: RawDocument) -> tuple[type[Document] | None, list[Diagnos
     elif version != API_VERSION:
         problems.append(
             error(
-                f"apiVersion {version!r} is not supported",
+                f"apiVersion {_shown(version)} is not supported",
                 raw.position(("apiVersion",)),
                 hint=f"use apiVersion: {API_VERSION}",
             )
@@ -241,9 +248,12 @@ def _check_header(raw: RawDocument) -> tuple[type[Document] | None, list[Diagnos
     elif model is None:
         problems.append(
             error(
-                f"kind {kind!r} is not known",
+                f"kind {_shown(kind)} is not known"
+                if isinstance(kind, str)
+                else f"kind must be the name of a kind, not {_shown(kind)}",
                 raw.position(("kind",)),
-                hint=suggestion(str(kind), KINDS) or f"use one of {', '.join(KINDS)}",
+                hint=(isinstance(kind, str) and suggestion(kind, KINDS))
+                or f"use one of {', '.join(KINDS)}",
             )
         )
     return (None if problems else model), problems

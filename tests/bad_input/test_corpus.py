@@ -67,6 +67,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "unknown-kind.yaml": (2, "kind 'TrainingJobs' is not known (did you mean TrainingJob?)"),
     "kind-lower-case.yaml": (2, "kind 'quota' is not known (did you mean Quota?)"),
     "missing-kind.yaml": (1, "kind is missing"),
+    "kind-is-mapping.yaml": (2, "kind must be the name of a kind, not a mapping"),
     "wrong-api-version.yaml": (1, "apiVersion 'pipeform/v2' is not supported"),
     "kubernetes-api-version.yaml": (1, "apiVersion 'batch/v1' is not supported"),
     "missing-api-version.yaml": (1, "apiVersion is missing"),
@@ -135,6 +136,38 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "bad-money-european.yaml": (5, "'1.000,50' is not an amount of money"),
     "bad-money-decimals.yaml": (5, "99.999 has more than 2 decimal places"),
     "bad-currency.yaml": (6, "'dollars' is not an ISO 4217 currency code"),
+    # hostile numbers: each once ended in an internal error, or passed validate and crashed plan
+    "huge-integer.yaml": (6, "(5,000 characters) is too large for an integer"),
+    "huge-hex-integer.yaml": (5, "(5,002 characters) is too large for an integer"),
+    "budget-amount-overflow.yaml": (5, "1.0e+309 is too large for a number"),
+    "budget-amount-infinite.yaml": (5, "spec.amount: .inf is not an amount of money"),
+    "budget-amount-nan.yaml": (5, "spec.amount: .nan is not an amount of money"),
+    "budget-amount-30-digits.yaml": (5, "is too large; amounts are below 1,000,000,000,000,000"),
+    "price-overflow.yaml": (6, "1.0e+309 is too large for a number"),
+    "price-nan.yaml": (7, "spec.pricing.memoryGiBHour: .nan is not an amount of money"),
+    "price-30-digits.yaml": (
+        6,
+        "spec.pricing.gpuHour.h100: '123456789012345678901234567890' is too large",
+    ),
+    "duration-400-digits.yaml": (7, "(403 characters) is longer than 521w3d (3650d"),
+    "checkpoint-every-400-digits.yaml": (8, "spec.checkpoint.every: '999"),
+    "alert-for-400-digits.yaml": (6, "spec.for: '999"),
+    "slo-window-400-digits.yaml": (7, "spec.window: '999"),
+    "duration-over-ten-years.yaml": (7, "'3651d' is longer than 521w3d (3650d, about ten years)"),
+    "cpu-400-digits.yaml": (5, "is more than 1,000,000 cores"),
+    "memory-400-digits.yaml": (6, "is more than 1Ei (2^60 bytes)"),
+    "cpu-infinite.yaml": (5, "spec.cpu: .inf is not a quantity"),
+    "column-regex-overflow.yaml": (
+        7,
+        "regex 'a{99999999999999999999}' does not compile: the repetition number is too large",
+    ),
+    "column-regex-over-re2-limit.yaml": (7, "nested repetitions multiply to more than 1000"),
+    "column-regex-lookahead.yaml": (7, "it uses a look-ahead or look-behind"),
+    "gate-min-nan.yaml": (8, "spec.gates[0].min: input should be a finite number (got .nan)"),
+    "column-max-infinite.yaml": (
+        7,
+        "spec.schema[0].max: input should be a finite number (got .inf)",
+    ),
     # rules inside one document
     "gate-metric-wrong-task.yaml": (
         8,
@@ -331,6 +364,17 @@ def test_json_output_for_a_file_that_is_not_yaml() -> None:
     body = json.loads(run.stdout)
     assert body["valid"] is False
     assert body["diagnostics"][0]["range"]["start"]["line"] == 3
+
+
+def test_json_output_for_a_5000_digit_integer() -> None:
+    """Once an internal error that left stdout empty: tools reading --json got nothing."""
+    run = pipeform("validate", "--json", display(CORPUS / "huge-integer.yaml"))
+    assert_clean_failure(run, "--json huge integer")
+    body = json.loads(run.stdout)
+    assert body["valid"] is False and body["error_count"] == 1
+    [diag] = body["diagnostics"]
+    assert "too large for an integer" in diag["summary"]
+    assert diag["range"]["start"] == {"line": 6, "column": 19}
 
 
 # --- files made at test time ---------------------------------------------------------

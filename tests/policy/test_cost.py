@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -240,3 +240,44 @@ def test_apply_records_the_actual_cost_of_each_new_run(tmp_path: Path, runs_prov
     session = apply(root)
     runs = session.backend.read().resources["TrainingJob/churn-model"].outputs["runs"]
     assert len(runs) == 2 and all(r["cost"]["amount"] == "4.48" for r in runs)
+
+
+def test_the_largest_spec_accepted_is_priced_exactly(tmp_path: Path) -> None:
+    """Every bound at once (prices just below 10^15, a million cores, 1Ei, 1024 GPUs on
+    1024 x 1024 workers, 3650d) once ended plan in decimal.InvalidOperation."""
+    price = "999999999999999.99"
+    workspace = f"""
+        apiVersion: pipeform/v1
+        kind: Workspace
+        metadata: {{name: w}}
+        spec:
+          defaults: {{provider: fake}}
+          pricing: {{gpuHour: {{h100: "{price}"}}, cpuHour: "{price}", memoryGiBHour: "{price}"}}
+        """
+    job = """
+        apiVersion: pipeform/v1
+        kind: TrainingJob
+        metadata: {name: churn-model}
+        spec:
+          features: churn-features
+          model: {type: mlp, task: binary-classification}
+          resources: {gpus: 1024, gpuType: h100, cpu: 1000000, memory: 1Ei}
+          distributed: {workers: 1024, nodes: 1024}
+          maxDuration: 3650d
+        ---
+        apiVersion: pipeform/v1
+        kind: Budget
+        metadata: {name: tiny}
+        spec: {amount: 0.01}
+        """
+    root = training_tree(tmp_path, **{"pipeform.yaml": workspace, "training.yaml": job})
+    result = plan(root)
+    with localcontext(Context(prec=60)):  # exact: Decimal's default 28 digits would round
+        per_worker = (1024 + 1_000_000 + 2**30) * Decimal(price)
+        expected = per_worker * 1024 * 1024 * 3650 * 24
+        percent = (expected * 10_000).quantize(Decimal("0.1"))
+    [change] = [c for c in result.changes if c.address == "TrainingJob/churn-model"]
+    assert change.cost is not None and Decimal(change.cost.amount) == expected
+    assert result.cost_totals == {"USD": change.cost.amount}
+    [budget] = result.policy.budgets
+    assert budget.over and Decimal(budget.percent) == percent

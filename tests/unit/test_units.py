@@ -90,3 +90,45 @@ def test_bad_money(bad: object) -> None:
 
 def test_unit_prices_allow_six_decimals() -> None:
     assert units.parse_money("0.000125", places=6) == Decimal("0.000125")
+
+
+# -- bounds: past them a value is a mistake or an attack, refused before it can overflow
+
+
+def test_durations_reach_ten_years_and_no_further() -> None:
+    assert units.parse_duration("3650d") == units.MAX_DURATION_SECONDS
+    for bad in ("3651d", "522w", "9" * 400 + "s"):  # 400 digits: once infinity, crashing plan
+        with pytest.raises(ValueError, match=r"longer than 521w3d \(3650d, about ten years\)"):
+            units.parse_duration(bad)
+
+
+def test_cpu_is_bounded_and_whole_millicores() -> None:
+    assert units.parse_cpu("1000000") == Decimal(1_000_000)
+    assert units.parse_cpu("1m") == Decimal("0.001")
+    with pytest.raises(ValueError, match="more than 1,000,000 cores"):
+        units.parse_cpu("9" * 400)
+    with pytest.raises(ValueError, match="finer than a millicore"):
+        units.parse_cpu("0.0001")
+
+
+def test_memory_is_bounded_at_one_exbibyte() -> None:
+    assert units.parse_memory("1Ei") == 2**60
+    with pytest.raises(ValueError, match=r"more than 1Ei"):
+        units.parse_memory("1025Pi")
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf"), float("nan"), Decimal("NaN")])
+def test_quantities_and_money_refuse_nan_and_infinity(bad: object) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        units.parse_cpu(bad)
+    with pytest.raises(ValueError, match="finite"):
+        units.parse_memory(bad)
+    with pytest.raises(ValueError, match="finite"):
+        units.parse_money(bad)
+
+
+def test_money_is_below_ten_to_the_fifteen() -> None:
+    assert units.parse_money("$999,999,999,999,999.99") == Decimal("999999999999999.99")
+    for bad in (10**15, "1" + "0" * 29, 1e30):  # 30 digits: once decimal.InvalidOperation
+        with pytest.raises(ValueError, match=r"too large; amounts are below"):
+            units.parse_money(bad, places=6)
