@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import click
 
 from reconciler.cli import PATHS, _paths, cli, trust_options
+from reconciler.cli.progress import listener
 from reconciler.diagnostics import PipeformError
 
 
@@ -176,6 +178,16 @@ def _show_plan(plan: Any, fmt: str) -> None:
 @PARALLELISM
 @ALLOW_OVER_BUDGET
 @LOCK_TIMEOUT
+@click.option(
+    "--lock",
+    type=click.BOOL,
+    default=True,
+    show_default=True,
+    metavar="BOOLEAN",
+    help="Hold the state lock while planning. --lock=false (as Terraform's -lock=false) plans "
+    "from one consistent read of the state without it, so pull requests can plan while an "
+    "apply runs; a plan saved so is still refused at apply when the state moved since.",
+)
 @trust_options
 def plan(
     paths: tuple[Path, ...],
@@ -191,6 +203,7 @@ def plan(
     parallelism: int,
     allow_over_budget: bool,
     lock_timeout: str,
+    lock: bool,
     trust: Any,
 ) -> int:
     """Show what apply would change in the spec tree at PATH, and why.
@@ -206,7 +219,10 @@ def plan(
     mode = "refresh-only" if refresh_only else "destroy" if destroy else "normal"
     # A plan only shown creates no state; a saved one is bound to the state's lineage.
     session = engine.open_session(_paths(paths), "create" if out_file else "existing", trust)
-    with engine.locked(session.backend, _seconds(lock_timeout)) as notes:
+    held: AbstractContextManager[list[str]] = (
+        engine.locked(session.backend, _seconds(lock_timeout)) if lock else nullcontext([])
+    )
+    with held as notes:
         _print_notes(notes)
         _check_addresses(session, target + replace, "--target/--replace")
         options = _plan_options(mode, refresh, target, replace, allow_over_budget, parallelism)
@@ -220,100 +236,6 @@ def plan(
             f"Saved the plan to {out_file}. Apply it with: pipeform apply {out_file}"
         )
     return 2 if detailed_exitcode and result.has_changes else 0
-
-
-def _listener() -> Any:
-    """Progress lines as each resource starts and ends (called from worker threads)."""
-    import threading
-
-    from reconciler.plan.model import Action
-    from reconciler.render.diagnostics import plain_stream
-    from reconciler.render.lines import Line
-
-    stream = plain_stream()
-    out = _out() if stream is None else None
-    lock = threading.Lock()
-    verbs = {
-        "create": "creating",
-        "update": "updating",
-        "delete": "destroying",
-        "delete-then-create": "replacing",
-        "create-then-delete": "replacing",
-    }
-
-    def emit(line: Line) -> None:
-        with lock:
-            if out is not None:
-                out.print(line.to_rich())
-            elif stream is not None:  # plain output skips rich, which costs more than the change
-                stream.write(line.plain + "\n")
-                stream.flush()
-
-    def progress(address: str, event: dict[str, Any]) -> None:
-        line = progress_line(event)
-        if line:
-            emit(Line(f"{address}: {line}", style="dim"))
-
-    from providers import base
-
-    base.set_progress(progress)
-
-    def listen(event: str, change: Any, outcome: Any) -> None:
-        if change.action is Action.NOOP:
-            return
-        if event == "start":
-            verb = verbs.get(change.action.value, change.action.value)
-            emit(
-                Line(
-                    f"{change.address}: {f'adopting {change.adopts}' if change.adopts else verb}..."
-                )
-            )
-        elif outcome.status == "succeeded":
-            emit(Line(f"{change.address}: done ({outcome.seconds:.1f}s)"))
-        elif outcome.status == "skipped":
-            emit(Line(f"{change.address}: skipped ({outcome.error})", style="yellow"))
-        else:
-            line = Line(f"{change.address}: {outcome.status}", style="red")
-            line.append(f": {outcome.error}")
-            emit(line)
-
-    return listen
-
-
-def progress_line(event: dict[str, Any]) -> str:
-    """One line for a provider's progress event, or "" for events not worth a line."""
-    kind = event.get("event")
-    if kind == "progress":  # a line the trainer printed; "stage" is its own event name
-        if event.get("stage") == "epoch":
-            return _epoch_line(event)
-        if event.get("stage") in ("resumed", "early-stop", "preempted"):
-            return str(event["stage"])
-        return ""
-    if kind == "started":
-        return f"run {str(event.get('runId', ''))[:12]} started (attempt {event.get('attempt', 1)})"
-    if kind == "retrying":
-        return f"retrying from the newest checkpoint (attempt {event.get('attempt')})"
-    if kind == "waiting":
-        return str(event.get("message") or "waiting")
-    if kind == "validated":
-        return str(event.get("summary") or "")
-    return ""
-
-
-def _epoch_line(event: dict[str, Any]) -> str:
-    parts = [f"epoch {event.get('epoch')}/{event.get('epochs')}"]
-    loss = event.get("loss")
-    if isinstance(loss, int | float):
-        parts.append(f"loss {loss:.4f}")
-    metrics = event.get("metrics") or {}
-    for name in ("auc", "accuracy", "rmse", "r2"):
-        value = metrics.get(name)
-        if isinstance(value, int | float):
-            parts.append(f"val {name} {value:.4f}")
-    rate = event.get("samples_per_s")
-    if isinstance(rate, int | float):
-        parts.append(f"{rate:,.0f} samples/s")
-    return ", ".join(parts)
 
 
 def _confirm(auto_approve: bool, what: str) -> None:
@@ -396,7 +318,7 @@ def _apply(
             serial = engine.apply_refresh(session, result)
             _out().print(f"Refresh recorded. State saved (serial {serial}).")
             return 0
-        report = engine.apply(session, result, command, parallelism, _listener())
+        report = engine.apply(session, result, command, parallelism, listener())
     return _finish(report, result)
 
 

@@ -75,3 +75,37 @@ def test_apply_refuses_to_change_a_secret_it_cannot_read(tmp_path: Path) -> None
     assert refused.returncode == 1
     assert "PR_PLAN_OTHER is not set" in refused.stderr
     assert "Nothing was changed." in refused.stderr + refused.stdout
+
+
+def test_plan_without_the_lock_runs_beside_an_apply_and_a_stale_saved_plan_is_refused(
+    tmp_path: Path,
+) -> None:
+    import uuid
+
+    from reconciler.state.model import LockInfo, now
+    from reconciler.state.sqlite import SqliteBackend
+
+    root = _applied(tmp_path)
+    env = _env(PR_PLAN_TOKEN="v-1-secret")
+    backend = SqliteBackend(root / ".pipeform" / "state.db")
+    apply_running = LockInfo(
+        str(uuid.uuid4()), "ci@main", "runner-1", 4242, "pipeform apply", now()
+    )
+    backend.acquire_lock(apply_running)
+    try:
+        locked = run_cli("plan", str(root), env=env)
+        assert locked.returncode == 1 and apply_running.id in locked.stderr
+        out = tmp_path / "pr.plan"
+        planned = run_cli("plan", "--lock=false", "--out", str(out), str(root), env=env)
+        assert planned.returncode == 0, planned.stderr
+        assert "No changes" in planned.stdout
+    finally:
+        backend.release_lock(apply_running.id)
+        backend.close()
+    # the apply it ran beside moved the state on: the saved plan is refused
+    (root / "specs.yaml").write_text(TREE.replace("gpus: 1", "gpus: 2").lstrip())
+    assert run_cli("apply", "--auto-approve", str(root), env=env).returncode == 0
+    (root / "specs.yaml").write_text(TREE.lstrip())
+    stale = run_cli("apply", str(out), str(root), env=env)
+    assert stale.returncode == 1
+    assert "saved plan is stale" in stale.stderr
