@@ -552,3 +552,42 @@ def test_plain_output_never_loads_rich_and_colour_output_is_styled(
         assert "\x1b[" in run.stdout and "rich loaded" in run.stderr
     else:
         assert "\x1b[" not in run.stdout and "no rich" in run.stderr
+
+
+def test_markdown_names_the_blast_radius_of_each_root_change() -> None:
+    """A Dataset change says which FeatureSets re-materialise and which models retrain
+    because of it, a FeatureSet which models; a Quota the models name sets nothing off."""
+    dataset = ResourceChange(
+        "Dataset/rand-hie", "Dataset", "local", Action.UPDATE, Reason.SPEC_CHANGED
+    )
+    features = ResourceChange(
+        "FeatureSet/visits",
+        "FeatureSet",
+        "local",
+        Action.UPDATE,
+        Reason.INPUT_CHANGED,
+        dependencies=["Dataset/rand-hie"],
+    )
+    models = [
+        ResourceChange(
+            f"TrainingJob/model-{i}",
+            "TrainingJob",
+            "local",
+            Action.DELETE_THEN_CREATE,
+            Reason.INPUT_CHANGED,
+            dependencies=["FeatureSet/visits", "Quota/team"],
+        )
+        for i in range(5)
+    ]
+    quota = ResourceChange("Quota/team", "Quota", "local", Action.UPDATE, Reason.SPEC_CHANGED)
+    comment = markdown.render(make_plan([dataset, features, *models, quota]))
+    rows = {cells[1].strip(): " | ".join(cells) for cells in table_rows(comment)}
+    assert (
+        "re-materialises 1 FeatureSet (visits); retrains 5 TrainingJobs "
+        "(model-0, model-1, model-2 and 2 more)" in rows["Dataset/rand-hie"]
+    )
+    assert "retrains 5 TrainingJobs" in rows["FeatureSet/visits"]
+    assert "→" not in rows["TrainingJob/model-0"]
+    assert "→" not in rows["Quota/team"], (
+        "a Quota edit does not retrain: its models did not change because of it"
+    )
