@@ -3,7 +3,9 @@
 A file is replaced by writing a temporary file in the same directory, fsyncing it,
 optionally letting a caller check it (``promtool check rules`` looks there), renaming it
 over the target and fsyncing the directory, so a crash leaves either the old file or the
-new one, never half of either. (The trainer, which ships on its own, has the same recipe
+new one, never half of either. The temporary file's name carries the writer's pid and
+start time (``providers.leftovers``), so one left by a killed writer can be proven
+abandoned and removed. (The trainer, which ships on its own, has the same recipe
 in ``trainer.fsio``.)
 """
 
@@ -15,6 +17,9 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from providers import leftovers
+from reconciler import faults
 
 CHUNK = 1 << 20
 
@@ -40,7 +45,9 @@ def fsync_dir(path: Path) -> None:
 
 def durable_temp(path: Path, data: bytes, mode: int) -> Path:
     """A synced temporary file beside path holding data; the caller renames or links it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f".{path.name}.{leftovers.owner_tag()}.", suffix=".tmp"
+    )  # .<name>.<pid>-<start>.<random>.tmp
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
@@ -60,11 +67,14 @@ def atomic_write(
     """Replace path with data: temporary file, fsync, ``check(temp)``, rename, fsync of dir.
 
     ``check`` sees the complete temporary file and raises to keep the old file in place.
+    Temporary files of path that a killed writer left are removed first.
     """
+    leftovers.clean(path.parent, f".{path.name}.")  # a killed writer's temporary files
     tmp = durable_temp(path, data, mode)
     try:
         if check is not None:
             check(tmp)
+        faults.point("mid-file-write", path.name)  # the new bytes are in tmp, not yet in place
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -2,7 +2,9 @@
 
 ``PIPEFORM_FAULT=point`` or ``point:Kind/name`` makes the process kill itself with
 SIGKILL when it reaches that point, so tests can prove that re-running converges after
-a crash at any moment. The variable is read once, when the process starts (tests set
+a crash at any moment (``address`` is a resource's address, or for the providers' points
+``mid-materialise`` and ``mid-file-write`` the FeatureSet's address and the file's name).
+The variable is read once, when the process starts (tests set
 it for the process they run); unset (always, outside tests) a point costs one comparison.
 """
 

@@ -37,6 +37,7 @@ from types import FrameType
 from typing import Any
 
 from providers.base import JSON, PermanentError, report_progress
+from providers.leftovers import process_start as process_start  # shared with the cleanup
 from providers.local import files
 
 TRAINER_COMMAND_ENV = "PIPEFORM_TRAINER_COMMAND"
@@ -205,21 +206,6 @@ def stop_orphan(pid: int, started: str | None, grace: float = GRACE_SECONDS) -> 
             )
         time.sleep(POLL_SECONDS)
     return True
-
-
-def process_start(pid: int) -> str | None:
-    """The process's start time (clock ticks since boot, from /proc), or None when it is gone.
-
-    Together with the pid it names one process: a reused pid has another start time.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    if len(fields) < 20 or fields[0] == "Z":
-        return None  # a zombie has finished
-    return fields[19]
 
 
 def group_alive(pgid: int) -> bool:

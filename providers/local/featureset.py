@@ -6,7 +6,9 @@ never rewritten once in place, and ``current.json``, the record (owner labels, c
 the live object. The id is content-addressed: ``fs-`` + the first 24 hex digits of the
 inputs fingerprint, sha256 over the spec's hash, the Dataset snapshot id and
 ``TRANSFORM_CODE_VERSION``. So nothing is materialised again unless one of those moved,
-and an apply whose directory already exists (and verifies) only points at it.
+and an apply whose directory already exists (and verifies) only points at it. Tables are
+written into ``.<id>.<pid>-<start>.<random>/`` and renamed into place; what a killed apply
+left there is removed by the next apply of the FeatureSet (``providers.leftovers``).
 
 Reading verifies the tables: observed is ``{id, trainSha256, validationSha256}`` from the
 files, so an edited table shows as drift and an apply writes a fresh copy. pyarrow is
@@ -20,11 +22,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from providers import leftovers
 from providers.base import (
     JSON,
     ApplyRequest,
@@ -38,6 +40,7 @@ from providers.base import (
 )
 from providers.local import files
 from providers.local.kind import KindHandler, inner_spec
+from reconciler import faults
 
 RECORD_KIND = "pipeform.local/FeatureSet"
 #: the value upstream outputs hold while they are pending (reconciler.plan.model.UNKNOWN)
@@ -211,10 +214,11 @@ class FeatureSetHandler(KindHandler):
         fs_id = feature_set_id(inputs_fingerprint(spec, str(snapshot)))
         files.claim(record_path, ctx, self.settings.shown(record_path), fs_id)
         files.ensure_dir(root)
+        leftovers.clean(root, ".")  # what a killed apply left: half-written tables, temp files
         directory = root / fs_id
         manifest = self._verified(directory)
         if manifest is None:
-            manifest = self._materialise(spec, source_path, str(snapshot), directory)
+            manifest = self._materialise(ctx.address, spec, source_path, str(snapshot), directory)
         record = {
             "kind": RECORD_KIND,
             "name": ctx.name,
@@ -246,14 +250,19 @@ class FeatureSetHandler(KindHandler):
         shutil.rmtree(directory)
         return None
 
-    def _materialise(self, spec: JSON, source: Path, snapshot: str, directory: Path) -> JSON:
+    def _materialise(
+        self, address: str, spec: JSON, source: Path, snapshot: str, directory: Path
+    ) -> JSON:
         from providers.local.data.features import parse_spec
         from providers.local.data.features_build import materialise
 
-        temporary = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        # named after this process, so a later apply can tell it was abandoned (_apply)
+        temporary = directory.parent / leftovers.temp_name(f".{directory.name}")
+        temporary.mkdir(mode=0o755)
         try:
             os.chmod(temporary, 0o755)
             manifest = materialise(parse_spec(spec), source, snapshot, directory.name, temporary)
+            faults.point("mid-materialise", address)  # tables written, not yet in place
             try:
                 os.rename(temporary, directory)
             except OSError:  # another apply finished the same id first: its copy is as good

@@ -6,7 +6,9 @@ the run trains, the attempts so far (each with its exit and wall time), the proc
 runs it (pid, process group, start time: so a later apply can tell a dead run from a
 live one), the resources asked for, and the owner labels. A ``running`` record whose
 process is gone is an interrupted run: the next apply with the same fingerprint resumes
-it under the same run id, from its newest checkpoint.
+it under the same run id, from its newest checkpoint. A run directory is made under a
+temporary name (``.<run id>.<pid>-<start>.<random>``) and renamed once its record is
+written; one left by a killed apply is removed by the job's next run or its delete.
 
 Statuses: running, succeeded, gated, failed, timed-out, and abandoned (an interrupted run
 whose inputs moved on, so it is never resumed).
@@ -14,12 +16,14 @@ whose inputs moved on, so it is never resumed).
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from providers import leftovers
 from providers.base import JSON, PermanentError, ResourceContext
 from providers.local import files
 from providers.local.settings import LocalSettings
@@ -63,7 +67,7 @@ class RunStore:
         oldest first."""
         found = []
         if self.job_dir.is_dir():
-            for path in self.job_dir.glob(f"*/{RECORD}"):
+            for path in self.job_dir.glob(f"[!.]*/{RECORD}"):  # not a run being made
                 try:
                     record = files.read_json(path, self.settings.shown(path))
                 except Exception:  # a damaged record is not ours to judge here
@@ -104,13 +108,14 @@ class RunStore:
         files.write_json(self.run_dir(str(record["runId"])) / RECORD, record)
 
     def new(self, fingerprint: str, inputs: JSON, resources: JSON) -> JSON:
+        """A new run, recorded ``running``. Its directory is made under a temporary name
+        and renamed into place once its record is written, so a kill never leaves a run
+        without a record: only a temporary directory that the next run removes."""
         run_id = uuid.uuid4().hex
-        run_dir = self.run_dir(run_id)
-        for private in (
-            self.job_dir,
-            run_dir,
-            run_dir / "logs",
-        ):  # logs may hold what a run printed
+        files.ensure_dir(self.job_dir, 0o700)
+        self.clean()
+        temporary = self.job_dir / leftovers.temp_name(f".{run_id}")
+        for private in (temporary, temporary / "logs"):  # logs may hold what a run printed
             files.ensure_dir(private, 0o700)
         record: JSON = {
             "kind": RECORD_KIND,
@@ -127,8 +132,15 @@ class RunStore:
             "createdAt": now_iso(),
             files.LABELS: self.ctx.owner_labels,
         }
-        self.save(record)
+        files.write_json(temporary / RECORD, record)
+        os.rename(temporary, self.run_dir(run_id))
+        files.fsync_dir(self.job_dir)
         return record
+
+    def clean(self) -> None:
+        """Remove what killed applies left in the job's directory: run directories that
+        never got their record, temporary files."""
+        leftovers.clean(self.job_dir, ".")
 
     def succeeded(self, fingerprint: str) -> JSON | None:
         """The job's newest successful run, if it trained exactly these inputs (with its result).
@@ -165,8 +177,9 @@ class RunStore:
         for record in self.records():
             shutil.rmtree(self.run_dir(str(record["runId"])), ignore_errors=True)
         if self.job_dir.is_dir():
-            leftovers = [p for p in self.job_dir.iterdir() if p.name != "counts.json"]
-            if not leftovers:
+            self.clean()
+            rest = [p for p in self.job_dir.iterdir() if p.name != "counts.json"]
+            if not rest:
                 shutil.rmtree(self.job_dir, ignore_errors=True)
 
     def prior_counts(self, prior_runs: list[JSON]) -> dict[str, int]:

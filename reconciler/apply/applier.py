@@ -9,6 +9,7 @@ state did not record yet, and deleting what is already gone succeeds.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import errno
 import queue
 import threading
 import time
@@ -301,7 +302,7 @@ class Applier:
                 change.address,
                 change.action,
                 "failed",
-                f"provider {change.provider} crashed: {type(exc).__name__}: {exc}",
+                _unexpected(change.provider, exc),
                 time.monotonic() - started,
             )
         if (
@@ -389,6 +390,21 @@ class Applier:
         except BaseException as exc:  # reported as this resource's failure
             outcome = Outcome(change.address, change.action, "failed", f"internal error: {exc!r}")
         results.put((change.address, outcome))
+
+
+def _unexpected(provider: str, exc: Exception) -> str:
+    """What an exception a provider did not expect means: a full disk is the user's to
+    fix, not a provider's crash."""
+    if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)) or (
+        "No space left on device" in str(exc)
+    ):
+        filename = exc.filename if isinstance(exc, OSError) else None
+        where = f" while writing {filename}" if filename else ""
+        return (
+            f"the disk is full (no space left on device){where}: free space on it, or "
+            "give it more, and apply again"
+        )
+    return f"provider {provider} crashed: {type(exc).__name__}: {exc}"
 
 
 def _without_address(address: str, message: str) -> str:

@@ -250,11 +250,12 @@ def _decide(
 
 
 def _create_reason(prior: ResourceState | None, live: ReadResponse | None) -> Reason | None:
-    """Why the resource must be created: new, an interrupted create, or gone; else None."""
+    """Why the resource must be created: new (a pending record whose object was never
+    made counts as new), an interrupted create that made something, or gone; else None."""
     if prior is None:
         return Reason.NEW
-    if prior.status is Status.PENDING:
-        return Reason.INTERRUPTED
+    if prior.status is Status.PENDING:  # recorded before its create, which may not have run
+        return Reason.NEW if live is not None and not live.exists else Reason.INTERRUPTED
     if live is not None and not live.exists:
         return Reason.GONE
     return None

@@ -1,7 +1,10 @@
 """Refresh: read every recorded object through its provider and report drift.
 
 A difference between what an object's last apply observed and what its provider reads
-now is drift (``Drift``); an object that is gone is drift too. Providers whose reads wait
+now is drift (``Drift``); an object that is gone is drift too, unless its record is
+*pending*: a create that an apply recorded but never finished (killed before or during
+it) made nothing that could have been deleted, so nothing drifted; it is planned as a
+create. Providers whose reads wait
 on a server are read up to --parallelism at once. ``provider_call`` is the one wrapper
 for provider calls made while planning: any failure becomes one clear error.
 """
@@ -16,7 +19,7 @@ from providers.base import ProviderError, ReadRequest, ReadResponse, ResourceCon
 from reconciler.diagnostics import PipeformError
 from reconciler.plan.diff import field_changes
 from reconciler.plan.model import Drift
-from reconciler.state.model import State
+from reconciler.state.model import State, Status
 
 if TYPE_CHECKING:
     from reconciler.plan.planner import Providers
@@ -89,6 +92,8 @@ class Refresher:
             prior = self.state.resources[address]
             live[address] = response
             if not response.exists:
+                if prior.status is Status.PENDING:
+                    continue  # never made (or not yet): a create to plan, not drift
                 drift.append(Drift(address, prior.kind, exists=False))
             elif prior.observed and response.observed != prior.observed:
                 changes = field_changes(prior.observed, response.observed)

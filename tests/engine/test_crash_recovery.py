@@ -178,6 +178,9 @@ def crash_and_recover(crash: Crash, workdir: Path, runner: Background) -> None:
 
     recovered = pipeform(*crash.command[:2], cwd=root)  # as is, or a plain apply
     assert recovered.returncode == 0, recovered
+    if crash.run == "create":  # a create the dead run recorded but never finished (or
+        # never started) is planned as a create, not as "deleted outside pipeform"
+        assert "outside pipeform" not in recovered.stdout, recovered
     if stale is not None:  # the dead holder's lock is broken, and the user is told
         note = re.search(r"note: broke a stale lock: lock id (\S+) .*\(pid (\d+)", recovered.stderr)
         assert note, recovered
