@@ -47,7 +47,7 @@ IAM_ACTIONS: dict[tuple[str, str], str] = {
 #: operations any identity may call without a policy statement
 NO_POLICY_NEEDED = frozenset({("sts", "GetCallerIdentity")})
 #: what pyarrow's S3 filesystem calls when a snapshot reads an object (outside boto3)
-PYARROW_S3_ACTIONS = ("s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket")
+PYARROW_S3_ACTIONS = ("s3:GetObject",)
 
 RETRYABLE_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
