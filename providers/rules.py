@@ -215,6 +215,11 @@ def alert_rules(address: str, document: JSON) -> list[JSON]:
         bodies, summary = _template_rules(template, for_)
     elif spec.get("expr"):
         bodies, summary = [{"expr": str(spec["expr"]).strip(), "for": for_}], f"Alert {name} fired"
+    elif spec.get("cloudwatch"):
+        raise RuleError(
+            f"{address}: spec.cloudwatch is a CloudWatch alarm, which the aws provider makes: "
+            "set spec.provider: aws (Prometheus rules take a template or an expr)"
+        )
     else:
         raise RuleError(f"{address} has neither a template nor an expr")
     user_labels = dict(spec.get("labels") or {})

@@ -59,7 +59,8 @@ def specs_digest(checked: CheckedTree) -> str:
 
 def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
     """A provider's own settings, plus under ``workspace`` the Workspace's name and the
-    settings every provider may need (defaults, pricing, registry, the Pushgateway URL)."""
+    settings every provider may need (defaults, pricing, registry, the Pushgateway URL, and
+    the aws provider's settings, by which the local provider reads s3:// sources)."""
     workspace = checked.tree.workspace
     providers = workspace.spec.providers.model_dump(mode="json", by_alias=True)
     plugins = providers.pop("plugins", {})
@@ -69,6 +70,7 @@ def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
     )
     shared["name"] = workspace.metadata.name
     shared["pushgatewayUrl"] = workspace.spec.providers.prometheus.pushgateway_url
+    shared["aws"] = providers.get("aws")
     return {**own, "workspace": shared}
 
 

@@ -16,8 +16,9 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,24 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         "Tests must not plan, apply, validate or load a tree under specs/: use the "
         "copy_example fixture (tests/conftest.py), which copies it to a temporary directory."
     )
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """moto_server (the AWS API emulator) on 127.0.0.1 for the session: tests/aws/moto.py."""
+    from tests.aws import moto
+
+    yield from moto.session(tmp_path_factory.mktemp("moto"))
+
+
+@pytest.fixture
+def aws(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The emulator, emptied, with fake credentials in the environment."""
+    from tests.aws import moto
+
+    for name, value in moto.CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    moto_server.reset()
+    return moto_server

@@ -44,8 +44,9 @@ def read_source(source: object, settings: LocalSettings) -> bytes:
         return _from_file(str(source["file"]), settings)
     if source.get("awsSecretsManager"):
         raise PermanentError(
-            "spec.from.awsSecretsManager needs the aws provider to read AWS Secrets Manager, "
-            "and it is not available yet; read the value with {env: VAR} or {file: path} for now"
+            "spec.from.awsSecretsManager needs the aws provider to read AWS Secrets Manager: "
+            "the local store takes {env: VAR} or {file: path}; a Secret whose targets are "
+            "[{provider: aws}] is realised by the aws provider, which reads it"
         )
     raise PermanentError("spec.from names no source: use {env: VAR} or {file: path}")
 
@@ -99,15 +100,16 @@ def target_problems(spec: JSON) -> list[str]:
         provider = target.get("provider")
         if provider != "local":
             problems.append(
-                f"spec.targets[{i}] asks for provider {provider}, which is not configured: "
-                f"the local provider keeps secrets only in its local store (remove the "
-                f"target, or use provider: local)"
+                f"spec.targets[{i}] asks for provider {provider}, but this Secret is realised "
+                f"by the local provider, which keeps secrets only in its local store (write "
+                f"one Secret per provider: a Secret whose targets all name {provider} is "
+                f"realised by {provider})"
             )
     source = spec.get("from")
     if isinstance(source, dict) and source.get("awsSecretsManager"):
         problems.append(
-            "spec.from.awsSecretsManager needs the aws provider, which is not available yet "
-            "(use {env: VAR} or {file: path})"
+            "spec.from.awsSecretsManager needs the aws provider: the local store takes "
+            "{env: VAR} or {file: path}"
         )
     return problems
 

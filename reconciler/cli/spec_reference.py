@@ -45,8 +45,8 @@ KIND_SUMMARIES = {
     "Workspace": "Configures the spec tree: where state lives, which providers run things, "
     "defaults for every resource, prices for cost estimates, the model registry and plan-time "
     "policy. At most one per tree, usually in `pipeform.yaml`; without one, every default applies.",
-    "Dataset": "A table at a `file://` source (`s3://` needs the aws provider, not available "
-    "yet), its format, the declared columns and "
+    "Dataset": "A table at a `file://` or `s3://` source (objects read with the Workspace's "
+    "`providers.aws` settings), its format, the declared columns and "
     "the rules every snapshot must pass. Applied, it becomes an immutable, content-addressed "
     "snapshot with a validation report.",
     "FeatureSet": "Features computed from a Dataset's columns: the entity key, the label, "
@@ -58,12 +58,14 @@ KIND_SUMMARIES = {
     "Quota": "Limits on GPUs, CPU, memory and concurrent jobs for a namespace or team: checked "
     "at plan time, and by the local provider, which refuses a training run that asks for more "
     "and runs at most concurrentJobs at once.",
-    "Secret": "Where a secret value is read from (an environment variable or a file; AWS "
-    "Secrets Manager needs the aws provider, not available yet) and where it must exist. "
+    "Secret": "Where a secret value is read from (an environment variable, a file, or AWS "
+    "Secrets Manager for a Secret on the aws provider) and where it must exist (the local "
+    "store, or AWS Secrets Manager: a Secret whose targets all name aws). "
     "The value never appears in specs, plans, "
     "logs or state.",
-    "Alert": "An alerting rule: a built-in template or a PromQL expression, how long the "
-    "condition must hold, and its severity.",
+    "Alert": "An alerting rule: a built-in template or a PromQL expression (Prometheus), or "
+    "a CloudWatch metric and threshold (the aws provider), how long the condition must hold, "
+    "and its severity.",
     "SLO": "A service-level objective: an SLI, a target percentage and a rolling window, "
     "realised as recording rules and multi-window, multi-burn-rate alerts.",
     "Budget": "A spend limit per period for the resources that a label selector picks, with "

@@ -99,6 +99,40 @@ def template_references(template: SpecModel | None, at: tuple[str | int, ...]) -
     return refs
 
 
+class CloudWatchCondition(SpecModel):
+    namespace: str = Field(
+        min_length=1, description="The metric's namespace, such as AWS/SageMaker. Required."
+    )
+    metric: str = Field(min_length=1, description="The metric's name. Required.")
+    dimensions: dict[str, str] = Field(
+        default_factory=dict, description="The metric's dimensions. Default: none."
+    )
+    statistic: Literal["Average", "Sum", "Minimum", "Maximum", "SampleCount"] = Field(
+        "Average", description="Average, Sum, Minimum, Maximum or SampleCount. Default: Average."
+    )
+    period: Duration = Field(
+        300.0,
+        ge=60,
+        description="The period the statistic is taken over (a multiple of 60s). Default: 5m.",
+    )
+    comparison: Literal[">", ">=", "<", "<="] = Field(
+        ">", description="How the statistic is compared with the threshold. Default: >."
+    )
+    threshold: float = Field(description="The value the statistic is compared with. Required.")
+    missing_data: Literal["missing", "notBreaching", "breaching", "ignore"] = Field(
+        "missing",
+        description="How a period without data counts: missing, notBreaching, breaching or "
+        "ignore. Default: missing.",
+    )
+
+    @field_validator("period")
+    @classmethod
+    def _whole_minutes(cls, period: float) -> float:
+        if period % 60:
+            raise ValueError("a CloudWatch alarm's period is a whole number of minutes")
+        return period
+
+
 class AlertSpec(ResourceSpec):
     template: AlertTemplate | None = Field(
         None,
@@ -108,6 +142,11 @@ class AlertSpec(ResourceSpec):
     expr: PromQL | None = Field(
         None,
         description="A PromQL expression that fires when it returns series. Default: none (give template instead).",
+    )
+    cloudwatch: CloudWatchCondition | None = Field(
+        None,
+        description="A CloudWatch metric and threshold, for an Alert on the aws provider "
+        "(a CloudWatch alarm). Default: none (give template or expr instead).",
     )
     for_: Duration = Field(
         0.0, alias="for", description="How long the condition must hold before firing. Default: 0s."
@@ -130,8 +169,9 @@ class AlertSpec(ResourceSpec):
 
     @model_validator(mode="after")
     def _one_condition(self) -> AlertSpec:
-        if (self.template is None) == (self.expr is None):
-            raise ValueError("an Alert needs exactly one of template or expr")
+        given = [self.template, self.expr, self.cloudwatch]
+        if sum(condition is not None for condition in given) != 1:
+            raise ValueError("an Alert needs exactly one of template, expr or cloudwatch")
         return self
 
     def references(self) -> list[Reference]:

@@ -84,13 +84,53 @@ class KubernetesProvider(SpecModel):
     )
 
 
+AwsService = Literal["s3", "secretsmanager", "budgets", "cloudwatch", "sts"]
+
+
 class AwsProvider(SpecModel):
-    region: str = Field("us-east-1", description="AWS region. Default: us-east-1.")
+    region: str = Field(
+        "us-east-1",
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="AWS region. Default: us-east-1.",
+        json_schema_extra=TRUSTED,
+    )
     endpoint_url: str | None = Field(
-        None, description="Custom endpoint (an emulator). Default: AWS."
+        None,
+        pattern=r"^https?://",
+        description="Custom endpoint for every service (an emulator, an S3-compatible store). "
+        "Default: AWS.",
+        json_schema_extra=TRUSTED,
+    )
+    endpoints: dict[AwsService, Annotated[str, Field(pattern=r"^https?://")]] = Field(
+        default_factory=dict,
+        description="Custom endpoint per service (s3, secretsmanager, budgets, cloudwatch, "
+        "sts), over endpointUrl. Default: none.",
+        json_schema_extra=TRUSTED,
     )
     profile: str | None = Field(
-        None, description="Named profile. Default: the standard credential chain."
+        None,
+        description="Named profile. Default: the standard credential chain.",
+        json_schema_extra=TRUSTED,
+    )
+    account_id: str | None = Field(
+        None,
+        pattern=r"^\d{12}$",
+        description="Account of Budgets. Default: the credentials' account (sts "
+        "GetCallerIdentity).",
+        json_schema_extra=TRUSTED,
+    )
+    budget_subscribers: list[Annotated[str, Field(min_length=3)]] = Field(
+        default_factory=empty_list,
+        description="Who AWS Budgets notifies at a Budget's thresholds: email addresses or "
+        "SNS topic ARNs (arn:aws:sns:...). Required for a Budget on the aws provider. "
+        "Default: none.",
+        json_schema_extra=TRUSTED,
+    )
+    secret_recovery_days: int = Field(
+        7,
+        ge=7,
+        le=30,
+        description="Days a deleted Secrets Manager secret can be restored (7 to 30). Default: 7.",
     )
 
 
@@ -132,8 +172,9 @@ class Providers(SpecModel):
     )
     aws: AwsProvider | None = Field(
         None,
-        description="Settings for an aws provider, which is not available yet. "
-        "Default: not configured.",
+        description="The aws provider: Secrets Manager, Budgets, CloudWatch alarms, and the "
+        "region, credentials and endpoint of s3:// Dataset sources. Default: the standard AWS "
+        "credential chain in us-east-1.",
         json_schema_extra=TRUSTED,
     )
     prometheus: PrometheusProvider = Field(

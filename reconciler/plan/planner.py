@@ -57,9 +57,17 @@ class Providers:
     default: str = "local"
 
     def for_document(self, facts: Facts) -> str:
-        """spec.provider when given, else the default (with local, KIND_PROVIDERS first)."""
+        """spec.provider when given, else the default (with local, KIND_PROVIDERS first); a
+        Secret whose targets all name one provider (aws) is realised by that provider, and an
+        Alert on a CloudWatch metric by aws."""
         if facts.provider:
             return facts.provider
+        if facts.kind == "Alert" and facts.spec.get("cloudwatch"):
+            return "aws"
+        if facts.kind == "Secret":
+            wanted = {t.get("provider") for t in facts.spec.get("targets") or []}
+            if len(wanted) == 1 and wanted != {"local"}:
+                return str(wanted.pop())
         if self.default == "local":
             return KIND_PROVIDERS.get(facts.kind, self.default)
         return self.default

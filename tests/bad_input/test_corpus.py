@@ -182,7 +182,10 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "column-declared-twice.yaml": (8, "column 'id' is declared twice"),
     "bad-column-regex.yaml": (7, "regex '[a-z+' does not compile"),
     "quota-without-limit.yaml": (4, "a Quota needs at least one limit"),
-    "alert-template-and-expr.yaml": (4, "an Alert needs exactly one of template or expr"),
+    "alert-template-and-expr.yaml": (
+        4,
+        "an Alert needs exactly one of template, expr or cloudwatch",
+    ),
     "promql-unbalanced.yaml": (5, "unclosed '(' in PromQL expression"),
     "slo-window-too-short.yaml": (7, "an SLO window shorter than 1h"),
     "slo-objective-percent.yaml": (6, "spec.objective: input should be less than 100"),

@@ -65,6 +65,8 @@ class ProviderCase:
     # (relative to the tree): left out when checking that reading changes nothing.
     scratch: frozenset[str] = field(default_factory=frozenset)
     supports_import: bool = True
+    #: a pytest fixture the provider needs (a server), asked for before the factory runs
+    fixture: str | None = None
 
 
 def _secret_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
@@ -123,9 +125,10 @@ CASES: list[ProviderCase] = [
 
 def load_cases() -> list[ProviderCase]:
     """The built-in cases and those named in PIPEFORM_CONFORMANCE_CASES."""
-    from tests.monitoring.conformance_cases import CASE as PROMETHEUS  # it imports this module
+    from tests.aws.conformance_cases import CASE as AWS  # these import this module
+    from tests.monitoring.conformance_cases import CASE as PROMETHEUS
 
-    cases = [*CASES, PROMETHEUS]
+    cases = [*CASES, PROMETHEUS, AWS]
     for entry in filter(None, (e.strip() for e in os.environ.get(ENV, "").split(","))):
         module, _, attribute = entry.partition(":")
         found = getattr(importlib.import_module(module), attribute or "CASES")

@@ -116,6 +116,8 @@ def subject(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Subject:
     case, sample = request.param
+    if case.fixture:
+        request.getfixturevalue(case.fixture)
     root = tmp_path / "tree"
     root.mkdir()
     sample.prepare(monkeypatch, root)

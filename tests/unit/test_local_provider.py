@@ -387,11 +387,14 @@ def test_aws_secrets_manager_sources_need_the_aws_provider(provider: LocalProvid
 
 
 @pytest.mark.parametrize("target", ["kubernetes", "aws"])
-def test_targets_on_other_platforms_say_their_provider_is_not_configured(
+def test_targets_on_other_platforms_say_to_write_one_secret_per_provider(
     provider: LocalProvider, value: str, target: str
 ) -> None:
     spec = {"from": {"env": ENV_VAR}, "targets": [{"provider": "local"}, {"provider": target}]}
-    message = f"spec.targets[1] asks for provider {target}, which is not configured"
+    message = (
+        f"spec.targets[1] asks for provider {target}, but this Secret is realised by the local "
+        "provider"
+    )
     with pytest.raises(PermanentError, match=re.escape(message)):
         create(provider, "Secret", "token", spec)
     assert not (provider.root / ".pipeform/data/secrets/token.json").exists()

@@ -1,7 +1,7 @@
 """Sources of Dataset snapshots: open a URI, fingerprint its bytes, stream typed record batches.
 
-One small protocol (``Source``) with a registry by URI scheme, so that ``s3://`` plugs in
-with the aws provider: ``file://`` is implemented here. A source streams in bounded memory
+One small protocol (``Source``) with a registry by URI scheme: ``file://`` is implemented
+here, ``s3://`` in ``providers.aws.s3source`` (staged, then parsed by ``FileSource``). A source streams in bounded memory
 (CSV and JSON lines in blocks of ``BLOCK_BYTES`` of whole lines, two parsed at once by
 ``blocks``; ``ParquetFile.iter_batches``), converts declared columns to their Arrow types,
 and turns every reading problem into one ``SourceError`` naming the file, the line or row,
@@ -117,10 +117,11 @@ def open_source(
 
 
 def _open_s3(uri: str, format: DataFormat, options: CsvOptions, settings: LocalSettings) -> Source:
-    raise PermanentError(
-        f"source {uri!r}: s3:// sources need the aws provider (not available yet); "
-        "copy the file into the spec tree and use file:// meanwhile"
-    )
+    """s3:// objects, with the Workspace's providers.aws settings (boto3 and pyarrow's S3
+    filesystem load here, on the first s3:// source)."""
+    from providers.aws.s3source import open_s3
+
+    return open_s3(uri, format, options, settings)
 
 
 # --- file:// --------------------------------------------------------------------------------
