@@ -37,7 +37,7 @@ from providers.base import (
     ReadResponse,
     ResourceContext,
 )
-from providers.local import executor, files
+from providers.local import executor, files, promotion
 from providers.local import training_runs as runs
 from providers.local.kind import KindHandler, inner_spec
 from providers.local.training_config import (
@@ -69,6 +69,8 @@ OUTPUTS = (
     "durationSeconds",
     "runs",
     "featureSet",
+    "promotion",
+    "aliasHistory",
 )
 RETRY_PAUSE_SECONDS = 0.5
 
@@ -134,7 +136,7 @@ class TrainingJobHandler(KindHandler):
                     address=ctx.address,
                 )
             )
-        return found
+        return found + promotion.validate(self.settings, ctx.address, inner)
 
     # ---- plan -------------------------------------------------------------------------
 
@@ -161,7 +163,12 @@ class TrainingJobHandler(KindHandler):
         done = store.succeeded(fingerprint) if features != UNKNOWN else None
         adopts = f"run {str(done['runId'])[:12]} (no training)" if done is not None else None
         if trained is not None and trained.get("fingerprint") == fingerprint:
-            return PlanResponse(inputs_fingerprint=fingerprint, adopts=adopts)
+            return PlanResponse(
+                inputs_fingerprint=fingerprint,
+                adopts=adopts,
+                pending=promotion.release(self.settings, spec, request.prior_outputs),
+                waiting=promotion.waiting(self.settings, spec, request.prior_outputs),
+            )
         before = (trained or {}).get("inputs")
         return PlanResponse(
             unknown_outputs=list(OUTPUTS),
@@ -241,7 +248,7 @@ class TrainingJobHandler(KindHandler):
         if spec.get("retrain") != "always":
             done = store.succeeded(fingerprint)
             if done is not None:  # trained already (a retried create, or inputs back to these)
-                return _response(store, done, fs, prior_runs)
+                return _promote(self, spec, request, _response(store, done, fs, prior_runs))
         asked = resources_of(spec, self.settings)
         check_local_machine(ctx, asked)
         jobs = check_quota(ctx, spec, request.upstream, self.settings, asked)
@@ -256,7 +263,7 @@ class TrainingJobHandler(KindHandler):
         with self._slots(ctx, spec, jobs):
             attempt = _Attempts(store, record, place, env, secrets, spec, asked, prior_runs)
             attempt.run()
-        return _response(store, record, fs, prior_runs)
+        return _promote(self, spec, request, _response(store, record, fs, prior_runs))
 
     @contextlib.contextmanager
     def _slots(self, ctx: ResourceContext, spec: JSON, quota_jobs: int | None) -> Iterator[None]:
@@ -276,6 +283,20 @@ class TrainingJobHandler(KindHandler):
                 )
             )
             yield
+
+
+def _promote(
+    handler: TrainingJobHandler, spec: JSON, request: ApplyRequest, response: ApplyResponse
+) -> ApplyResponse:
+    """The response with the promotion decided (the alias moved, or why it waits)."""
+    version = response.outputs.get("modelVersion")
+    decided = promotion.after_run(handler.settings, spec, request.prior_outputs, version)
+    return ApplyResponse(
+        {**response.outputs, **decided},
+        response.external_id,
+        response.observed,
+        promotion.note(decided.get("promotion")),
+    )
 
 
 def _observed(run_id: str, result: Any) -> JSON:

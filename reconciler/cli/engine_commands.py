@@ -269,7 +269,8 @@ def _listener() -> Any:
                 )
             )
         elif outcome.status == "succeeded":
-            emit(Line(f"{change.address}: done ({outcome.seconds:.1f}s)"))
+            note = f": {outcome.note}" if outcome.note else ""
+            emit(Line(f"{change.address}: done ({outcome.seconds:.1f}s){note}"))
         elif outcome.status == "skipped":
             emit(Line(f"{change.address}: skipped ({outcome.error})", style="yellow"))
         else:
@@ -498,4 +499,5 @@ def import_(address: str, external_id: str, paths: tuple[Path, ...], lock_timeou
     return 0
 
 
+from reconciler.cli import promote_commands as cli_promote  # noqa: E402,F401  (registers approve and rollback)
 from reconciler.cli import state_commands as cli_state  # noqa: E402,F401  (registers the state commands)
