@@ -121,6 +121,9 @@ class PlanResponse:
     #: (a held promotion whose condition holds), in words: the plan shows an update with it
     #: as the reason, and the provider's update takes the step
     pending: str | None = None
+    #: what a retrain policy saw that decided a retrain (drift over maxPsi, the model's
+    #: age), in words: shown after the change's reason
+    trigger: str | None = None
     #: what waits on a person or a condition and is not planned (a model version awaiting
     #: approval, a promotion held while an SLO burns), in words: the plan lists it
     waiting: str | None = None

@@ -239,6 +239,8 @@ def _decide(
             if inputs
             else response.reason_detail or "inputs changed"
         )
+        if response.trigger:
+            detail = f"{detail}; {response.trigger}"
         return replace(
             change,
             action=Action.UPDATE,
