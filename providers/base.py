@@ -120,6 +120,16 @@ class PlanResponse:
     #: it adopts, in words, such as "run 3f2a1b9c0d12 (no training)". The plan shows the
     #: adoption and estimates no cost for it.
     adopts: str | None = None
+    #: a step an earlier apply left waiting that may be taken now although nothing changed
+    #: (a held promotion whose condition holds), in words: the plan shows an update with it
+    #: as the reason, and the provider's update takes the step
+    pending: str | None = None
+    #: what a retrain policy saw that decided a retrain (drift over maxPsi, the model's
+    #: age), in words: shown after the change's reason
+    trigger: str | None = None
+    #: what waits on a person or a condition and is not planned (a model version awaiting
+    #: approval, a promotion held while an SLO burns), in words: the plan lists it
+    waiting: str | None = None
 
 
 @quick_init
@@ -139,6 +149,8 @@ class ApplyResponse:
     outputs: JSON = field(default_factory=dict)
     external_id: str | None = None
     observed: JSON = field(default_factory=dict)  # live attributes right after the change
+    #: a word on the result the user should see beside "done" (a promotion held back)
+    note: str | None = None
 
 
 @quick_init
@@ -177,6 +189,29 @@ class ImportResponse:
     #: the content address of what the object was made from (as PlanResponse's), so the
     #: next plan tells whether the specs still describe it
     inputs_fingerprint: str | None = None
+
+
+@quick_init
+@dataclass(frozen=True)
+class AliasRequest:
+    """Move a registered model's alias by hand: ``pipeform approve`` and ``rollback``."""
+
+    ctx: ResourceContext
+    spec: JSON  # the document last applied (metadata, spec)
+    outputs: JSON  # the outputs last recorded
+    action: str  # approve | rollback
+    version: int | None  # approve: the version; rollback: --to VERSION, or None: the previous
+    actor: str  # who asked (user@host), as the journal records it
+
+
+@quick_init
+@dataclass(frozen=True)
+class AliasResponse:
+    outputs: JSON  # the resource's outputs after the move, to record in state
+    model: str
+    alias: str
+    before: int | None  # the version the alias named before (None: none)
+    after: int
 
 
 @quick_init
@@ -262,6 +297,13 @@ class Provider(abc.ABC):
         raise PermanentError(
             f"provider {self.name} cannot import resources of any kind: write the document "
             "and apply it to make the object anew"
+        )
+
+    def move_alias(self, request: AliasRequest) -> AliasResponse:
+        """Point the resource's registered-model alias at another version (an approval, a
+        rollback); refuses a version the registry does not hold."""
+        raise PermanentError(
+            f"provider {self.name} cannot move a model alias ({request.ctx.address})"
         )
 
     def list_owned(self, request: ListOwnedRequest) -> ListOwnedResponse:

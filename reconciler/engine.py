@@ -71,6 +71,7 @@ def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
     shared["name"] = workspace.metadata.name
     shared["pushgatewayUrl"] = workspace.spec.providers.prometheus.pushgateway_url
     shared["aws"] = providers.get("aws")
+    shared["prometheusUrl"] = workspace.spec.providers.prometheus.url
     return {**own, "workspace": shared}
 
 
@@ -153,7 +154,12 @@ def _validate_with_providers(
         for d in instances[name].validate(ctx, loaded.facts.desired(labels)):
             found.add(
                 Diagnostic(
-                    d.severity, d.message, d.position or loaded.position(), address, d.hint, d.path
+                    d.severity,
+                    d.message,
+                    d.position or loaded.position(_data_path(d.path or "")),
+                    address,
+                    d.hint,
+                    d.path,
                 )
             )
     if found.has_errors:
@@ -351,7 +357,10 @@ def apply(
         journal=entry,
     ).apply(plan)
     faults.point("before-journal")
+    from reconciler.promotion import apply_moves
+
     results = [o.to_dict() for o in report.outcomes]
+    results += apply_moves(state, session.backend.read())
     session.backend.append_journal(
         JournalEntry(
             command, who, started, now(), digest, commit, state.serial, report.serial, results

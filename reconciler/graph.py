@@ -259,8 +259,22 @@ def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
 
 
 def check_jobs(tree: SpecTree, diagnostics: Diagnostics) -> None:
-    """Warn about secret-looking environment variables written as plain values."""
+    """Warn about secret-looking environment variables written as plain values; a
+    promoteWhen.sloNotBurning must name an SLO of the tree (not a graph edge: the SLO
+    usually measures the job itself)."""
+    slos = sorted(name for _, name in (a.split("/", 1) for a in tree.documents) if _ == "SLO")
     for address, doc in tree.sorted_of_kind("TrainingJob"):
+        slo = doc.training_job().spec.promotion_slo()
+        if slo is not None and slo not in slos:
+            where: DataPath = ("spec", "register", "promoteWhen", "sloNotBurning")
+            diagnostics.add(
+                error(
+                    f"{format_path(where)} refers to SLO/{slo}, which does not exist",
+                    doc.position(where),
+                    address=address,
+                    hint=suggestion(slo, slos) or f"SLOs in the tree: {', '.join(slos) or 'none'}",
+                )
+            )
         for var in doc.training_job().spec.plain_secret_like_env():
             path = ("spec", "env", var)
             diagnostics.add(

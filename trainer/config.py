@@ -96,6 +96,9 @@ class RegistryTarget(_Model):
     uri: str = Field(description="local: the registry directory; mlflow: the tracking URI.")
     model: str = Field(description="Registered model name.")
     alias: str | None = None
+    #: False: register the version but leave the alias where it is (the reconciler moves it
+    #: later: after an approval, or once a promotion condition holds)
+    promote: bool = True
     tags: dict[str, str] = Field(default_factory=dict)
 
 

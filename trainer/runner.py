@@ -136,7 +136,7 @@ def _register(
         version = registry.register(
             package_dir, target.model, run_id=config.run_id, tags=dict(target.tags), lineage=meta
         )
-        if target.alias:
+        if target.alias and target.promote:
             registry.set_alias(target.model, target.alias, version.version)
     except Exception as error:
         raise TrainerError(f"registering model {target.model!r} failed: {error}") from error
@@ -145,7 +145,7 @@ def _register(
         "registered",
         model=target.model,
         version=version.version,
-        alias=target.alias,
+        alias=target.alias if target.promote else None,
         uri=version.uri,
         seconds=round(time.monotonic() - started, 4),
     )

@@ -15,6 +15,8 @@ from typing import ClassVar
 
 from providers.base import (
     JSON,
+    AliasRequest,
+    AliasResponse,
     ApplyRequest,
     ApplyResponse,
     CheckRequest,
@@ -113,6 +115,13 @@ class LocalProvider(Provider):
                 f"{', '.join(importable)}){instead}"
             )
         return self.handler(kind).import_(request)
+
+    def move_alias(self, request: AliasRequest) -> AliasResponse:
+        if request.ctx.kind != "TrainingJob":
+            return super().move_alias(request)
+        from providers.local.promotion import move_alias
+
+        return move_alias(self.settings, request)
 
     def list_owned(self, request: ListOwnedRequest) -> ListOwnedResponse:
         """Every record under the data directory that carries ownership labels."""

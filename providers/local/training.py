@@ -37,7 +37,7 @@ from providers.base import (
     ReadResponse,
     ResourceContext,
 )
-from providers.local import executor, files
+from providers.local import executor, files, promotion, retrain
 from providers.local import training_runs as runs
 from providers.local.kind import KindHandler, inner_spec
 from providers.local.training_config import (
@@ -69,6 +69,9 @@ OUTPUTS = (
     "durationSeconds",
     "runs",
     "featureSet",
+    "promotion",
+    "aliasHistory",
+    "retrainTriggers",
 )
 RETRY_PAUSE_SECONDS = 0.5
 
@@ -92,6 +95,13 @@ def run_inputs(spec: JSON, featureset_id: str) -> JSON:
 def fingerprint_of(inputs: JSON) -> str:
     text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _only_features_moved(before: Any, after: JSON) -> bool:
+    """Whether the trained run differs from these inputs in its features alone."""
+    return isinstance(before, dict) and all(
+        before.get(k) == after[k] for k in ("spec", "trainerCode")
+    )
 
 
 def _why(before: JSON, after: JSON) -> str | None:
@@ -134,7 +144,7 @@ class TrainingJobHandler(KindHandler):
                     address=ctx.address,
                 )
             )
-        return found
+        return found + promotion.validate(self.settings, ctx.address, inner)
 
     # ---- plan -------------------------------------------------------------------------
 
@@ -161,13 +171,28 @@ class TrainingJobHandler(KindHandler):
         done = store.succeeded(fingerprint) if features != UNKNOWN else None
         adopts = f"run {str(done['runId'])[:12]} (no training)" if done is not None else None
         if trained is not None and trained.get("fingerprint") == fingerprint:
-            return PlanResponse(inputs_fingerprint=fingerprint, adopts=adopts)
+            return PlanResponse(
+                inputs_fingerprint=fingerprint,
+                adopts=adopts,
+                pending=promotion.release(self.settings, spec, request.prior_outputs),
+                waiting=promotion.waiting(self.settings, spec, request.prior_outputs),
+            )
         before = (trained or {}).get("inputs")
+        trigger = None
+        drift_policy = retrain.policy_of(spec)
+        if drift_policy and trained is not None and _only_features_moved(before, inputs):
+            decision = retrain.decide(self.settings, spec, drift_policy, trained)
+            if not decision.retrain:  # new snapshot and features, the same model
+                return PlanResponse(
+                    waiting=promotion.waiting(self.settings, spec, request.prior_outputs)
+                )
+            trigger = f"retrain: {decision.why}"
         return PlanResponse(
             unknown_outputs=list(OUTPUTS),
             inputs_fingerprint=fingerprint,
             reason_detail=_why(before, inputs) if isinstance(before, dict) else None,
             adopts=adopts,
+            trigger=trigger,
         )
 
     def _trained(self, ctx: ResourceContext, outputs: JSON) -> JSON | None:
@@ -241,7 +266,7 @@ class TrainingJobHandler(KindHandler):
         if spec.get("retrain") != "always":
             done = store.succeeded(fingerprint)
             if done is not None:  # trained already (a retried create, or inputs back to these)
-                return _response(store, done, fs, prior_runs)
+                return _promote(self, spec, request, _response(store, done, fs, prior_runs))
         asked = resources_of(spec, self.settings)
         check_local_machine(ctx, asked)
         jobs = check_quota(ctx, spec, request.upstream, self.settings, asked)
@@ -256,7 +281,11 @@ class TrainingJobHandler(KindHandler):
         with self._slots(ctx, spec, jobs):
             attempt = _Attempts(store, record, place, env, secrets, spec, asked, prior_runs)
             attempt.run()
-        return _response(store, record, fs, prior_runs)
+        response = _response(store, record, fs, prior_runs)
+        if retrain.policy_of(spec) and request.prior_outputs.get("metrics"):
+            triggers = retrain.outcome(spec, request.prior_outputs, response.outputs["metrics"])
+            response.outputs["retrainTriggers"] = triggers
+        return _promote(self, spec, request, response)
 
     @contextlib.contextmanager
     def _slots(self, ctx: ResourceContext, spec: JSON, quota_jobs: int | None) -> Iterator[None]:
@@ -276,6 +305,20 @@ class TrainingJobHandler(KindHandler):
                 )
             )
             yield
+
+
+def _promote(
+    handler: TrainingJobHandler, spec: JSON, request: ApplyRequest, response: ApplyResponse
+) -> ApplyResponse:
+    """The response with the promotion decided (the alias moved, or why it waits)."""
+    version = response.outputs.get("modelVersion")
+    decided = promotion.after_run(handler.settings, spec, request.prior_outputs, version)
+    return ApplyResponse(
+        {**response.outputs, **decided},
+        response.external_id,
+        response.observed,
+        promotion.note(decided.get("promotion")),
+    )
 
 
 def _observed(run_id: str, result: Any) -> JSON:
@@ -373,9 +416,9 @@ class _Attempts:
                 self._finish_run("timed-out")
                 raise self._timed_out()
             exit_, result = self._attempt(remaining)
-            outcome = _outcome(exit_, result)
+            outcome = runs.outcome(exit_, result)
             runs.finish_attempt(
-                self.record, _attempt_status(outcome), exit_.seconds, exit_.code, exit_.signal
+                self.record, runs.attempt_status(outcome), exit_.seconds, exit_.code, exit_.signal
             )
             if outcome == "succeeded":
                 self._finish_run("succeeded")
@@ -391,7 +434,7 @@ class _Attempts:
                 raise self._timed_out()
             if outcome == "gated":
                 self._finish_run("gated")
-                raise PermanentError(f"{self.address}: {_gate_text(result)}; {self._where()}")
+                raise PermanentError(f"{self.address}: {runs.gate_text(result)}; {self._where()}")
             if outcome == "bad-input":
                 self._finish_run("failed")
                 raise self._failed("its input tables were refused")
@@ -459,42 +502,3 @@ class _Attempts:
         return PermanentError(
             f"{self.address}: training failed: {why} ({self._where()}). Last lines:\n  {shown}"
         )
-
-
-def _outcome(exit_: executor.Exit, result: Any) -> str:
-    """succeeded, gated, bad-input, timed-out, interrupted, or retry."""
-    from trainer.config import EXIT_BAD_INPUT, EXIT_GATED, EXIT_OK
-
-    if exit_.timed_out:
-        return "timed-out"
-    status = result.status if result is not None else None
-    if exit_.code == EXIT_OK and status == "succeeded":
-        return "succeeded"
-    if status == "gated" or exit_.code == EXIT_GATED:
-        return "gated"
-    if exit_.code == EXIT_BAD_INPUT:
-        return "bad-input"
-    if exit_.interrupted:
-        return "interrupted"
-    return "retry"  # preempted, crashed, killed by a signal
-
-
-def _attempt_status(outcome: str) -> str:
-    return outcome if outcome in ("succeeded", "gated", "timed-out") else "failed"
-
-
-def _gate_text(result: Any) -> str:
-    """The failed gates with their values: 'auc 0.612 is below the gate's min 0.7'."""
-    failed = []
-    for gate in (result.gates if result is not None else []) or []:
-        if gate.get("passed", True):
-            continue
-        metric, value = gate.get("metric"), gate.get("value")
-        shown = f"{value:.4g}" if isinstance(value, int | float) else "missing"
-        bounds = [
-            f"min {gate['min']:g}" if gate.get("min") is not None else "",
-            f"max {gate['max']:g}" if gate.get("max") is not None else "",
-        ]
-        failed.append(f"{metric} {shown} (gate: {' '.join(b for b in bounds if b)})")
-    gates = "; ".join(failed) or "a gate failed"
-    return f"the model failed its evaluation gates: {gates}; nothing was registered"

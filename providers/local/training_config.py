@@ -289,7 +289,7 @@ def build_run_config(
             keep=int(checkpoint.get("keep") or 3),
         ),
         output_dir=str(place.run_dir),
-        registry=_registry(spec, settings),
+        registry=registry_target(spec, settings),
         metrics=_metrics(ctx, settings, prior_counts),
         distributed=tc.DistributedLayout(**(spec.get("distributed") or {})),
         device="cuda" if asked.gpus else "cpu",
@@ -330,7 +330,8 @@ def _table(table: JSON) -> JSON:
     }
 
 
-def _registry(spec: JSON, settings: LocalSettings) -> Any:
+def registry_target(spec: JSON, settings: LocalSettings) -> Any:
+    """Where the job registers its model (a trainer RegistryTarget), or None."""
     from trainer import config as tc
 
     register = spec.get("register")
@@ -348,6 +349,9 @@ def _registry(spec: JSON, settings: LocalSettings) -> Any:
         uri=uri,
         model=register["model"],
         alias=register.get("alias"),
+        # an approval or a promotion condition: the local provider moves the alias itself
+        promote=(register.get("approval") or "auto") == "auto"
+        and not (register.get("promoteWhen") or {}).get("sloNotBurning"),
         tags=dict(register.get("tags") or {}),
     )
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from providers import leftovers
 from providers.base import JSON, PermanentError, ResourceContext
-from providers.local import files
+from providers.local import executor, files
 from providers.local.settings import LocalSettings
 from providers.local.training_config import job_name
 
@@ -265,3 +265,42 @@ def history(prior_runs: list[JSON], records: list[JSON]) -> list[JSON]:
             )
     added.sort(key=lambda r: str(r["startedAt"]))
     return (out + added)[-MAX_HISTORY:]
+
+
+def outcome(exit_: executor.Exit, result: Any) -> str:
+    """succeeded, gated, bad-input, timed-out, interrupted, or retry."""
+    from trainer.config import EXIT_BAD_INPUT, EXIT_GATED, EXIT_OK
+
+    if exit_.timed_out:
+        return "timed-out"
+    status = result.status if result is not None else None
+    if exit_.code == EXIT_OK and status == "succeeded":
+        return "succeeded"
+    if status == "gated" or exit_.code == EXIT_GATED:
+        return "gated"
+    if exit_.code == EXIT_BAD_INPUT:
+        return "bad-input"
+    if exit_.interrupted:
+        return "interrupted"
+    return "retry"  # preempted, crashed, killed by a signal
+
+
+def attempt_status(outcome: str) -> str:
+    return outcome if outcome in ("succeeded", "gated", "timed-out") else "failed"
+
+
+def gate_text(result: Any) -> str:
+    """The failed gates with their values: 'auc 0.612 is below the gate's min 0.7'."""
+    failed = []
+    for gate in (result.gates if result is not None else []) or []:
+        if gate.get("passed", True):
+            continue
+        metric, value = gate.get("metric"), gate.get("value")
+        shown = f"{value:.4g}" if isinstance(value, int | float) else "missing"
+        bounds = [
+            f"min {gate['min']:g}" if gate.get("min") is not None else "",
+            f"max {gate['max']:g}" if gate.get("max") is not None else "",
+        ]
+        failed.append(f"{metric} {shown} (gate: {' '.join(b for b in bounds if b)})")
+    gates = "; ".join(failed) or "a gate failed"
+    return f"the model failed its evaluation gates: {gates}; nothing was registered"

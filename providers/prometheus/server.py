@@ -62,6 +62,18 @@ class PrometheusServer:
             ) from None
         return {str(g.get("name")): g for g in groups if isinstance(g, dict)}
 
+    def alerts(self) -> list[JSON]:
+        """Every active alert (pending or firing), as /api/v1/alerts lists them."""
+        raw = self._call("GET", "/api/v1/alerts")
+        try:
+            data: Any = json.loads(raw)
+            alerts = data["data"]["alerts"]
+        except (ValueError, KeyError, TypeError):
+            raise PermanentError(
+                f"{self.url}/api/v1/alerts did not answer like Prometheus; is the URL right?"
+            ) from None
+        return [a for a in alerts if isinstance(a, dict)]
+
     def wait_for(
         self, name: str, rule_names: list[str] | None, timeout: float = 10.0
     ) -> JSON | None:

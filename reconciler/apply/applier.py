@@ -45,15 +45,19 @@ class Outcome:
     status: str  # succeeded | failed | skipped
     error: str | None = None
     seconds: float = 0.0
+    note: str | None = None  # the provider's word on a success (a promotion held back)
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "address": self.address,
             "action": self.action.value,
             "status": self.status,
             "error": self.error,
             "seconds": round(self.seconds, 3),
         }
+        if self.note:
+            out["detail"] = self.note
+        return out
 
 
 @dataclass
@@ -194,7 +198,8 @@ class Applier:
         resources = self.resources
         return {d: dict(resources[d].outputs) for d in change.dependencies if d in resources}
 
-    def _create_or_update(self, change: ResourceChange, create: bool) -> None:
+    def _create_or_update(self, change: ResourceChange, create: bool) -> str | None:
+        """Create or update; returns the provider's note on the result (or None)."""
         provider = self.providers.get(change.provider, change.address)
         prior = self.resources.get(change.address)
         assert change.after is not None
@@ -251,6 +256,7 @@ class Applier:
             ),
             done=change,
         )
+        return response.note
 
     def _delete(self, change: ResourceChange, final: bool = True) -> None:
         prior = self.resources.get(change.address)
@@ -269,26 +275,29 @@ class Applier:
     def _run(self, change: ResourceChange) -> Outcome:
         started = time.monotonic()
         self.listener("start", change, None)
+        note = None
         try:
             if change.action is Action.CREATE:
-                self._create_or_update(change, create=True)
+                note = self._create_or_update(change, create=True)
             elif change.action is Action.UPDATE:
-                self._create_or_update(change, create=False)
+                note = self._create_or_update(change, create=False)
             elif change.action is Action.DELETE:
                 self._delete(change)
             elif change.action.is_replace:
                 if change.action is Action.DELETE_THEN_CREATE:
                     self._delete(change, final=False)
                     faults.point("mid-replace", change.address)
-                    self._create_or_update(change, create=True)
-                else:
-                    self._create_or_update(change, create=True)
+                note = self._create_or_update(change, create=True)
             elif change.action is Action.NOOP:
                 prior = self.resources.get(change.address)
                 if prior is not None and prior.prevent_destroy != change.prevent_destroy:
                     self._put(replace(prior, prevent_destroy=change.prevent_destroy))
             outcome = Outcome(
-                change.address, change.action, "succeeded", seconds=time.monotonic() - started
+                change.address,
+                change.action,
+                "succeeded",
+                seconds=time.monotonic() - started,
+                note=note,
             )
         except StateError:
             raise  # the state cannot be written: stop, do not report it as this provider's fault

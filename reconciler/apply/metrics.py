@@ -189,6 +189,39 @@ class ReconcilerMetrics(Collector):
             if registered and isinstance(seconds, int | float):
                 registration.add_metric([_name(r)], float(seconds))
         yield registration
+        yield from self._promotions(state)
+
+    def _promotions(self, state: State) -> Iterator[Metric]:
+        triggered = GaugeMetricFamily(
+            "pipeform_retrain_triggers",
+            "Retrains a retrain policy (on: drift) triggered, by whether the new model beat "
+            "the one it replaced (useful: true or false).",
+            labels=["pipeform_job", "useful"],
+        )
+        accuracy = GaugeMetricFamily(
+            "pipeform_retrain_trigger_accuracy_ratio",
+            "Share of triggered retrains whose model beat the one it replaced (0..1).",
+            labels=["pipeform_job"],
+        )
+        waiting = GaugeMetricFamily(
+            "pipeform_model_versions_awaiting_approval",
+            "1 when the TrainingJob's newest version waits for pipeform approve, else 0.",
+            labels=["pipeform_job"],
+        )
+        for r in _of_kind(state, "TrainingJob"):
+            counts = r.outputs.get("retrainTriggers")
+            if isinstance(counts, dict) and int(counts.get("total") or 0) > 0:
+                total, useful = int(counts["total"]), int(counts.get("useful") or 0)
+                triggered.add_metric([_name(r), "true"], useful)
+                triggered.add_metric([_name(r), "false"], total - useful)
+                accuracy.add_metric([_name(r)], useful / total)
+            promotion = r.outputs.get("promotion")
+            if isinstance(promotion, dict):
+                held = promotion.get("status") == "awaiting-approval"
+                waiting.add_metric([_name(r)], 1.0 if held else 0.0)
+        yield triggered
+        yield accuracy
+        yield waiting
 
     def collect(self) -> Iterator[Metric]:
         applies = CounterMetricFamily(

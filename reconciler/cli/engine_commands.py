@@ -420,4 +420,5 @@ def import_(address: str, external_id: str, paths: tuple[Path, ...], lock_timeou
     return 0
 
 
+from reconciler.cli import promote_commands as cli_promote  # noqa: E402,F401  (registers approve and rollback)
 from reconciler.cli import state_commands as cli_state  # noqa: E402,F401  (registers the state commands)

@@ -58,7 +58,8 @@ def listener() -> Any:
                 )
             )
         elif outcome.status == "succeeded":
-            emit(Line(f"{change.address}: done ({outcome.seconds:.1f}s)"))
+            note = f": {outcome.note}" if outcome.note else ""
+            emit(Line(f"{change.address}: done ({outcome.seconds:.1f}s){note}"))
         elif outcome.status == "skipped":
             emit(Line(f"{change.address}: skipped ({outcome.error})", style="yellow"))
         else:

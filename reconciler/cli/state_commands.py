@@ -246,7 +246,8 @@ def _history_lines(record: ApplyRecord) -> list[str]:
     ]
     for change in record.changes:
         error = f": {change['error']}" if change.get("error") else ""
+        detail = f" ({change['detail']})" if change.get("detail") else ""
         lines.append(
-            f"    {change['action']:<20} {change['address']:<40} {change['status']}{error}"
+            f"    {change['action']:<20} {change['address']:<40} {change['status']}{error}{detail}"
         )
     return lines

@@ -73,6 +73,8 @@ class PolicyRead(Protocol):
 class PrometheusSettingsRead(Protocol):
     @property
     def pushgateway_url(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
 
 
 class ProvidersRead(Dumpable, Protocol):
@@ -129,6 +131,7 @@ class TrainingJobSpecRead(Protocol):
     @property
     def quota(self) -> str | None: ...
     def plain_secret_like_env(self) -> list[str]: ...
+    def promotion_slo(self) -> str | None: ...
 
 
 class TrainingJobRead(Protocol):

@@ -172,6 +172,15 @@ class Gate(SpecModel):
         return self
 
 
+class PromoteWhen(SpecModel):
+    slo_not_burning: Name | None = Field(
+        None,
+        description="An SLO in the tree: while one of its burn-rate alerts fires (read from "
+        "the Workspace's providers.prometheus.url), the alias stays where it is; a later "
+        "apply moves it once the alert resolves. Default: none.",
+    )
+
+
 class Register(SpecModel):
     model: Name = Field(description="Registered model name. Required.")
     alias: str | None = Field(
@@ -181,6 +190,29 @@ class Register(SpecModel):
     )
     tags: dict[str, str] = Field(
         default_factory=dict, description="Tags on the model version. Default: none."
+    )
+    approval: Literal["auto", "required"] = Field(
+        "auto",
+        description="required: the version is registered, but the alias moves only when "
+        "someone runs pipeform approve MODEL@VERSION; auto moves it after the gates. "
+        "Default: auto.",
+    )
+    promote_when: PromoteWhen = Field(
+        default_factory=PromoteWhen,
+        description="Conditions that hold a promotion (the alias move) back. Default: none.",
+    )
+
+
+class RetrainOnDrift(SpecModel):
+    on: Literal["drift"] = Field(description="drift selects this form. Required.")
+    max_psi: float = Field(
+        0.2,
+        gt=0,
+        description="Retrain when the largest per-column PSI of the new snapshot against the "
+        "snapshot the current model was trained on exceeds this. Default: 0.2.",
+    )
+    max_age: Duration | None = Field(
+        None, description="Retrain when the current model is older than this. Default: no limit."
     )
 
 
@@ -203,7 +235,7 @@ _SECRET_LIKE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I
 
 
 class TrainingJobSpec(ResourceSpec):
-    PLAIN_METHODS: ClassVar[tuple[str, ...]] = ("plain_secret_like_env",)
+    PLAIN_METHODS: ClassVar[tuple[str, ...]] = ("plain_secret_like_env", "promotion_slo")
 
     features: Name = Field(description="The FeatureSet trained on. Required.")
     model: ModelSpec = Field(description="The model architecture and task. Required.")
@@ -231,10 +263,13 @@ class TrainingJobSpec(ResourceSpec):
         le=20,
         description="Retries of a failed or preempted run, resuming from the newest checkpoint. Default: 2.",
     )
-    retrain: Literal["onInputChange", "never", "always"] = Field(
+    retrain: Literal["onInputChange", "never", "always"] | RetrainOnDrift = Field(
         "onInputChange",
         description="onInputChange retrains when the spec, the features or the trainer code changed; "
-        "never trains once; always trains on every apply. Default: onInputChange.",
+        "never trains once; always trains on every apply; {on: drift, maxPsi: 0.2, maxAge: 7d} "
+        "re-snapshots and re-materialises on changed inputs but retrains only when the data "
+        "drifted from the model's training snapshot or the model is too old. "
+        "Default: onInputChange.",
     )
     gates: list[Gate] = Field(
         default_factory=empty_list,
@@ -284,6 +319,10 @@ class TrainingJobSpec(ResourceSpec):
             if isinstance(source, SecretRef):
                 refs.append(Reference("Secret", source.secret, ("env", var, "secret")))
         return refs
+
+    def promotion_slo(self) -> str | None:
+        """The SLO whose burning holds a promotion (register.promoteWhen.sloNotBurning)."""
+        return self.registration.promote_when.slo_not_burning if self.registration else None
 
     def plain_secret_like_env(self) -> list[str]:
         """Variables whose names look secret but whose values are written in the spec."""

@@ -67,6 +67,7 @@ class Reason(enum.StrEnum):
     REMOVED = "removed from specs"
     TAINTED = "tainted by a failed apply"
     FAILED = "its last apply failed"
+    PENDING = "a step left waiting can be taken"
     DESTROY = "destroy requested"
     NONE = ""
 
@@ -128,6 +129,9 @@ class ResourceChange:
     #: what the create or update adopts instead of making anew, in the provider's words
     #: ("run 3f2a1b9c0d12 (no training)"): nothing is trained or built, and nothing costs
     adopts: str | None = None
+    #: what waits on a person or a condition (a version awaiting approval, a held
+    #: promotion), in the provider's words; listed by the plan, whatever the action
+    waiting: str | None = None
 
     @property
     def name(self) -> str:

@@ -190,6 +190,8 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
         inputs_fingerprint=response.inputs_fingerprint,
     )
     change = _decide(c, change, prior, live, response)
+    if response.waiting:
+        change = replace(change, waiting=response.waiting)
     if response.adopts and change.action in (Action.CREATE, Action.UPDATE):
         # what apply will really do: adopt what exists (a replace deletes it first)
         change = replace(change, adopts=response.adopts)
@@ -245,6 +247,8 @@ def _decide(
             if inputs
             else response.reason_detail or "inputs changed"
         )
+        if response.trigger:
+            detail = f"{detail}; {response.trigger}"
         return replace(
             change,
             action=Action.UPDATE,
@@ -254,6 +258,10 @@ def _decide(
         )
     if live is not None and prior.observed and live.observed != prior.observed:
         return replace(change, action=Action.UPDATE, reason=Reason.DRIFTED, after_unknown=unknown)
+    if response.pending:
+        return replace(
+            change, action=Action.UPDATE, reason=Reason.PENDING, reason_detail=response.pending
+        )
     return change
 
 

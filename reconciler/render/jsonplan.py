@@ -36,9 +36,7 @@ from reconciler.render.redact import (
     sensitive_paths,
 )
 
-FORMAT_VERSION = (
-    "1.3"  # 1.1: cost and policy filled in, per-change "cost"; 1.2: "adopts"; 1.3: "notes"
-)
+FORMAT_VERSION = "1.4"  # 1.1: cost and policy filled in, per-change "cost"; 1.2: "adopts"; 1.3: "notes"; 1.4: "waiting"
 
 # action_reason values. Where Terraform has a name for the same cause, it is reused, so
 # tools written for `terraform show -json` read these without a lookup table.
@@ -53,6 +51,7 @@ ACTION_REASONS: dict[Reason, str | None] = {
     Reason.REPLACE_REQUESTED: "replace_by_request",
     Reason.TAINTED: "replace_because_tainted",
     Reason.FAILED: "update_because_last_apply_failed",
+    Reason.PENDING: "update_because_pending_step",
     Reason.REMOVED: "delete_because_no_resource_config",
     Reason.DESTROY: "delete_because_destroy_requested",
     Reason.NONE: None,
@@ -127,6 +126,7 @@ def resource_change(change: ResourceChange) -> dict[str, Any]:
         "prevent_destroy": change.prevent_destroy,
         "cost": cost_item(change.cost) if change.cost else None,
         "adopts": change.adopts,
+        "waiting": change.waiting,
     }
 
 

@@ -470,10 +470,26 @@ def note_lines(plan: Plan) -> list[str]:
     ]
 
 
+def waiting_lines(plan: Plan) -> list[str]:
+    """Model versions waiting for an approval or a condition (a held promotion)."""
+    waiting = [c for c in plan.changes if c.waiting]
+    if not waiting:
+        return []
+    return ["**Waiting for approval or a condition**", ""] + [
+        f"- **{escape(c.address)}**: {escape(c.waiting or '')}" for c in waiting
+    ]
+
+
 def _tail(plan: Plan) -> list[str]:
     """The closing words, the cost and the policy blocks (kept when the comment is cut)."""
     out: list[str] = []
-    for block in (_closing(plan), note_lines(plan), cost_lines(plan), policy_lines(plan)):
+    for block in (
+        _closing(plan),
+        note_lines(plan),
+        waiting_lines(plan),
+        cost_lines(plan),
+        policy_lines(plan),
+    ):
         if block:
             out += ([""] if out else []) + block
     return out

@@ -210,11 +210,23 @@ def render(plan: Plan) -> list[Line]:
         return lines
     if not actionable:
         lines.append(Line("No changes. The live objects match the specs.", style="green bold"))
-        return lines + policy_lines(plan.policy)
+        return lines + waiting_lines(plan) + policy_lines(plan.policy)
     lines.append(Line("pipeform will perform the following actions:", style="bold"))
     lines.append(Line(""))
     width = max(len(c.address) for c in actionable)
     for change in actionable:
         lines += change_lines(change, width)
     lines += [Line(""), Line(plan.summary(), style="bold"), *cost_total(plan)]
-    return lines + policy_lines(plan.policy)
+    return lines + waiting_lines(plan) + policy_lines(plan.policy)
+
+
+def waiting_lines(plan: Plan) -> list[Line]:
+    """Model versions waiting for an approval or a condition (a held promotion)."""
+    waiting = [c for c in plan.changes if c.waiting]
+    if not waiting:
+        return []
+    lines = [Line(""), Line("Waiting for approval or a condition:", style="bold")]
+    width = max(len(c.address) for c in waiting)
+    for change in waiting:
+        lines.append(Line(f"  {change.address.ljust(width)}  {change.waiting}", style="yellow"))
+    return lines

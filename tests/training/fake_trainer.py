@@ -92,7 +92,7 @@ def main() -> int:
             tags=config.registry.tags,
             lineage={"lineage": config.lineage.model_dump(mode="json")},  # as trainer/package.py
         )
-        if config.registry.alias:
+        if config.registry.alias and config.registry.promote:
             registry.set_alias(config.registry.model, config.registry.alias, registered.version)
         version, uri = str(registered.version), registered.uri
     return finish(

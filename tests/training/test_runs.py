@@ -33,6 +33,8 @@ CONTRACT_KEYS = {
     "durationSeconds",
     "featureSet",
     "runs",
+    "promotion",  # what happened to the alias (docs/reference/training-jobs.md)
+    "aliasHistory",
 }
 
 
