@@ -24,11 +24,11 @@ from reconciler.plan.model import (
     Drift,
     FieldChange,
     Plan,
-    Reason,
     cents,
 )
 from reconciler.plan.model import ResourceChange as Change
 from reconciler.render import redact, words
+from reconciler.render.blast import blast_radius, blast_text
 
 MAX_CHARS = 60_000  # GitHub refuses comments over 65,536 characters; keep a margin
 MARKER = "<!-- pipeform-plan -->"  # lets CI find and edit its earlier comment
@@ -169,48 +169,6 @@ def why(change: Change) -> str:
         summary = _field_summary(fields)
         reason = f"{reason}: {summary}" if reason else summary
     return reason
-
-
-#: how a downstream change is named in a blast radius, by kind
-SET_OFF = {"FeatureSet": "re-materialises", "TrainingJob": "retrains", "Dataset": "re-snapshots"}
-BLAST_NAMES = 3  # names shown per kind; the rest are counted
-DATA_KINDS = frozenset({"Dataset", "FeatureSet", "TrainingJob"})  # whose outputs are inputs
-
-
-def blast_radius(changes: list[Change]) -> dict[str, list[Change]]:
-    """For each change, the changes it sets off: those planned because an input changed,
-    following data dependencies through each other."""
-    caused = {c.address: c for c in changes if c.reason is Reason.INPUT_CHANGED}
-    dependents: dict[str, list[str]] = {}
-    for c in caused.values():
-        for dep in c.dependencies:  # inputs are data: a Quota or Secret sets nothing off
-            if dep.split("/", 1)[0] in DATA_KINDS:
-                dependents.setdefault(dep, []).append(c.address)
-    out: dict[str, list[Change]] = {}
-    for root in changes:
-        seen: dict[str, Change] = {}
-        todo = list(dependents.get(root.address, ()))
-        while todo:
-            address = todo.pop()
-            if address not in seen:
-                seen[address] = caused[address]
-                todo += dependents.get(address, ())
-        if seen:
-            out[root.address] = sorted(seen.values(), key=lambda c: c.address)
-    return out
-
-
-def blast_text(set_off: list[Change]) -> str:
-    """``re-materialises FeatureSet/visits; retrains 2 models (a, b)``."""
-    parts = []
-    for kind in sorted({c.kind for c in set_off}, key=lambda k: (k not in SET_OFF, k)):
-        names = [c.name for c in set_off if c.kind == kind]
-        shown = ", ".join(names[:BLAST_NAMES]) + (
-            f" and {len(names) - BLAST_NAMES} more" if len(names) > BLAST_NAMES else ""
-        )
-        verb = SET_OFF.get(kind, "changes")
-        parts.append(f"{verb} {len(names)} {kind}{'s' if len(names) != 1 else ''} ({shown})")
-    return "; ".join(parts)
 
 
 def table_row(change: Change, set_off: list[Change] | None = None) -> str:
