@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from reconciler.diagnostics import Diagnostic
-from reconciler.frozen import quick_init
 
 OWNER_ADDRESS = "pipeform.dev/address"
 OWNER_LINEAGE = "pipeform.dev/lineage"
@@ -51,7 +50,6 @@ class PermanentError(ProviderError):
     pass
 
 
-@quick_init
 @dataclass(frozen=True)
 class ResourceContext:
     """Who a call is about: the resource, the state it belongs to, where specs live."""
@@ -74,7 +72,6 @@ class ResourceContext:
         return {OWNER_ADDRESS: self.address, OWNER_LINEAGE: self.lineage}
 
 
-@quick_init
 @dataclass(frozen=True)
 class ReadRequest:
     ctx: ResourceContext
@@ -83,7 +80,6 @@ class ReadRequest:
     external_id: str | None
 
 
-@quick_init
 @dataclass(frozen=True)
 class ReadResponse:
     exists: bool
@@ -92,7 +88,6 @@ class ReadResponse:
     external_id: str | None = None
 
 
-@quick_init
 @dataclass(frozen=True)
 class PlanRequest:
     ctx: ResourceContext
@@ -103,7 +98,6 @@ class PlanRequest:
     observed: JSON | None = None  # what refresh read just now; None without refresh or record
 
 
-@quick_init
 @dataclass(frozen=True)
 class PlanResponse:
     requires_replace: list[str] = field(default_factory=list)  # changed field paths that force it
@@ -114,7 +108,6 @@ class PlanResponse:
     reason_detail: str | None = None
 
 
-@quick_init
 @dataclass(frozen=True)
 class ApplyRequest:
     ctx: ResourceContext
@@ -125,7 +118,6 @@ class ApplyRequest:
     upstream: Mapping[str, JSON]
 
 
-@quick_init
 @dataclass(frozen=True)
 class ApplyResponse:
     outputs: JSON = field(default_factory=dict)
@@ -133,7 +125,6 @@ class ApplyResponse:
     observed: JSON = field(default_factory=dict)  # live attributes right after the change
 
 
-@quick_init
 @dataclass(frozen=True)
 class DeleteRequest:
     ctx: ResourceContext
@@ -142,14 +133,12 @@ class DeleteRequest:
     external_id: str | None
 
 
-@quick_init
 @dataclass(frozen=True)
 class ImportRequest:
     ctx: ResourceContext
     id: str
 
 
-@quick_init
 @dataclass(frozen=True)
 class ImportResponse:
     observed: JSON
