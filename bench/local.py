@@ -361,7 +361,7 @@ def report(contenders: list[Contender], step: str, label: str) -> None:
 
 def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
+    parser.add_argument("--workloads", nargs="*", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--quotas", type=int, default=1_000, metavar="N")
     parser.add_argument("--units", type=int, default=10, metavar="K")
     parser.add_argument("--runs", type=int, default=7, help="timed runs per contender and step")

@@ -59,7 +59,7 @@ def test_still_frozen_equal_hashable_and_replaceable() -> None:
     assert dataclasses.asdict(Sample("a")) == dataclasses.asdict(Plain("a"))
 
 
-def test_the_planners_records_use_it_and_round_trip() -> None:
+def test_the_records_round_trip() -> None:
     for cls in (base.ResourceContext, base.PlanRequest, base.ReadResponse, plan.ResourceChange):
         assert cls.__init__.__qualname__ == f"{cls.__qualname__}.__init__"
     change = plan.ResourceChange("Quota/q", "Quota", "fake", plan.Action.NOOP, after={"a": 1})
