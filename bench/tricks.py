@@ -72,6 +72,18 @@ QUICK_INIT_SITES = {
 }
 TRICKS = (
     Trick(
+        "lazy-handlers",
+        "the local provider imports a kind's handler on its first call, not all at start",
+        NOOP,
+        edits=(
+            (
+                '__all__ = ["HANDLERS", "LocalProvider", "handler_class"]',
+                '__all__ = ["HANDLERS", "LocalProvider", "handler_class"]\n'
+                "for _kind in HANDLERS:\n    handler_class(_kind)",
+            ),
+        ),
+    ),
+    Trick(
         "quick-init",
         "reconciler/frozen.py's one-step __init__ on the per-resource dataclasses",
         (*NOOP, "apply"),
@@ -86,6 +98,12 @@ TRICKS = (
             files=(path,),
         )
         for site, path in QUICK_INIT_SITES.items()
+    ),
+    Trick(
+        "state-records",
+        "state rows made without ResourceState.__init__ (object.__new__, state/model.py)",
+        NOOP,
+        edits=(("if values.keys() == _RESOURCE_FIELDS:", "if False:"),),
     ),
     Trick(
         "group-commit",
