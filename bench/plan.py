@@ -149,7 +149,11 @@ def _env() -> dict[str, str]:
 
 
 def measure(
-    command: list[str], cwd: Path, expect: tuple[int, ...] = (0,), says: str | None = None
+    command: list[str],
+    cwd: Path,
+    expect: tuple[int, ...] = (0,),
+    says: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Run:
     """Wall time and peak RSS of one run (os.wait4 gives this child's own rusage).
 
@@ -157,7 +161,9 @@ def measure(
     """
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=_env())
+        proc = subprocess.Popen(
+            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env or _env()
+        )
         _, status, usage = os.wait4(proc.pid, 0)
         elapsed = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from reconciler.diagnostics import Diagnostic
-from reconciler.frozen import quick_init
 
 OWNER_ADDRESS = "pipeform.dev/address"
 OWNER_LINEAGE = "pipeform.dev/lineage"
@@ -51,7 +50,6 @@ class PermanentError(ProviderError):
     pass
 
 
-@quick_init
 @dataclass(frozen=True)
 class ResourceContext:
     """Who a call is about: the resource, the state it belongs to, where specs live."""
@@ -74,7 +72,6 @@ class ResourceContext:
         return {OWNER_ADDRESS: self.address, OWNER_LINEAGE: self.lineage}
 
 
-@quick_init
 @dataclass(frozen=True)
 class ReadRequest:
     ctx: ResourceContext
@@ -83,7 +80,6 @@ class ReadRequest:
     external_id: str | None
 
 
-@quick_init
 @dataclass(frozen=True)
 class ReadResponse:
     exists: bool
@@ -95,7 +91,6 @@ class ReadResponse:
     notes: list[str] = field(default_factory=list)
 
 
-@quick_init
 @dataclass(frozen=True)
 class PlanRequest:
     ctx: ResourceContext
@@ -106,7 +101,6 @@ class PlanRequest:
     observed: JSON | None = None  # what refresh read just now; None without refresh or record
 
 
-@quick_init
 @dataclass(frozen=True)
 class PlanResponse:
     requires_replace: list[str] = field(default_factory=list)  # changed field paths that force it
@@ -132,7 +126,6 @@ class PlanResponse:
     waiting: str | None = None
 
 
-@quick_init
 @dataclass(frozen=True)
 class ApplyRequest:
     ctx: ResourceContext
@@ -143,7 +136,6 @@ class ApplyRequest:
     upstream: Mapping[str, JSON]
 
 
-@quick_init
 @dataclass(frozen=True)
 class ApplyResponse:
     outputs: JSON = field(default_factory=dict)
@@ -153,7 +145,6 @@ class ApplyResponse:
     note: str | None = None
 
 
-@quick_init
 @dataclass(frozen=True)
 class CheckRequest:
     """A create or update an apply is about to make, asked about before any change starts."""
@@ -163,7 +154,6 @@ class CheckRequest:
     prior_spec: JSON | None  # the document last applied, None when creating
 
 
-@quick_init
 @dataclass(frozen=True)
 class DeleteRequest:
     ctx: ResourceContext
@@ -172,14 +162,12 @@ class DeleteRequest:
     external_id: str | None
 
 
-@quick_init
 @dataclass(frozen=True)
 class ImportRequest:
     ctx: ResourceContext
     id: str
 
 
-@quick_init
 @dataclass(frozen=True)
 class ImportResponse:
     observed: JSON
@@ -191,7 +179,6 @@ class ImportResponse:
     inputs_fingerprint: str | None = None
 
 
-@quick_init
 @dataclass(frozen=True)
 class AliasRequest:
     """Move a registered model's alias by hand: ``pipeform approve`` and ``rollback``."""
@@ -204,7 +191,6 @@ class AliasRequest:
     actor: str  # who asked (user@host), as the journal records it
 
 
-@quick_init
 @dataclass(frozen=True)
 class AliasResponse:
     outputs: JSON  # the resource's outputs after the move, to record in state
@@ -214,14 +200,12 @@ class AliasResponse:
     after: int
 
 
-@quick_init
 @dataclass(frozen=True)
 class ListOwnedRequest:
     root: Path  # the spec tree
     lineage: str  # the state's lineage ("" when there is no state yet)
 
 
-@quick_init
 @dataclass(frozen=True)
 class OwnedObject:
     """A live object carrying pipeform's ownership labels."""
@@ -232,7 +216,6 @@ class OwnedObject:
     where: str  # where it lives, as messages show it (a file, a URL)
 
 
-@quick_init
 @dataclass(frozen=True)
 class ListOwnedResponse:
     objects: list[OwnedObject] = field(default_factory=list)

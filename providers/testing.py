@@ -9,6 +9,11 @@ after a crash adopts what it made. ``config["fail"]`` maps an address to "perman
 "retryable" (always) or "retryable:N" (the first N calls fail) to exercise error paths.
 Data-bearing kinds get a ``version`` output that is unknown until apply, which makes
 changes flow downstream as they do for real Datasets and FeatureSets.
+
+It keeps the contract it stands in for (tests/conformance checks it as it checks real
+providers): a create or update that finds the object already as asked (the same spec,
+the same upstream versions for data kinds, ours) adopts it as it is, so calls are
+idempotent and ``version`` moves only when the object really changes.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -122,13 +128,20 @@ class FakeProvider(Provider):
     def _write(self, request: ApplyRequest) -> ApplyResponse:
         path = self._file(request.ctx.address, request.external_id)
         existing = json.loads(path.read_text()) if path.exists() else None
-        version = (existing or {}).get("version", 0) + 1
-        body = {"spec": request.spec, "labels": request.ctx.owner_labels, "version": version}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(body, sort_keys=True))
-        tmp.replace(path)
+        body = {
+            "spec": request.spec,
+            "labels": request.ctx.owner_labels,
+            "inputs": _inputs(request.ctx.kind, request.upstream),
+        }
+        if existing is not None and all(existing.get(k) == v for k, v in body.items()):
+            body = existing  # already as asked: nothing to change, the version stays
+        else:
+            body["version"] = (existing or {}).get("version", 0) + 1
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(body, sort_keys=True))
+            tmp.replace(path)
         return ApplyResponse(
-            outputs={"version": version, "id": path.stem},
+            outputs={"version": body["version"], "id": path.stem},
             external_id=path.stem,
             observed=_observed(body),
         )
@@ -161,11 +174,7 @@ class FakeProvider(Provider):
         response = super().plan(request)
         if request.ctx.kind not in DATA_KINDS:
             return response
-        upstream = {
-            a: o.get("version")
-            for a, o in sorted(request.upstream.items())
-            if a.split("/", 1)[0] in DATA_KINDS
-        }
+        upstream = _inputs(request.ctx.kind, request.upstream)
         if any(v == "(known after apply)" for v in upstream.values()):
             fingerprint = "(known after apply)"
         else:
@@ -223,6 +232,15 @@ class FakeProvider(Provider):
                 lineage = str(labels.get(OWNER_LINEAGE) or "")
                 found.append(OwnedObject(address, lineage, path.stem, str(path)))
         return ListOwnedResponse(found)
+
+
+def _inputs(kind: str, upstream: Mapping[str, JSON]) -> JSON:
+    """The versions of the data-bearing objects a data-bearing object is made from."""
+    if kind not in DATA_KINDS:
+        return {}
+    return {
+        a: o.get("version") for a, o in sorted(upstream.items()) if a.split("/", 1)[0] in DATA_KINDS
+    }
 
 
 def _quoted(text: str) -> str:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, error, suggestion, warning
-from reconciler.frozen import quick_init
 from reconciler.spec.loader import LoadedDocument, SpecTree
 from reconciler.spec.source import DataPath
 from reconciler.spec.validate import format_path
@@ -25,7 +24,6 @@ if TYPE_CHECKING:  # imported when a tree holds them (reconciler.kinds is lazy)
 _COST_BEARING = ("TrainingJob",)
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Edge:
     dependency: str

@@ -212,7 +212,7 @@ class FeatureSetHandler(KindHandler):
         root = self._root(ctx.name)
         record_path = root / "current.json"
         fs_id = feature_set_id(inputs_fingerprint(spec, str(snapshot)))
-        files.claim(record_path, ctx, self.settings.shown(record_path), fs_id)
+        files.claim(record_path, ctx, self.settings.shown(record_path), fs_id, importable=False)
         files.ensure_dir(root)
         leftovers.clean(root, ".")  # what a killed apply left: half-written tables, temp files
         directory = root / fs_id
@@ -288,7 +288,11 @@ class FeatureSetHandler(KindHandler):
             return
         if not files.is_ours(record, request.ctx):
             raise files.not_ours(
-                request.ctx, record, self.settings.shown(record_path), str(record.get("id"))
+                request.ctx,
+                record,
+                self.settings.shown(record_path),
+                str(record.get("id")),
+                importable=False,
             )
         for path in root.iterdir():
             if path.is_dir() and (path.name.startswith("fs-") or path.name.startswith(".fs-")):

@@ -115,27 +115,38 @@ def is_ours(record: JSON, ctx: ResourceContext) -> bool:
     return all(labels.get(k) == v for k, v in ctx.owner_labels.items())
 
 
-def not_ours(ctx: ResourceContext, record: JSON, shown: str, object_id: str) -> PermanentError:
-    """The refusal to take over a record another resource (or nobody) owns."""
+def not_ours(
+    ctx: ResourceContext, record: JSON, shown: str, object_id: str, importable: bool = True
+) -> PermanentError:
+    """The refusal to take over a record another resource (or nobody) owns; it gives the
+    import command only for kinds the local provider imports."""
     labels = record.get(LABELS)
     labels = labels if isinstance(labels, dict) else {}
     if labels.get(OWNER_ADDRESS):
         owner = f"{labels.get(OWNER_ADDRESS)} in the state with lineage {labels.get(OWNER_LINEAGE)}"
     else:
         owner = "nothing pipeform manages (it has no ownership labels)"
+    if importable:
+        way = f"To manage it from here, run: pipeform import {ctx.address} {object_id}"
+    else:
+        way = (
+            f"The local provider cannot import {ctx.kind} resources: destroy it from the "
+            f"state that owns it, or give this {ctx.kind} another name"
+        )
     return PermanentError(
         f"{shown} already exists and belongs to {owner}, not to {ctx.address} in this state "
-        f"(lineage {ctx.lineage}), so it is left alone. To manage it from here, run: "
-        f"pipeform import {ctx.address} {object_id}"
+        f"(lineage {ctx.lineage}), so it is left alone. {way}"
     )
 
 
-def claim(path: Path, ctx: ResourceContext, shown: str, object_id: str) -> JSON | None:
+def claim(
+    path: Path, ctx: ResourceContext, shown: str, object_id: str, importable: bool = True
+) -> JSON | None:
     """The existing record at path if it is ours (to adopt), None if there is none.
 
     Raises when a record exists that another resource owns: it is never taken over.
     """
     record = read_json(path, shown)
     if record is not None and not is_ours(record, ctx):
-        raise not_ours(ctx, record, shown, object_id)
+        raise not_ours(ctx, record, shown, object_id, importable)
     return record

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.frozen import quick_init
 
-
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Reference:
     """A reference from one document to another, by name."""

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
-from reconciler.frozen import quick_init
-
 FORMAT_VERSION = "1.0"
 UNKNOWN = "(known after apply)"
 SENSITIVE = "(sensitive)"
@@ -72,7 +70,6 @@ class Reason(enum.StrEnum):
     NONE = ""
 
 
-@quick_init
 @dataclass(frozen=True)
 class FieldChange:
     path: str  # dotted, from the document root (spec.hyperparameters.learningRate)
@@ -108,7 +105,6 @@ class CostEstimate:
     workers: int = 1  # workers x nodes the hourly price covers
 
 
-@quick_init
 @dataclass(frozen=True)
 class ResourceChange:
     address: str
@@ -138,7 +134,6 @@ class ResourceChange:
         return self.address.split("/", 1)[1]
 
 
-@quick_init
 @dataclass(frozen=True)
 class Drift:
     """A difference between what pipeform last applied and what is live."""

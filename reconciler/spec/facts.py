@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from reconciler.frozen import quick_init
 from reconciler.kinds.reference import Reference
 
 # -- the Workspace as a read-only view ----------------------------------------------------
@@ -152,7 +151,6 @@ def thaw(value: Any) -> Any:
 _UNSET: Any = object()  # a lazy part of Facts not worked out yet
 
 
-@quick_init
 @dataclass(frozen=True, slots=True, eq=False)
 class Facts:
     """What the engine reads of one validated document, as plain data. Read-only.

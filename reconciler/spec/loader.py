@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reconciler.diagnostics import Diagnostic, Diagnostics, Position, error
-from reconciler.frozen import quick_init
 from reconciler.kinds import API_VERSION, KINDS
 from reconciler.kinds.reads import (
     BudgetRead,
@@ -45,7 +44,6 @@ if TYPE_CHECKING:  # pydantic loads only when a document must be validated
 DEFAULT_WORKSPACE_KEY = "default-workspace"
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class LoadedDocument:
     """One valid document: its facts (what the engine reads), its raw data and positions,

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
-from reconciler.frozen import quick_init
-
 
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -27,7 +25,6 @@ class Status(enum.StrEnum):
     PENDING = "pending"  # a create started and has not been confirmed: resumed (adopted) next time
 
 
-@quick_init
 @dataclass(frozen=True)
 class ResourceState:
     address: str

@@ -12,61 +12,25 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from providers.base import Provider
 from providers.local import LocalProvider
 from providers.testing import FakeProvider
-from reconciler.kinds import KINDS
-from reconciler.plan.planner import desired_document
+from tests.conformance.local_samples import LOCAL_CONFIG, LOCAL_SAMPLES
+from tests.conformance.sample import (
+    KindSample,
+    ProviderCase,
+    document,
+    no_upstream,
+    nothing,
+)
+
+__all__ = ["CASES", "KindSample", "ProviderCase", "document", "load_cases"]
 
 ENV = "PIPEFORM_CONFORMANCE_CASES"
-Prepare = Callable[[pytest.MonkeyPatch, Path], None]
-
-
-def document(kind: str, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A desired document exactly as the planner hands it to providers (validated)."""
-    model = KINDS[kind].model_validate(
-        {"apiVersion": "pipeform/v1", "kind": kind, "metadata": {"name": name}, "spec": spec}
-    )
-    return desired_document(model, {})
-
-
-def _nothing(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class KindSample:
-    """One object of one kind: as first applied, and as changed by an update."""
-
-    kind: str
-    name: str
-    spec: dict[str, Any]
-    changed: dict[str, Any]
-    prepare: Prepare = _nothing  # set environment variables, write source files
-
-    @property
-    def address(self) -> str:
-        return f"{self.kind}/{self.name}"
-
-
-@dataclass(frozen=True)
-class ProviderCase:
-    id: str
-    factory: Callable[[Path], Provider]  # the spec tree root -> a configured provider
-    samples: tuple[KindSample, ...]
-    # Files the provider writes for its own bookkeeping rather than as live objects
-    # (relative to the tree): left out when checking that reading changes nothing.
-    scratch: frozenset[str] = field(default_factory=frozenset)
-    supports_import: bool = True
-    #: a pytest fixture the provider needs (a server), asked for before the factory runs
-    fixture: str | None = None
 
 
 def _secret_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
@@ -108,17 +72,22 @@ def _fake(root: Path) -> FakeProvider:
     return FakeProvider({"store": str(root / "live")}, root)
 
 
+def _as_for_the_fake(sample: KindSample) -> KindSample:
+    """The fake realises every kind without reading sources or upstream objects."""
+    return replace(sample, prepare=nothing, upstream=no_upstream, exclusive=True, importable=True)
+
+
 CASES: list[ProviderCase] = [
     ProviderCase(
         "fake",
         _fake,
-        (QUOTA, SECRET_FROM_ENV),
+        (QUOTA, SECRET_FROM_ENV, *map(_as_for_the_fake, LOCAL_SAMPLES)),
         scratch=frozenset({"live/calls.jsonl"}),  # its call log, for engine tests
     ),
     ProviderCase(
         "local",
-        lambda root: LocalProvider({"dataDir": ".pipeform/data"}, root),
-        (QUOTA, SECRET_FROM_ENV, SECRET_FROM_FILE),
+        lambda root: LocalProvider(LOCAL_CONFIG, root),
+        (QUOTA, SECRET_FROM_ENV, SECRET_FROM_FILE, *LOCAL_SAMPLES),
     ),
 ]
 

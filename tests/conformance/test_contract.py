@@ -2,14 +2,16 @@
 
 What the engine relies on (Crossplane's external-client rules): reading an object that
 was never made says it is gone; what create reports is what a read then observes; a
-create retried after a crash adopts what the first one made; an update shows in what is
-observed; deleting twice succeeds; reading changes nothing on disk; an object that
-another resource owns is never taken over, only imported on request.
+create retried after a crash adopts what the first one made, as it is; an update shows
+in what is observed, and repeating it changes nothing more; deleting twice succeeds;
+reading changes nothing on disk; an object that another resource owns is never taken
+over, only imported on request.
 """
 
 from __future__ import annotations
 
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,7 @@ class Subject:
     sample: KindSample
     provider: Provider
     root: Path
+    upstream: Mapping[str, Any]  # outputs of what the sample depends on, made in the tree
 
     def ctx(self, lineage: str = OURS) -> ResourceContext:
         return ResourceContext(
@@ -55,7 +58,7 @@ class Subject:
 
     def create(self, lineage: str = OURS) -> ApplyResponse:
         return self.provider.create(
-            ApplyRequest(self.ctx(lineage), self.sample.spec, None, {}, None, {})
+            ApplyRequest(self.ctx(lineage), self.sample.spec, None, {}, None, self.upstream)
         )
 
     def update(self, prior: ApplyResponse) -> ApplyResponse:
@@ -66,7 +69,7 @@ class Subject:
                 self.sample.spec,
                 prior.outputs,
                 prior.external_id,
-                {},
+                self.upstream,
             )
         )
 
@@ -121,7 +124,8 @@ def subject(
     root = tmp_path / "tree"
     root.mkdir()
     sample.prepare(monkeypatch, root)
-    return Subject(case, sample, case.factory(root), root)
+    upstream = sample.upstream(root)
+    return Subject(case, sample, case.factory(root), root, upstream)
 
 
 def test_reading_an_object_never_created_says_it_is_gone(subject: Subject) -> None:
@@ -143,9 +147,23 @@ def test_a_create_retried_after_a_crash_adopts_instead_of_duplicating(subject: S
     paths = set(subject.tree())
     again = subject.create()  # state never recorded the first create
     assert again.external_id == first.external_id
-    assert again.observed == first.observed or subject.case.id == "fake"  # fake counts versions
+    assert again.observed == first.observed, "adopting changed the object"
+    assert again.outputs == first.outputs
     assert set(subject.tree()) == paths, "the retried create made a second object"
     assert subject.read(again).exists is True
+
+
+def test_an_update_repeated_changes_nothing_more(subject: Subject) -> None:
+    created = subject.create()
+    updated = subject.update(created)
+    contents = _contents(subject.tree())
+    again = subject.update(created)  # state never recorded the first update
+    assert (again.observed, again.outputs, again.external_id) == (
+        updated.observed,
+        updated.outputs,
+        updated.external_id,
+    )
+    assert _contents(subject.tree()) == contents, "repeating the update changed files"
 
 
 def test_an_update_changes_what_is_observed(subject: Subject) -> None:
@@ -175,15 +193,27 @@ def test_reading_changes_nothing_on_disk(subject: Subject) -> None:
 def test_an_object_owned_by_another_state_is_not_adopted(subject: Subject) -> None:
     theirs = subject.create(lineage=THEIRS)
     before = subject.tree()
-    with pytest.raises(PermanentError) as refused:
-        subject.create(lineage=OURS)
-    assert "import" in str(refused.value), "the refusal should say how to adopt it"
-    assert subject.tree() == before
+    if not subject.sample.exclusive:  # each state makes its own: ours beside theirs
+        ours = subject.create(lineage=OURS)
+        assert ours.external_id != theirs.external_id, "another state's object was adopted"
+        after = _contents(subject.tree())
+        held = [p for p in _contents(before) if str(theirs.external_id) in p]
+        assert held and all(after[p] == _contents(before)[p] for p in held), "theirs changed"
+    else:
+        with pytest.raises(PermanentError) as refused:
+            subject.create(lineage=OURS)
+        importable = subject.case.supports_import and subject.sample.importable
+        message = str(refused.value)
+        assert (f"pipeform import {subject.sample.address}" in message) == importable, (
+            "the refusal should say how to adopt it, and only where import can"
+        )
+        assert THEIRS in message, "the refusal should name the owner"
+        assert subject.tree() == before
     assert subject.read(theirs, lineage=THEIRS).observed == theirs.observed
 
 
 def test_import_adopts_an_object_another_state_owns(subject: Subject) -> None:
-    if not subject.case.supports_import:
+    if not (subject.case.supports_import and subject.sample.importable):
         pytest.skip(f"provider {subject.case.id} does not import {subject.sample.kind}")
     theirs = subject.create(lineage=THEIRS)
     assert theirs.external_id is not None
@@ -191,3 +221,8 @@ def test_import_adopts_an_object_another_state_owns(subject: Subject) -> None:
     assert imported.external_id == theirs.external_id
     subject.create()  # now ours: a create adopts it
     assert subject.read(theirs).exists is True
+
+
+def _contents(tree: dict[str, tuple[int, int, bytes | None]]) -> dict[str, bytes]:
+    """The bytes of every file in a tree() listing (rewriting the same bytes is allowed)."""
+    return {path: content for path, (_, _, content) in tree.items() if content is not None}

@@ -242,7 +242,7 @@ def test_another_states_feature_set_is_left_alone(
 ) -> None:
     created = apply(handler, tmp_path, write_snapshot(tmp_path))
     other = ctx(tmp_path, lineage="lineage-2")
-    with pytest.raises(PermanentError, match=r"belongs to FeatureSet/feats.*pipeform import"):
+    with pytest.raises(PermanentError, match=r"belongs to FeatureSet/feats.*cannot import"):
         handler.delete(DeleteRequest(other, doc(), created.outputs, None))
     assert Path(created.outputs["dir"]).is_dir()
 
