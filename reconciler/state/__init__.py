@@ -29,6 +29,10 @@ def open_backend(config: Mapping[str, Any], root: Path, access: Access = "create
         from reconciler.state.postgres import open_postgres
 
         return open_postgres(config, access)
+    if backend == "s3":
+        from reconciler.state.s3 import open_s3
+
+        return open_s3(config, root, access)
     raise PipeformError(f"unknown state backend {backend!r}; use sqlite, postgres or s3")
 
 

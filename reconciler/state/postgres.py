@@ -131,7 +131,8 @@ class PostgresBackend(StateBackend):
                     journal.append((json.dumps(replace(entry, serial_after=serial).to_dict()),))
             with db.cursor() as cur:
                 _apply_rows(cur, writes, versions, journal)
-            faults.point("mid-state-write", writes[-1][0] if writes else None)
+            for address, _, _ in writes:  # inside the transaction, before COMMIT
+                faults.point("mid-state-write", address)
             db.execute("UPDATE meta SET value = %s WHERE key = 'serial'", (str(serial),))
         return serial
 
