@@ -25,6 +25,7 @@ holder's details in ``Info``; force-unlock deletes it on condition that its ``ID
 
 from __future__ import annotations
 
+import contextlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -151,11 +152,9 @@ class S3Backend(StateBackend):
             return
         body = {"seq": self._seq, "serial": self._serial, "lineage": self.lineage,
                 "resources": [r.to_dict() for r in self._resources.values()]}  # fmt: skip
-        try:
-            with self.store.calls("compact the state"):
-                self.store.put_new(f"snapshot/{self._seq:012d}.json", body)
-        except Conflict:
-            pass  # another writer compacted at the same point: the same content
+        with contextlib.suppress(Conflict), self.store.calls("compact the state"):
+            # Conflict: another writer compacted at the same point, with the same content
+            self.store.put_new(f"snapshot/{self._seq:012d}.json", body)
         self._since_snapshot = 0
 
     def write_many(self, expected_serial: int, writes: list[Write]) -> int:
@@ -220,8 +219,7 @@ class S3Backend(StateBackend):
         with self.store.calls("read the state's versions"):
             names = self.store.names("log")
             for start in range(len(names), 0, -16):
-                for body in reversed(self._fetch(names[max(0, start - 16) : start])):
-                    yield body
+                yield from reversed(self._fetch(names[max(0, start - 16) : start]))
 
     def versions(self, limit: int = 50) -> list[Version]:
         found: list[Version] = []
@@ -315,10 +313,8 @@ def open_s3(config: dict[str, Any], root: Path, access: Access) -> StateBackend:
     with store.calls("read the state"):
         meta = store.get("meta.json")
         if meta is None and access == "create":
-            try:
+            with contextlib.suppress(Conflict):  # another command made it first
                 store.put_new("meta.json", {"format": FORMAT, "lineage": State.new_lineage()})
-            except Conflict:
-                pass  # another command made it first
             meta = store.get("meta.json")
     if meta is None:
         from reconciler.state.sqlite import SqliteBackend
