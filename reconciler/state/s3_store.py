@@ -126,7 +126,7 @@ class Store:
         """Write an object that must not exist yet (If-None-Match: *); Conflict if it does."""
         from botocore import exceptions
 
-        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        data = json.dumps(body, separators=(",", ":")).encode()
         try:
             self.s3.put_object(Bucket=self.bucket, Key=self.key(name), Body=data, IfNoneMatch="*")
         except exceptions.ClientError as exc:
@@ -139,7 +139,7 @@ class Store:
             raise
 
     def put(self, name: str, body: Any) -> None:
-        data = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        data = json.dumps(body, separators=(",", ":")).encode()
         self.s3.put_object(Bucket=self.bucket, Key=self.key(name), Body=data)
 
     def names(self, folder: str, after: str | None = None) -> list[str]:

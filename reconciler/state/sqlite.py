@@ -396,16 +396,20 @@ class SqliteBackend(StateBackend):
         return damage.unknown_serial(serial, shown, int(kept))
 
     def dump(self) -> Dump:
+        self._intact()
         with self._reading():
-            state = self.read()
+            lineage, serial = self._lineage(), self._serial()
+            resources = self._parse(
+                self._db.execute("SELECT address, data FROM resources ORDER BY address").fetchall()
+            )
             rows = self._db.execute(
                 "SELECT serial, at, address, operation, data FROM versions ORDER BY serial"
             ).fetchall()
             journal = self._db.execute("SELECT data FROM journal ORDER BY id").fetchall()
         return Dump(
-            state.lineage,
-            state.serial,
-            state.resources,
+            lineage,
+            serial,
+            resources,
             [VersionRecord(*row) for row in rows],
             [JournalEntry(**json.loads(d)) for (d,) in journal],
         )
