@@ -12,11 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from providers import base
+from reconciler.diagnostics import PipeformError
 from reconciler.plan.planner import Providers
 from reconciler.state.backend import StateBackend
 from reconciler.state.model import JournalEntry, LockInfo, State, argv_command, now
+
+if TYPE_CHECKING:
+    from reconciler.state.migrate import Copied
 
 SHOWN = 10  # addresses a warning names before "and N more"
 
@@ -88,3 +93,57 @@ def restore(backend: StateBackend, serial: int, lineage: str | None = None) -> R
     entry = JournalEntry(command, who, started, "", None, None, 0, 0)
     new, changes = backend.restore(serial, entry, lineage)
     return Restored(new, serial, changes, len(backend.read().resources))
+
+
+def read_state_block(path: Path) -> dict[str, Any]:
+    """The state block in a YAML file (``state: {...}``, or the block alone), checked
+    against the Workspace's model; one error naming the file when it is not one."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from reconciler.diagnostics import Diagnostics
+    from reconciler.kinds.workspace import StateBackend as StateBlock
+    from reconciler.spec.source import parse_bytes, read_bytes
+
+    found = Diagnostics()
+    data = read_bytes(path, str(path), found)
+    documents = parse_bytes(data, str(path), found) if data is not None else []
+    if found.has_errors:
+        raise PipeformError(found)
+    body = documents[0].data if len(documents) == 1 else None
+    if isinstance(body, dict) and isinstance(body.get("spec"), dict):
+        body = body["spec"]
+    if isinstance(body, dict) and "state" in body:
+        body = body["state"]
+    if not isinstance(body, dict):
+        raise PipeformError(
+            f"{path}: expected one YAML document holding a Workspace state block, such as "
+            "state: {backend: postgres, dsn: {env: PIPEFORM_PG_DSN}, schemaName: churn}"
+        )
+    try:
+        block = TypeAdapter(StateBlock).validate_python(body)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"state.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise PipeformError(f"{path}: not a valid state block: {problems}") from None
+    result: dict[str, Any] = block.model_dump()
+    return result
+
+
+def migrate(source: StateBackend, target: StateBackend, timeout: float) -> Copied:
+    """Copy source into target holding both locks (the source's first), then release them."""
+    from reconciler.state import migrate as copying
+
+    if source.describe() == target.describe():
+        raise PipeformError(f"the state is already in {target.describe()}: nothing to migrate")
+    command = argv_command()
+    first, second = LockInfo.for_this_process(command), LockInfo.for_this_process(command)
+    source.acquire_lock(first, timeout)
+    try:
+        target.acquire_lock(second, timeout)
+        try:
+            return copying.copy(source, target)
+        finally:
+            target.release_lock(second.id)
+    finally:
+        source.release_lock(first.id)

@@ -150,6 +150,51 @@ def state_restore(serial: int, root: Path, lineage: str | None, lock_timeout: st
     return 0
 
 
+@state.command("migrate")
+@click.option(
+    "--to",
+    "target_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="A YAML file holding the target's state block (as in a Workspace: state: {backend: ...}).",
+)
+@CHDIR
+@LOCK_TIMEOUT
+def state_migrate(target_file: Path, root: Path, lock_timeout: str) -> int:
+    """Copy the state, every kept version and the journal to another backend.
+
+    Lineage and serial are kept; a target holding a state of another lineage is refused.
+    Both states are locked while it copies. The source is left as it was: point the
+    Workspace's spec.state at the target afterwards (the same block as FILE).
+    """
+    from reconciler import recovery
+    from reconciler.engine import open_state
+    from reconciler.spec.trust import Trust
+    from reconciler.state import open_backend
+
+    if Trust.resolve().untrusted:
+        raise PipeformError(
+            "state migrate is not for untrusted runs: run it where the specs are trusted"
+        )
+    block = recovery.read_state_block(target_file)
+    source = open_state(root, "existing")
+    target = open_backend(block, root.resolve(), "create")
+    try:
+        copied = recovery.migrate(source, target, _seconds(lock_timeout))
+    finally:
+        target.close()
+        source.close()
+    _out().print(
+        f"Copied the state (lineage {copied.lineage}, serial {copied.serial}, "
+        f"{copied.resources} resources, {copied.versions} versions, {copied.journal} journal "
+        f"entries) from {source.describe()} to {target.describe()}.\n"
+        f"Point spec.state in the Workspace at it (the block in {target_file}); the old "
+        "state is left as it was."
+    )
+    return 0
+
+
 @cli.command("force-unlock")
 @click.argument("lock_id", metavar="ID")
 @CHDIR

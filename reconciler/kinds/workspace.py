@@ -40,9 +40,16 @@ class PostgresState(SpecModel):
 
 class S3State(SpecModel):
     backend: Literal["s3"] = Field(description="s3 selects this variant. Required.")
-    bucket: str = Field(min_length=3, description="Bucket holding the state object. Required.")
-    key: str = Field("pipeform/state.json", description="Object key. Default: pipeform/state.json.")
-    region: str | None = Field(None, description="AWS region. Default: the aws provider's region.")
+    bucket: str = Field(min_length=3, description="Bucket holding the state's objects. Required.")
+    key: str = Field(
+        "pipeform/state",
+        min_length=1,
+        description="Prefix under which the state's objects live (a snapshot, log objects, "
+        "meta.json). Default: pipeform/state.",
+    )
+    region: str | None = Field(
+        None, description="AWS region. Default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1."
+    )
     lock_table: str = Field(
         description="DynamoDB table used for the lock (partition key LockID). Required."
     )
@@ -260,8 +267,9 @@ class Policy(SpecModel):
 class WorkspaceSpec(SpecModel):
     state: StateBackend = Field(
         default_factory=lambda: SqliteState(backend="sqlite"),
-        description="Where state lives. Only sqlite is available yet: postgres and s3 validate, "
-        "but commands that open state refuse them. Default: sqlite at .pipeform/state.db.",
+        description="Where state lives: sqlite (a file beside the specs), postgres (tables in a "
+        "schema of a shared database) or s3 (objects under a prefix, a DynamoDB lock); see "
+        "docs/state-backends.md. Default: sqlite at .pipeform/state.db.",
         json_schema_extra=TRUSTED,
     )
     providers: Providers = Field(

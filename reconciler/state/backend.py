@@ -27,7 +27,7 @@ import abc
 from typing import Literal
 
 from reconciler.diagnostics import PipeformError
-from reconciler.state.model import JournalEntry, LockInfo, ResourceState, State, Version
+from reconciler.state.model import Dump, JournalEntry, LockInfo, ResourceState, State, Version
 
 Access = Literal["create", "existing", "read"]
 
@@ -149,6 +149,20 @@ class StateBackend(abc.ABC):
         entry lands in the same transaction. Returns the new serial and what changed, by
         address: added, changed or removed. Raises StateError for an unknown serial.
         """
+
+    @abc.abstractmethod
+    def dump(self) -> Dump:
+        """The whole state, every kept version and the whole journal (``state migrate``)."""
+
+    @abc.abstractmethod
+    def load(self, dump: Dump) -> None:
+        """Replace everything this backend holds with ``dump``, keeping its lineage, serial,
+        versions and journal. The caller (``state migrate``) holds the lock and has checked
+        that what is replaced is empty or of the same lineage."""
+
+    def describe(self) -> str:
+        """Where this state lives, for messages (no secret)."""
+        return type(self).__name__
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass

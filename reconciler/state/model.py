@@ -217,3 +217,25 @@ class Version:
 def argv_command() -> str:
     args = [os.path.basename(sys.argv[0]) if sys.argv else "pipeform", *sys.argv[1:]]
     return " ".join(args)
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One kept version as stored: what ``state migrate`` copies between backends."""
+
+    serial: int
+    at: str
+    address: str
+    operation: str  # put | remove | restore
+    data: str | None  # the record's JSON (put), the whole state's (restore), None (remove)
+
+
+@dataclass(frozen=True)
+class Dump:
+    """A whole state: lineage, serial, resources, every kept version and the journal."""
+
+    lineage: str
+    serial: int
+    resources: dict[str, ResourceState]
+    versions: list[VersionRecord]
+    journal: list[JournalEntry]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from reconciler import faults
 from reconciler.state import damage, sqlite_open
+from reconciler.state import versions as kept
 from reconciler.state.backend import (
     Access,
     LockHeld,
@@ -31,10 +32,19 @@ from reconciler.state.backend import (
     StateDamaged,
     StateError,
 )
-from reconciler.state.model import JournalEntry, LockInfo, ResourceState, State, Version, now
+from reconciler.state.model import (
+    Dump,
+    JournalEntry,
+    LockInfo,
+    ResourceState,
+    State,
+    Version,
+    VersionRecord,
+    now,
+)
 from reconciler.state.sqlite_open import as_serial, create_tables, newest
 
-RESTORE = "restore"
+RESTORE = kept.RESTORE
 
 
 class SqliteBackend(StateBackend):
@@ -54,6 +64,23 @@ class SqliteBackend(StateBackend):
             if isinstance(exc, OSError):
                 raise damage.os_error(path, exc) from None
             raise
+
+    @classmethod
+    def empty(cls, where: str) -> SqliteBackend:
+        """The empty state (kept in memory, nothing created) that ``existing`` and ``read``
+        access show where another backend holds no state yet."""
+        backend = cls.__new__(cls)
+        backend.path, backend.access, backend._cache, backend._damage = (
+            Path(where),
+            "read",
+            None,
+            None,
+        )
+        backend._db, backend.exists = sqlite_open.empty_in_memory(), False
+        return backend
+
+    def describe(self) -> str:
+        return str(self.path)
 
     def _newest(self) -> int | None:
         return newest(self._db) if hasattr(self, "_db") else None
@@ -301,22 +328,7 @@ class SqliteBackend(StateBackend):
             "WHERE serial >= ? AND serial <= ? ORDER BY serial",
             (start, serial),
         ).fetchall()
-        resources: dict[str, ResourceState] = {}
-        for at, address, operation, data in rows:
-            try:
-                if operation == "remove":
-                    resources.pop(address, None)
-                elif operation == RESTORE:
-                    records = json.loads(data)["resources"]
-                    resources = {r["address"]: ResourceState.from_dict(r) for r in records}
-                else:
-                    resources[address] = ResourceState.from_dict(json.loads(data))
-            except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                raise StateDamaged(
-                    f"the state {self.path} is damaged: version {at} ({operation} {address}) "
-                    f"holds no readable record ({exc}).\n  Restore a serial before {at}."
-                ) from None
-        return resources
+        return kept.replay(rows, str(self.path))
 
     def restore(
         self, serial: int, journal: JournalEntry, lineage: str | None = None
@@ -328,22 +340,15 @@ class SqliteBackend(StateBackend):
             before = dict(self._db.execute("SELECT address, data FROM resources").fetchall())
             current = as_serial(self._meta("serial"))
             new = max(current or 0, self._newest() or 0) + 1
-            after = {a: json.dumps(r.to_dict(), sort_keys=True) for a, r in target.items()}
-            changes = _changes(before, after)
+            after = {a: kept.record(r) for a, r in target.items()}
+            changes = kept.changes(before, after)
             self._db.execute("DELETE FROM resources")
             self._db.executemany("INSERT INTO resources VALUES (?, ?)", sorted(after.items()))
-            snapshot = {
-                "restored_from": serial,
-                "resources": [r.to_dict() for r in target.values()],
-            }
             self._db.execute(
                 "INSERT INTO versions VALUES (?, ?, '*', ?, ?)",
-                (new, now(), RESTORE, json.dumps(snapshot, sort_keys=True)),
+                (new, now(), RESTORE, kept.restore_snapshot(serial, target)),
             )
-            results = [
-                {"address": a, "action": f"restore ({c})", "status": "succeeded", "error": None}
-                for a, c in sorted(changes.items())
-            ]
+            results = kept.restore_results(changes)
             entry = replace(
                 journal,
                 serial_before=current if current is not None else new - 1,
@@ -390,13 +395,49 @@ class SqliteBackend(StateBackend):
         shown = [v.describe() for v in self.versions(20)]
         return damage.unknown_serial(serial, shown, int(kept))
 
+    def dump(self) -> Dump:
+        self._intact()
+        with self._reading():
+            lineage, serial = self._lineage(), self._serial()
+            resources = self._parse(
+                self._db.execute("SELECT address, data FROM resources ORDER BY address").fetchall()
+            )
+            rows = self._db.execute(
+                "SELECT serial, at, address, operation, data FROM versions ORDER BY serial"
+            ).fetchall()
+            journal = self._db.execute("SELECT data FROM journal ORDER BY id").fetchall()
+        return Dump(
+            lineage,
+            serial,
+            resources,
+            [VersionRecord(*row) for row in rows],
+            [JournalEntry(**json.loads(d)) for (d,) in journal],
+        )
+
+    def load(self, dump: Dump) -> None:
+        with self._tx():
+            for table in ("resources", "versions", "journal"):
+                self._db.execute(f"DELETE FROM {table}")
+            self._db.executemany(
+                "INSERT INTO resources VALUES (?, ?)",
+                [
+                    (a, json.dumps(r.to_dict(), sort_keys=True))
+                    for a, r in sorted(dump.resources.items())
+                ],
+            )
+            self._db.executemany(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?)",
+                [(v.serial, v.at, v.address, v.operation, v.data) for v in dump.versions],
+            )
+            self._db.executemany(
+                "INSERT INTO journal (data) VALUES (?)",
+                [(json.dumps(e.to_dict()),) for e in dump.journal],
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('lineage', ?), ('serial', ?)",
+                (dump.lineage, str(dump.serial)),
+            )
+        self._damage, self._cache = None, None
+
     def close(self) -> None:
         self._db.close()
-
-
-def _changes(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
-    """What a restore changes, by address: added, changed or removed."""
-    out = {a: "removed" for a in before.keys() - after.keys()}
-    out.update({a: "added" for a in after.keys() - before.keys()})
-    out.update({a: "changed" for a in before.keys() & after.keys() if before[a] != after[a]})
-    return out

@@ -45,7 +45,7 @@ def open_db(path: Path, access: Access) -> tuple[sqlite3.Connection, bool]:
     if path.is_dir():
         raise damage.os_error(path, IsADirectoryError(21, "Is a directory", str(path)))
     if access != "create" and _absent(path):
-        return _empty_in_memory(), False
+        return empty_in_memory(), False
     if access == "create":
         path.parent.mkdir(parents=True, exist_ok=True)
     if access == "read":
@@ -57,7 +57,7 @@ def open_db(path: Path, access: Access) -> tuple[sqlite3.Connection, bool]:
         found = tables(db)
         if not found or _blank(db, found):  # a first command stopped before it wrote
             db.close()
-            return _empty_in_memory(), False
+            return empty_in_memory(), False
     return db, True
 
 
@@ -148,7 +148,7 @@ def _blank(db: sqlite3.Connection, found: set[str]) -> bool:
     return bool(written == 0)
 
 
-def _empty_in_memory() -> sqlite3.Connection:
+def empty_in_memory() -> sqlite3.Connection:
     """An empty state (no lineage yet, serial 0) that lives in memory: nothing on disk."""
     db = connect(":memory:")
     create_tables(db)

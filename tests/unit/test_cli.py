@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from reconciler import cli
 from tests.conftest import ROOT, CopyExample, run_cli
 
-HEAVY = ("torch", "pyarrow", "boto3", "kubernetes", "mlflow", "pandas", "numpy")
+HEAVY = ("torch", "pyarrow", "boto3", "psycopg", "kubernetes", "mlflow", "pandas", "numpy")
 
 
 def test_help_imports_no_heavy_library() -> None:
