@@ -31,8 +31,9 @@ border-bottom:1px solid #d0d7de;vertical-align:top} th{background:#f6f8fa}
 def _ago(stamp: float | None, now: float) -> str:
     if stamp is None:
         return "never"
-    seconds = int(now - stamp)
-    return f"{seconds}s ago" if seconds >= 0 else f"in {-seconds}s"
+    if stamp > now:
+        return f"in {int(stamp - now + 0.999)}s"
+    return f"{int(now - stamp)}s ago"
 
 
 def _header(status: Status, now: float) -> str:
