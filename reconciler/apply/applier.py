@@ -98,10 +98,12 @@ class Applier:
         listener: Listener | None = None,
         sleep: Callable[[float], None] = time.sleep,
         journal: Callable[[Outcome], JournalEntry] | None = None,
+        stop: threading.Event | None = None,
     ):
         """journal(outcome) makes the journal entry for one result; a success is journaled
         in the same transaction as its state write, so history never misses a change."""
         self.journal = journal
+        self.stop = stop  # once set, nothing new starts; what runs finishes and is persisted
         self._journaled: set[str] = set()
         self.backend = backend
         self.state = state
@@ -366,6 +368,10 @@ class Applier:
             while finished < len(changes):
                 while ready and in_flight < self.parallelism and self._fatal is None:
                     address = ready.popleft()
+                    if self.stop is not None and self.stop.is_set():
+                        change = changes[address]
+                        complete(address, _stopped(change))
+                        continue
                     if held.blocked(address, waits[address]):
                         outcome = held.skip(address, waits[address])
                         if outcome is not None:
@@ -460,6 +466,14 @@ class _Held:
             parts += [f"{d}, which was skipped" for d in skipped]
             reason = "depends on " + ", and on ".join(parts)
         return Outcome(address, change.action, "skipped", reason)
+
+
+def _stopped(change: ResourceChange) -> Outcome | None:
+    """A change not started because the apply was asked to stop (SIGTERM to the
+    controller); a no-op is not reported."""
+    if change.action is Action.NOOP:
+        return None
+    return Outcome(change.address, change.action, "skipped", "not started: the apply was stopped")
 
 
 def _pending(change: ResourceChange) -> ResourceState:

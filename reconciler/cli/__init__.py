@@ -302,4 +302,5 @@ def _command(args: list[str]) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
+from reconciler.cli import controller_command as cli_controller  # noqa: E402,F401  (registers controller)
 from reconciler.cli import engine_commands as cli_engine  # noqa: E402,F401  (registers plan, apply, state, ...)

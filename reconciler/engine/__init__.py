@@ -25,6 +25,8 @@ from reconciler.state.backend import Access, StateBackend
 from reconciler.state.model import JournalEntry, LockInfo, State, argv_command, now
 
 if TYPE_CHECKING:  # the applier loads with the first apply: plan never needs it
+    import threading
+
     from reconciler.apply.applier import ApplyReport, Listener, Outcome
 
 PLAN_FILE_FORMAT = "pipeform-plan/1"
@@ -175,8 +177,10 @@ def apply(
     command: str,
     parallelism: int,
     listener: Listener | None = None,
+    stop: threading.Event | None = None,
 ) -> ApplyReport:
-    """Carry out a plan under the caller's lock; journal its start and its end."""
+    """Carry out a plan under the caller's lock; journal its start and its end. Once
+    ``stop`` is set, no further change starts; those running finish and are persisted."""
     state = session.backend.read()
     if (plan.lineage, plan.serial) != (state.lineage, state.serial):
         raise PipeformError(
@@ -219,6 +223,7 @@ def apply(
         parallelism,
         listener,
         journal=entry,
+        stop=stop,
     ).apply(plan)
     faults.point("before-journal")
     from reconciler.promotion import apply_moves
