@@ -95,3 +95,46 @@ def verify(ref: str, root: Path, as_json: bool, retrain: bool) -> int:
         f"{matched} of {len(found)} digests match" + (f"; {failed} problem(s)" if failed else "")
     )
     return 1 if failed else 0
+
+
+@cli.command()
+@click.argument("rev1")
+@click.argument("rev2")
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def diff(rev1: str, rev2: str, path: Path | None, as_json: bool) -> int:
+    """Show, in plan form, what changed in the spec tree at PATH between two commits.
+
+    Both revisions are read with `git archive` into temporary directories; live state and
+    providers are not touched. PATH (default: the current directory) is the spec tree
+    inside a git repository.
+    """
+    from reconciler.audit.specdiff import diff as spec_diff
+    from reconciler.render.diagnostics import write_lines
+    from reconciler.render.lines import Line
+    from reconciler.render.text import field_lines
+
+    found = spec_diff((path or Path(".")).resolve(), rev1, rev2)
+    if as_json:
+        click.echo(json.dumps(found.to_dict(), indent=2, default=str))
+        return 0
+    lines = [Line(f"Spec changes from {found.rev1[:12]} to {found.rev2[:12]}:"), Line()]
+    for address in found.added:
+        lines.append(Line(f"  + {address}  will be created", style="green"))
+    for address, changes in found.changed.items():
+        lines.append(Line(f"  ~ {address}  will be updated", style="yellow"))
+        for change in changes:
+            lines += field_lines(change)
+    for address in found.removed:
+        lines.append(Line(f"  - {address}  will be destroyed", style="red"))
+    if not (found.added or found.changed or found.removed):
+        lines.append(Line("  No changes."))
+    lines += [
+        Line(),
+        Line(
+            f"Diff: {len(found.added)} to add, {len(found.changed)} to change, "
+            f"{len(found.removed)} to destroy."
+        ),
+    ]
+    write_lines(lines)
+    return 0
