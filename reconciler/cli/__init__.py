@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> Any:
 
 #: Commands that change nothing outside their own output (plan's --out file is written and
 #: closed, and its lock released, before the command returns).
-READ_ONLY = frozenset({"plan", "validate", "graph", "version", "history"})
+READ_ONLY = frozenset({"plan", "validate", "graph", "version", "history", "lineage", "diff"})
 
 
 def run() -> None:
@@ -302,5 +302,6 @@ def _command(args: list[str]) -> str | None:
     return next((a for a in args if not a.startswith("-")), None)
 
 
+from reconciler.cli import audit_commands as cli_audit  # noqa: E402,F401  (lineage, verify, diff)
 from reconciler.cli import controller_command as cli_controller  # noqa: E402,F401  (registers controller)
 from reconciler.cli import engine_commands as cli_engine  # noqa: E402,F401  (registers plan, apply, state, ...)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -234,6 +234,7 @@ def force_unlock(lock_id: str, root: Path, force: bool) -> int:
 
 
 @cli.command()
+@click.argument("address", required=False)
 @CHDIR
 @click.option(
     "--limit",
@@ -242,19 +243,40 @@ def force_unlock(lock_id: str, root: Path, force: bool) -> int:
     type=click.IntRange(min=1),
     help="Show the newest N applies (each with all its changes).",
 )
+@click.option(
+    "--since",
+    metavar="DATE",
+    help="Only applies started at or after DATE (YYYY-MM-DD or YYYY-MM-DDTHH:MM, UTC).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON: one object per apply.")
-def history(root: Path, limit: int, as_json: bool) -> int:
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check the journal's hash chain instead: exit 1 when an entry was edited or deleted.",
+)
+def history(
+    address: str | None, root: Path, limit: int, since: str | None, as_json: bool, verify: bool
+) -> int:
     """The journal of applies: who, when, which spec commit, what changed.
 
     One entry per apply, destroy or refresh, oldest first, with its changes under it; an
     apply that was killed before it ended shows the results it recorded. The spec commit
-    ends in -dirty when the specs had uncommitted changes.
+    ends in -dirty when the specs had uncommitted changes. With ADDRESS, only the applies
+    that changed it (and only its changes). Each journal entry holds the hash of the one
+    before it: --verify walks that chain and names every edited or deleted entry.
     """
+    from reconciler.audit.history import filtered, parse_since
     from reconciler.engine import open_state
     from reconciler.state.journal import applies
 
+    after = parse_since(since) if since else None
     backend = open_state(root)
-    records = applies(backend.journal, limit)
+    if verify:
+        return _verify_chain(backend, as_json)
+    if address is None and after is None:
+        records = applies(backend.journal, limit)
+    else:
+        records = filtered(backend, address, after, limit)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in records], indent=2))
         return 0
@@ -262,6 +284,30 @@ def history(root: Path, limit: int, as_json: bool) -> int:
         for line in _history_lines(record):
             click.echo(line)
     return 0
+
+
+def _verify_chain(backend: Any, as_json: bool) -> int:
+    report = backend.verify_journal()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return 0 if report.intact else 1
+    for problem in report.problems:
+        click.echo(f"TAMPERED: {problem}", err=True)
+    chained = report.rows - report.unchained
+    note = (
+        f" ({report.unchained} older entries predate the chain: unchained, not checked)"
+        if report.unchained
+        else ""
+    )
+    if report.intact:
+        click.echo(f"Journal intact: {chained} chained entries verified{note}.")
+        if report.head:
+            click.echo(f"Head: {report.head} (record it elsewhere to pin the journal to now)")
+        return 0
+    click.echo(
+        f"Journal NOT intact: {len(report.problems)} problem(s) in {report.rows} entries{note}."
+    )
+    return 1
 
 
 def commit_text(commit: str | None) -> str:

@@ -27,6 +27,7 @@ import abc
 from typing import Literal
 
 from reconciler.diagnostics import PipeformError
+from reconciler.state.journal_chain import ChainReport
 from reconciler.state.model import Dump, JournalEntry, LockInfo, ResourceState, State, Version
 
 Access = Literal["create", "existing", "read"]
@@ -129,6 +130,10 @@ class StateBackend(abc.ABC):
 
     @abc.abstractmethod
     def journal(self, limit: int = 50) -> list[JournalEntry]: ...
+
+    def verify_journal(self) -> ChainReport:
+        """Walk the journal's hash chain; a backend without one says so."""
+        raise StateError(f"the {type(self).__name__} keeps no hash-chained journal to verify")
 
     @abc.abstractmethod
     def versions(self, limit: int = 50) -> list[Version]: ...

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from reconciler import faults
-from reconciler.state import damage, sqlite_open
+from reconciler.state import damage, journal_chain, sqlite_open
 from reconciler.state import versions as kept
 from reconciler.state.backend import (
     Access,
@@ -58,6 +58,8 @@ class SqliteBackend(StateBackend):
                 self._db, self.exists = sqlite_open.open_db(path, access)
                 if self.exists:
                     self._damage = sqlite_open.prepare(self._db, path, access)
+                    if access != "read" and self._damage is None:
+                        journal_chain.migrate(self._db)  # older journals: rows kept, unchained
         except BaseException as exc:
             if hasattr(self, "_db"):
                 self._db.close()
@@ -206,9 +208,8 @@ class SqliteBackend(StateBackend):
             (serial + 1, now(), address, "remove" if data is None else "put", data),
         )
         if journal is not None:
-            self._db.execute(
-                "INSERT INTO journal (data) VALUES (?)",
-                (json.dumps(replace(journal, serial_after=serial + 1).to_dict()),),
+            journal_chain.append(
+                self._db, json.dumps(replace(journal, serial_after=serial + 1).to_dict())
             )
         if crash_point:
             faults.point("mid-state-write", address)  # inside the transaction, before COMMIT
@@ -292,15 +293,24 @@ class SqliteBackend(StateBackend):
 
     def append_journal(self, entry: JournalEntry) -> None:
         with self._tx():
-            self._db.execute(
-                "INSERT INTO journal (data) VALUES (?)", (json.dumps(entry.to_dict()),)
-            )
+            journal_chain.append(self._db, json.dumps(entry.to_dict()))
 
     def journal(self, limit: int = 50) -> list[JournalEntry]:
         rows = self._db.execute(
             "SELECT data FROM journal ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
         return [JournalEntry(**json.loads(d)) for (d,) in reversed(rows)]
+
+    def verify_journal(self) -> journal_chain.ChainReport:
+        """Walk the journal's hash chain (``reconciler.state.journal_chain``)."""
+        with self._reading():
+            columns = {str(r[1]) for r in self._db.execute("PRAGMA table_info(journal)")}
+            if "hash" in columns:
+                query = "SELECT id, data, prev_hash, hash FROM journal ORDER BY id"
+            else:  # a journal older than the chain, opened read-only: all unchained
+                query = "SELECT id, data, NULL, NULL FROM journal ORDER BY id"
+            rows = [(int(i), str(d), p, h) for i, d, p, h in self._db.execute(query)]
+            return journal_chain.verify(rows, self._meta(journal_chain.HEAD_KEY))
 
     def versions(self, limit: int = 50) -> list[Version]:
         with self._translate():
@@ -335,6 +345,7 @@ class SqliteBackend(StateBackend):
     ) -> tuple[int, dict[str, str]]:
         with self._tx():
             create_tables(self._db)  # a dropped table comes back, to be filled below
+            journal_chain.migrate(self._db)
             target = self._target(serial)
             lineage = self._restored_lineage(lineage)
             before = dict(self._db.execute("SELECT address, data FROM resources").fetchall())
@@ -356,9 +367,7 @@ class SqliteBackend(StateBackend):
                 finished_at=now(),
                 results=results,
             )
-            self._db.execute(
-                "INSERT INTO journal (data) VALUES (?)", (json.dumps(entry.to_dict()),)
-            )
+            journal_chain.append(self._db, json.dumps(entry.to_dict()))
             self._db.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('lineage', ?), ('serial', ?)",
                 (lineage, str(new)),

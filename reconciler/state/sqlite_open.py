@@ -22,7 +22,7 @@ TABLES = {
     "versions": "CREATE TABLE IF NOT EXISTS versions (serial INTEGER PRIMARY KEY, "
     "at TEXT NOT NULL, address TEXT NOT NULL, operation TEXT NOT NULL, data TEXT)",
     "journal": "CREATE TABLE IF NOT EXISTS journal "
-    "(id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL)",
+    "(id INTEGER PRIMARY KEY AUTOINCREMENT, data TEXT NOT NULL, prev_hash TEXT, hash TEXT)",
     "lock": "CREATE TABLE IF NOT EXISTS lock (singleton INTEGER PRIMARY KEY "
     "CHECK (singleton = 1), id TEXT NOT NULL, data TEXT NOT NULL)",
 }
