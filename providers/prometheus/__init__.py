@@ -6,6 +6,10 @@ by ``providers.rules``. Without ``url`` the file is the live state; with ``url``
 change is followed by ``POST <url>/-/reload`` and a read of ``/api/v1/rules`` until the
 group shows as written, and reads observe the group as Prometheus reports it. The
 observed value is the group's rules (normalised), so a hand edit shows as drift.
+
+Beside the rules file, the Workspace's Grafana dashboards (executive, on-call, debug;
+``providers.prometheus.dashboards``) are rewritten in ``dashboardsDir`` after every change
+to the rules file and removed with it (destroy).
 """
 
 from __future__ import annotations
@@ -91,6 +95,10 @@ class PrometheusProvider(Provider):
         self.workspace = str(workspace.get("name") or "default")
         self.path = self.rules_dir / f"pipeform-{self.workspace}.rules.yml"
         self.require_promtool = self.config.get("requirePromtool") is True
+        dashboards_dir = Path(str(self.config.get("dashboardsDir") or ".pipeform/dashboards"))
+        self.dashboards_dir = (
+            dashboards_dir if dashboards_dir.is_absolute() else self.root / dashboards_dir
+        )
         url = self.config.get("url")
         self.server: PrometheusServer | None = None
         if url:
@@ -177,6 +185,21 @@ class PrometheusProvider(Provider):
                     lambda tmp: promtool.check_rules(tmp, self.shown, self.require_promtool),
                 )
 
+    def _dashboards(self, lineage: str) -> None:
+        """The Workspace's dashboards follow its rules file: written while it exists,
+        removed with it. grafana-foundation-sdk loads only here."""
+        from providers.prometheus import dashboards
+
+        keep = self.path.exists()
+        if not keep and not self.dashboards_dir.is_dir():
+            return
+        with (
+            rulesfile.locked(self.rules_dir)
+            if self.rules_dir.is_dir()
+            else contextlib.nullcontext()
+        ):
+            dashboards.sync(self.dashboards_dir, self.workspace, lineage, keep=keep, root=self.root)
+
     def _not_ours(self, ctx: ResourceContext, current: RulesFile, name: str) -> PermanentError:
         owner = current.owners.get(name)
         whose = (
@@ -233,6 +256,7 @@ class PrometheusProvider(Provider):
             if current.group(name) is not None and current.owners.get(name) != ctx.lineage:
                 raise self._not_ours(ctx, current, name)
             current.put(group, ctx.lineage)
+        self._dashboards(ctx.lineage)
         self._loaded(name, group)
         observed = self._observe(name) if self.server else observed_of(group["rules"])
         return ApplyResponse(self._outputs(group), name, observed or {})
@@ -254,6 +278,7 @@ class PrometheusProvider(Provider):
             if current.owners.get(name) != request.ctx.lineage:
                 raise self._not_ours(request.ctx, current, name)
             current.drop(name)
+        self._dashboards(request.ctx.lineage)
         self._loaded(name, None)
 
     def import_(self, request: ImportRequest) -> ImportResponse:

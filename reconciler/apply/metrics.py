@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pipeform.metrics")
 PUSH_JOB = "pipeform"
 TIMEOUT = 5.0
+WEEK = 7 * 24 * 3600.0
 
 
 def _timestamp(text: object) -> float | None:
@@ -140,7 +141,7 @@ class ReconcilerMetrics(Collector):
             resources.add_metric([kind, status], n)
         yield resources
         yield from self._datasets(state, failed)
-        yield from self._budgets_and_jobs(state)
+        yield from self._budgets_and_jobs(state, at)
 
     def _datasets(self, state: State, failed: set[str]) -> Iterator[Metric]:
         snapshot = GaugeMetricFamily(
@@ -162,7 +163,7 @@ class ReconcilerMetrics(Collector):
         yield snapshot
         yield invalid
 
-    def _budgets_and_jobs(self, state: State) -> Iterator[Metric]:
+    def _budgets_and_jobs(self, state: State, at: float) -> Iterator[Metric]:
         spent = GaugeMetricFamily(
             "pipeform_budget_spent_ratio",
             "Share of the Budget's amount spent in the current period (1 = all of it).",
@@ -189,7 +190,43 @@ class ReconcilerMetrics(Collector):
             if registered and isinstance(seconds, int | float):
                 registration.add_metric([_name(r)], float(seconds))
         yield registration
+        yield from self._runs(state, at)
         yield from self._promotions(state)
+
+    def _runs(self, state: State, at: float) -> Iterator[Metric]:
+        """The newest run of each TrainingJob (with its id) and the week's recorded cost."""
+        newest = GaugeMetricFamily(
+            "pipeform_training_last_run_info",
+            "1 for the TrainingJob's newest recorded run, labelled with its id and status.",
+            labels=["pipeform_job", "run_id", "status"],
+        )
+        cost = GaugeMetricFamily(
+            "pipeform_training_cost_week",
+            "Recorded cost of the TrainingJob's runs that finished in the 7 days before "
+            "this apply, in the Workspace's pricing currency.",
+            labels=["pipeform_job", "currency"],
+        )
+        for r in _of_kind(state, "TrainingJob"):
+            runs = [run for run in r.outputs.get("runs") or [] if isinstance(run, dict)]
+            if runs and runs[-1].get("id"):
+                last = runs[-1]
+                newest.add_metric([_name(r), str(last["id"]), str(last.get("status"))], 1.0)
+            totals: dict[str, float] = {}
+            for run in runs:
+                finished = _timestamp(run.get("finishedAt"))
+                spent = run.get("cost")
+                if finished is None or at - finished > WEEK or not isinstance(spent, dict):
+                    continue
+                try:
+                    amount = float(spent["amount"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                currency = str(spent.get("currency") or "")
+                totals[currency] = totals.get(currency, 0.0) + amount
+            for currency, amount in sorted(totals.items()):
+                cost.add_metric([_name(r), currency], amount)
+        yield newest
+        yield cost
 
     def _promotions(self, state: State) -> Iterator[Metric]:
         triggered = GaugeMetricFamily(

@@ -147,6 +147,13 @@ class PrometheusProvider(SpecModel):
         description="Directory Prometheus loads rule files from. Default: .pipeform/rules.",
         json_schema_extra=TRUSTED,
     )
+    dashboards_dir: str = Field(
+        ".pipeform/dashboards",
+        description="Directory the Workspace's Grafana dashboards (executive, on-call, debug) "
+        "are written to as JSON, beside the rules file, for Grafana's file provisioning. "
+        "Default: .pipeform/dashboards.",
+        json_schema_extra=TRUSTED,
+    )
     url: str | None = Field(
         None,
         description="Prometheus base URL, to reload and read rules back. Default: none (rule files are the live state).",

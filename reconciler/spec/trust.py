@@ -231,15 +231,17 @@ def _address(source: RawDocument | None) -> str | None:
 def check_locations(root: Path, workspace: Mapping[str, Any]) -> Diagnostics:
     """Errors for tree locations an untrusted run would write through a symlink: the
     tree's .pipeform and every relative location the Workspace names (state, data,
-    rules). A symlink committed to a pull request must not carry writes elsewhere."""
+    rules, dashboards). A symlink committed to a pull request must not carry writes elsewhere."""
     locations: list[tuple[str, str]] = [(".pipeform", "the tree's .pipeform")]
     state = workspace.get("state", {})
     if state.get("backend", "sqlite") == "sqlite":
         locations.append((str(state.get("path", ".pipeform/state.db")), "spec.state.path"))
     providers = workspace.get("providers", {})
     locations.append((str(providers.get("local", {}).get("dataDir", ".pipeform/data")), "dataDir"))
+    prometheus = providers.get("prometheus", {})
+    locations.append((str(prometheus.get("rulesDir", ".pipeform/rules")), "rulesDir"))
     locations.append(
-        (str(providers.get("prometheus", {}).get("rulesDir", ".pipeform/rules")), "rulesDir")
+        (str(prometheus.get("dashboardsDir", ".pipeform/dashboards")), "dashboardsDir")
     )
     problems = Diagnostics()
     real_root = root.resolve()
