@@ -22,28 +22,17 @@ from providers.aws.secrets import SecretHandler
 from providers.aws.session import AwsSettings, Clients
 from providers.base import (
     JSON,
-    ApplyRequest,
-    ApplyResponse,
-    CheckRequest,
-    DeleteRequest,
-    ImportRequest,
-    ImportResponse,
     PermanentError,
-    PlanRequest,
-    PlanResponse,
     Provider,
-    ReadRequest,
-    ReadResponse,
-    ResourceContext,
 )
-from reconciler.diagnostics import Diagnostic
+from providers.handlers import Dispatching
 
 HANDLERS: Mapping[str, type[AwsHandler]] = {
     handler.kind: handler for handler in (AlarmHandler, BudgetHandler, SecretHandler)
 }
 
 
-class AwsProvider(Provider):
+class AwsProvider(Dispatching, Provider):
     name: ClassVar[str] = "aws"
     kinds: ClassVar[frozenset[str]] = frozenset(HANDLERS)
     replace_on: ClassVar[Mapping[str, frozenset[str]]] = {
@@ -70,30 +59,6 @@ class AwsProvider(Provider):
                 )
             self._handlers[kind] = cls(self.settings, self.clients)
         return self._handlers[kind]
-
-    def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
-        return self.handler(ctx.kind).validate(ctx, spec)
-
-    def check(self, request: CheckRequest) -> list[Diagnostic]:
-        return self.handler(request.ctx.kind).check(request)
-
-    def read(self, request: ReadRequest) -> ReadResponse:
-        return self.handler(request.ctx.kind).read(request)
-
-    def plan(self, request: PlanRequest) -> PlanResponse:
-        return self.handler(request.ctx.kind).plan(request)
-
-    def create(self, request: ApplyRequest) -> ApplyResponse:
-        return self.handler(request.ctx.kind).create(request)
-
-    def update(self, request: ApplyRequest) -> ApplyResponse:
-        return self.handler(request.ctx.kind).update(request)
-
-    def delete(self, request: DeleteRequest) -> None:
-        self.handler(request.ctx.kind).delete(request)
-
-    def import_(self, request: ImportRequest) -> ImportResponse:
-        return self.handler(request.ctx.kind).import_(request)
 
 
 __all__ = ["HANDLERS", "AwsProvider"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from providers.aws.kind import AwsHandler, claim, inner_spec, is_ours
+from providers.aws.kind import AwsHandler, claim, is_ours
 from providers.aws.session import error_code, failure, tag_list, tags_dict
 from providers.base import (
     JSON,
@@ -34,6 +34,7 @@ from providers.base import (
     ReadResponse,
     ResourceContext,
 )
+from providers.handlers import inner_spec
 from reconciler.diagnostics import Diagnostic, error
 from reconciler.kinds.quantities import parse_duration
 

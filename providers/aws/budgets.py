@@ -21,7 +21,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from providers.aws.kind import AwsHandler, inner_spec
+from providers.aws.kind import AwsHandler
 from providers.aws.session import error_code, failure
 from providers.base import (
     JSON,
@@ -33,6 +33,7 @@ from providers.base import (
     ReadResponse,
     ResourceContext,
 )
+from providers.handlers import inner_spec
 from reconciler.diagnostics import Diagnostic, error
 from reconciler.kinds.quantities import parse_money
 

@@ -9,69 +9,26 @@ that finds an object of ours adopts it, one of another state is refused with a p
 
 from __future__ import annotations
 
-import abc
 from typing import ClassVar
 
+from providers import handlers
 from providers.aws.session import AwsSettings, Clients
 from providers.base import (
-    JSON,
     OWNER_ADDRESS,
     OWNER_LINEAGE,
-    ApplyRequest,
-    ApplyResponse,
-    CheckRequest,
-    DeleteRequest,
-    ImportRequest,
-    ImportResponse,
     PermanentError,
-    PlanRequest,
-    PlanResponse,
-    ReadRequest,
-    ReadResponse,
     ResourceContext,
-    default_plan,
 )
-from reconciler.diagnostics import Diagnostic
 
 
-class AwsHandler(abc.ABC):
-    kind: ClassVar[str] = ""
-    replace_on: ClassVar[frozenset[str]] = frozenset()
-    computed_outputs: ClassVar[tuple[str, ...]] = ()
+class AwsHandler(handlers.KindHandler):
+    """The provider protocol for one kind, with the aws provider's settings and clients."""
+
+    provider: ClassVar[str] = "aws"
 
     def __init__(self, settings: AwsSettings, clients: Clients) -> None:
         self.settings = settings
         self.clients = clients
-
-    def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
-        return []
-
-    def check(self, request: CheckRequest) -> list[Diagnostic]:
-        return []
-
-    def plan(self, request: PlanRequest) -> PlanResponse:
-        return default_plan(request, self.replace_on, self.computed_outputs)
-
-    @abc.abstractmethod
-    def read(self, request: ReadRequest) -> ReadResponse: ...
-
-    @abc.abstractmethod
-    def create(self, request: ApplyRequest) -> ApplyResponse: ...
-
-    @abc.abstractmethod
-    def update(self, request: ApplyRequest) -> ApplyResponse: ...
-
-    @abc.abstractmethod
-    def delete(self, request: DeleteRequest) -> None: ...
-
-    def import_(self, request: ImportRequest) -> ImportResponse:
-        raise PermanentError(f"the aws provider cannot import {self.kind} resources")
-
-
-def inner_spec(document: JSON | None) -> JSON:
-    """The ``spec`` part of a desired or applied document (``{metadata, spec}``)."""
-    spec = (document or {}).get("spec")
-    return spec if isinstance(spec, dict) else {}
 
 
 def owner(tags: dict[str, str]) -> tuple[str, str] | None:

@@ -18,7 +18,7 @@ import json
 import secrets as random
 from typing import Any
 
-from providers.aws.kind import AwsHandler, claim, inner_spec, is_ours
+from providers.aws.kind import AwsHandler, claim, is_ours
 from providers.aws.session import error_code, failure, tag_list, tags_dict
 from providers.base import (
     JSON,
@@ -33,6 +33,7 @@ from providers.base import (
     ReadResponse,
     ResourceContext,
 )
+from providers.handlers import inner_spec
 from providers.local.secret_store import fingerprint
 from providers.local.secrets import read_source as read_local_source
 from providers.local.secrets import source_path

@@ -24,25 +24,16 @@ from providers.base import (
     JSON,
     AliasRequest,
     AliasResponse,
-    ApplyRequest,
-    ApplyResponse,
-    CheckRequest,
-    DeleteRequest,
     ImportRequest,
     ImportResponse,
     ListOwnedRequest,
     ListOwnedResponse,
     PermanentError,
-    PlanRequest,
-    PlanResponse,
     Provider,
-    ReadRequest,
-    ReadResponse,
-    ResourceContext,
 )
+from providers.handlers import Dispatching
 from providers.local.kind import KindHandler
 from providers.local.settings import LocalSettings
-from reconciler.diagnostics import Diagnostic
 
 #: kind -> the module and class of its handler, imported on the first call for the kind
 HANDLERS: Mapping[str, str] = {
@@ -68,7 +59,7 @@ def handler_class(kind: str) -> type[KindHandler]:
     return cls
 
 
-class LocalProvider(Provider):
+class LocalProvider(Dispatching, Provider):
     name: ClassVar[str] = "local"
     kinds: ClassVar[frozenset[str]] = frozenset(HANDLERS)
     # replace_on and computed_outputs are each handler's own: plan() goes to the handler
@@ -87,27 +78,6 @@ class LocalProvider(Provider):
                 if found is None:
                     found = self._handlers[kind] = handler_class(kind)(self.settings)
         return found
-
-    def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
-        return self.handler(ctx.kind).validate(ctx, spec)
-
-    def read(self, request: ReadRequest) -> ReadResponse:
-        return self.handler(request.ctx.kind).read(request)
-
-    def plan(self, request: PlanRequest) -> PlanResponse:
-        return self.handler(request.ctx.kind).plan(request)
-
-    def check(self, request: CheckRequest) -> list[Diagnostic]:
-        return self.handler(request.ctx.kind).check(request)
-
-    def create(self, request: ApplyRequest) -> ApplyResponse:
-        return self.handler(request.ctx.kind).create(request)
-
-    def update(self, request: ApplyRequest) -> ApplyResponse:
-        return self.handler(request.ctx.kind).update(request)
-
-    def delete(self, request: DeleteRequest) -> None:
-        self.handler(request.ctx.kind).delete(request)
 
     def import_(self, request: ImportRequest) -> ImportResponse:
         kind = request.ctx.kind
