@@ -51,6 +51,7 @@ OUTPUTS = (
     "featureTypes",
     "label",
     "entity",
+    "segments",
     "transform",
     "stats",
     "datasetSnapshot",
@@ -175,6 +176,7 @@ class FeatureSetHandler(KindHandler):
             "featureTypes": dict(manifest["featureTypes"]),
             "label": manifest["label"],
             "entity": list(manifest["entity"]),
+            "segments": list(manifest.get("segments") or []),
             "transform": {
                 "path": str(directory / "transform.json"),
                 "digest": manifest["transformDigest"],
