@@ -65,6 +65,9 @@ OUTPUTS = (
     "metrics",
     "modelVersion",
     "modelUri",
+    "promoted",
+    "promotion",
+    "modelCard",
     "package",
     "durationSeconds",
     "runs",
@@ -301,6 +304,9 @@ def _response(
         "metrics": dict(result.metrics),
         "modelVersion": _version(result.model_version),
         "modelUri": result.model_uri,
+        "promoted": result.promoted,
+        "promotion": result.promotion,
+        "modelCard": result.model_card,
         "package": result.package_dir,
         "durationSeconds": round(runs.elapsed(record), 3),
         "featureSet": fs["id"],
@@ -391,7 +397,7 @@ class _Attempts:
                 raise self._timed_out()
             if outcome == "gated":
                 self._finish_run("gated")
-                raise PermanentError(f"{self.address}: {_gate_text(result)}; {self._where()}")
+                raise PermanentError(f"{self.address}: {runs.gate_text(result)}; {self._where()}")
             if outcome == "bad-input":
                 self._finish_run("failed")
                 raise self._failed("its input tables were refused")
@@ -481,20 +487,3 @@ def _outcome(exit_: executor.Exit, result: Any) -> str:
 
 def _attempt_status(outcome: str) -> str:
     return outcome if outcome in ("succeeded", "gated", "timed-out") else "failed"
-
-
-def _gate_text(result: Any) -> str:
-    """The failed gates with their values: 'auc 0.612 is below the gate's min 0.7'."""
-    failed = []
-    for gate in (result.gates if result is not None else []) or []:
-        if gate.get("passed", True):
-            continue
-        metric, value = gate.get("metric"), gate.get("value")
-        shown = f"{value:.4g}" if isinstance(value, int | float) else "missing"
-        bounds = [
-            f"min {gate['min']:g}" if gate.get("min") is not None else "",
-            f"max {gate['max']:g}" if gate.get("max") is not None else "",
-        ]
-        failed.append(f"{metric} {shown} (gate: {' '.join(b for b in bounds if b)})")
-    gates = "; ".join(failed) or "a gate failed"
-    return f"the model failed its evaluation gates: {gates}; nothing was registered"

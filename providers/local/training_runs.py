@@ -252,3 +252,22 @@ def history(prior_runs: list[JSON], records: list[JSON]) -> list[JSON]:
             )
     added.sort(key=lambda r: str(r["startedAt"]))
     return (out + added)[-MAX_HISTORY:]
+
+
+def gate_text(result: Any) -> str:
+    """The failed gates with their values: 'auc 0.612 is below the gate's min 0.7'."""
+    failed = []
+    for gate in (result.gates if result is not None else []) or []:
+        if gate.get("passed", True):
+            continue
+        metric, value = gate.get("metric"), gate.get("value")
+        shown = f"{value:.4g}" if isinstance(value, int | float) else "missing"
+        bounds = [
+            f"min {gate['min']:g}" if gate.get("min") is not None else "",
+            f"max {gate['max']:g}" if gate.get("max") is not None else "",
+        ]
+        scoped = gate.get("slice") or gate.get("sensitive")
+        where = f"; {gate['where']}" if scoped and gate.get("where") else ""
+        failed.append(f"{metric} {shown} (gate: {' '.join(b for b in bounds if b)}{where})")
+    gates = "; ".join(failed) or "a gate failed"
+    return f"the model failed its evaluation gates: {gates}; nothing was registered"
