@@ -60,6 +60,9 @@ def job_outputs(root: Path) -> dict[str, Any]:
 def champion(copy_example: CopyExample) -> Path:
     root = copy_example()
     edit(root, "training.yaml", "epochs: 20", "epochs: 3")
+    # three epochs reach about 0.70 AUC, not the 0.75 of twenty: the bars follow
+    edit(root, "training.yaml", "- {metric: auc, min: 0.70}", "- {metric: auc, min: 0.65}")
+    edit(root, "training.yaml", "- {metric: ece, max: 0.05}", "- {metric: ece, max: 0.10}")
     done = pipeform(root, "apply", "--auto-approve")
     assert done.returncode == 0, done.stdout + done.stderr
     return root
@@ -132,14 +135,14 @@ def test_a_worse_model_is_registered_but_not_promoted(champion: Path, tmp_path: 
     edit(root, "training.yaml", "type: mlp", "type: linear")
     edit(root, "training.yaml", "learningRate: 0.001", "learningRate: 0.00001")
     edit(root, "training.yaml", "epochs: 3", "epochs: 1")
-    edit(root, "training.yaml", "- {metric: auc, min: 0.70}", "- {metric: auc, min: 0.30}")
+    edit(root, "training.yaml", "- {metric: auc, min: 0.65}", "- {metric: auc, min: 0.30}")
     edit(
         root,
         "training.yaml",
         "{metric: auc, min: 0.60, slice: site",
         "{metric: auc, min: 0.30, slice: site",
     )
-    edit(root, "training.yaml", "- {metric: ece, max: 0.05}", "- {metric: ece, max: 0.9}")
+    edit(root, "training.yaml", "- {metric: ece, max: 0.10}", "- {metric: ece, max: 0.9}")
     edit(
         root,
         "training.yaml",
