@@ -13,8 +13,10 @@ per round on the same tables:
 The evaluation's time is measured inside the run (the ``evaluated`` event's
 ``evaluation_seconds``: from the task's metrics to the end of permutation importance,
 fairlearn's import included) and is compared with the whole run of training alone (its
-``duration_seconds``: process start, data, training, packaging). The difference of the two
-runs' wall times is printed as well; it is noisier. Runs alternate, so a busy machine hurts
+``duration_seconds``: process start, data, training, packaging). fairlearn's import starts
+in a background thread when the run begins (``trainer.evaluation.prefetch``), so most of it
+overlaps training: the difference of the two whole runs is printed as well, and the verdict
+takes the larger of the two figures. Runs alternate, so a busy machine hurts
 both alike; the best of each is compared.
 
     .venv/bin/python bench/evaluation.py              # about 1-2 minutes on 2 CPUs
@@ -146,14 +148,17 @@ def main() -> int:
     train = min(r["duration"] for r in alone)
     evaluated = min(r["evaluation"] for r in full)
     with_eval = min(r["duration"] for r in full)
-    ratio = evaluated / train
+    # judged on the larger of the two: what the user waits for is the whole run
+    ratio = max(evaluated, with_eval - train) / train
     print(f"quickstart, {args.rounds} round(s), best of each (seconds)")
     print(f"{'training alone (whole run)':<44}{train:>8.2f}")
     print(f"{'with evaluation (whole run)':<44}{with_eval:>8.2f}")
     print(f"{'evaluation, measured in the run':<44}{evaluated:>8.2f}")
     print(f"{'difference of the whole runs':<44}{with_eval - train:>8.2f}")
     verdict = "ok" if ratio < TARGET else "MISSED"
-    print(f"evaluation / training alone: {ratio:.1%} (target < {TARGET:.0%}): {verdict}")
+    print(f"measured in the run / training alone: {evaluated / train:.1%}")
+    print(f"difference of the whole runs / training alone: {(with_eval - train) / train:.1%}")
+    print(f"evaluation's added time, the larger: {ratio:.1%} (target < {TARGET:.0%}): {verdict}")
     return 0
 
 

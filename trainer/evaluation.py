@@ -45,6 +45,23 @@ IMPORTANCE_METRIC = {
 }
 
 
+def prefetch(evaluation: Evaluation) -> None:
+    """Start importing fairlearn (with scikit-learn, pandas, scipy: about 1.5 s) in a
+    background thread when fairness is asked for, so that it overlaps training instead of
+    adding to the run; the import in ``fairness`` waits for it if it is not done."""
+    if not evaluation.fairness:
+        return
+    import contextlib
+    import threading
+
+    def load() -> None:
+        # an error here is reported by the import in fairness(), where it stops the run
+        with contextlib.suppress(Exception):
+            import fairlearn.metrics  # type: ignore[import-untyped]  # noqa: F401
+
+    threading.Thread(target=load, name="prefetch-fairlearn", daemon=True).start()
+
+
 def probabilities(task: str, outputs: torch.Tensor) -> np.ndarray:
     """Binary: P(class 1) [N]; multiclass: [N, K]; regression: the predictions [N]."""
     if task == "binary-classification":
@@ -122,7 +139,7 @@ def _groups(y: np.ndarray, predicted: np.ndarray, segment: np.ndarray) -> dict[s
 
 def fairness(outputs: torch.Tensor, labels: torch.Tensor, segment: np.ndarray) -> dict[str, Any]:
     """fairlearn's parity metrics of the 0.5-threshold predictions over one sensitive segment."""
-    from fairlearn.metrics import (  # type: ignore[import-untyped]
+    from fairlearn.metrics import (
         demographic_parity_difference,
         demographic_parity_ratio,
         equal_opportunity_difference,
@@ -148,6 +165,15 @@ def fairness(outputs: torch.Tensor, labels: torch.Tensor, segment: np.ndarray) -
     }
 
 
+def _metric(
+    task: str, outputs: torch.Tensor, labels: np.ndarray, y: torch.Tensor, metric: str
+) -> float:
+    """One metric; AUC straight from the logits' ranks (the sigmoid keeps their order)."""
+    if metric == "auc" and task == "binary-classification":
+        return metrics.roc_auc(labels, outputs.reshape(-1).double().cpu().numpy())
+    return metrics.compute_metrics(task, outputs, y).get(metric, math.nan)
+
+
 def permutation_importance(
     model: nn.Module,
     split: Split,
@@ -156,26 +182,35 @@ def permutation_importance(
     features: list[str],
     importance: Importance,
 ) -> dict[str, Any]:
-    """The metric's drop when each feature is shuffled, mean and std over seeded repeats."""
+    """The metric's drop when each feature is shuffled, mean and std over seeded repeats.
+
+    The repeats of one feature go through the model as one batch (rows x repeats)."""
     from trainer.loop import predict
 
     metric = importance.metric or IMPORTANCE_METRIC[task]
-    baseline = metrics.compute_metrics(task, predict(model, split.x, device), split.y).get(metric)
-    if baseline is None:
+    labels = split.y.cpu().numpy()
+    baseline = _metric(task, predict(model, split.x, device), labels, split.y, metric)
+    if not math.isfinite(baseline):
         raise TrainerError(f"permutation importance: metric {metric!r} is undefined here")
     sign = 1.0 if metrics.mode_for(metric) == "max" else -1.0
     generator = np.random.default_rng(importance.seed)
-    x = split.x.clone()
+    rows, repeats = split.rows, importance.repeats
+    stacked = split.x.repeat(repeats, 1)
     found: list[dict[str, Any]] = []
     for column, name in enumerate(features):
-        original = x[:, column].clone()
-        drops = []
-        for _ in range(importance.repeats):
-            order = torch.from_numpy(generator.permutation(split.rows)).to(x.device)
-            x[:, column] = original[order]
-            permuted = metrics.compute_metrics(task, predict(model, x, device), split.y)
-            drops.append(sign * (baseline - permuted.get(metric, math.nan)))
-        x[:, column] = original
+        orders = [generator.permutation(rows) for _ in range(repeats)]
+        shuffled = np.concatenate(orders)
+        stacked[:, column] = split.x[:, column][torch.from_numpy(shuffled).to(split.x.device)]
+        outputs = predict(model, stacked, device)
+        drops = [
+            sign
+            * (
+                baseline
+                - _metric(task, outputs[r * rows : (r + 1) * rows], labels, split.y, metric)
+            )
+            for r in range(repeats)
+        ]
+        stacked[:, column] = split.x[:, column].repeat(repeats)
         found.append({"feature": name, "mean": float(np.mean(drops)), "std": float(np.std(drops))})
     found.sort(key=lambda f: -float(f["mean"]))
     return {

@@ -228,6 +228,10 @@ def _train(
     from trainer import data as data_module
     from trainer.loop import Trainer
 
+    if ctx.is_main:  # only rank 0 evaluates
+        from trainer.evaluation import prefetch
+
+        prefetch(config.evaluation)
     data_module.verify_inputs(config.inputs)
     data = data_module.load_data(config.inputs, config.model)
     reporter.event(
