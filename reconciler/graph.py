@@ -256,6 +256,33 @@ def check_columns(tree: SpecTree, diagnostics: Diagnostics) -> None:
                 )
 
 
+def check_segments(tree: SpecTree, diagnostics: Diagnostics) -> None:
+    """A TrainingJob's evaluation may only slice by, or check fairness over, segment
+    columns its FeatureSet carries (``FeatureSet.spec.segments``)."""
+    for address, doc in tree.sorted_of_kind("TrainingJob"):
+        spec = doc.training_job().spec
+        features = tree.documents.get(f"FeatureSet/{spec.features}")
+        if features is None:  # reported as an unknown reference
+            continue
+        segments = list(features.feature_set().spec.segments)
+        for column, where in spec.segment_uses():
+            if column in segments:
+                continue
+            path = ("spec", *where)
+            carried = f"it carries {', '.join(segments)}" if segments else "it carries none"
+            diagnostics.add(
+                error(
+                    f"{format_path(path)} names {column!r}, which is not a segment of "
+                    f"FeatureSet/{spec.features} ({carried})",
+                    doc.position(path),
+                    address=address,
+                    path=format_path(path),
+                    hint=suggestion(column, segments)
+                    or f"add {column!r} to FeatureSet/{spec.features}'s spec.segments",
+                )
+            )
+
+
 def check_jobs(tree: SpecTree, diagnostics: Diagnostics) -> None:
     """Warn about secret-looking environment variables written as plain values; a
     promoteWhen.sloNotBurning must name an SLO of the tree (not a graph edge: the SLO

@@ -22,6 +22,10 @@ from typing import Any
 
 import pytest
 
+# Tests reach only servers they start on 127.0.0.1: boto3's credential chain must not ask
+# the EC2 instance metadata address (169.254.169.254) when a test has no credentials.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
 PIPEFORM = Path(sys.executable).with_name("pipeform")

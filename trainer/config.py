@@ -15,7 +15,12 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CONFIG_VERSION: Final[Literal[1]] = 1
+#: 2 added evaluation, segment columns, per-slice and fairness gates and the champion
+#: gate; a version 1 config (none of these) is still read
+CONFIG_VERSION: Final[Literal[2]] = 2
+#: segment columns ride in the feature tables under this prefix (never a model input), so
+#: that a segment may share its name with a feature
+SEGMENT_PREFIX: Final = "segment."
 
 #: Exit codes of ``python -m trainer run`` (the executor maps them to run states).
 EXIT_OK = 0  # trained, gates passed (or none), registered when asked
@@ -41,6 +46,11 @@ class Inputs(_Model):
     features: list[str] = Field(description="Feature column names, in model input order.")
     label: str = Field(description="The label column.")
     entity: list[str] = Field(default_factory=list)
+    segments: list[str] = Field(
+        default_factory=list,
+        description="Segment columns (table column SEGMENT_PREFIX + name), for slices and "
+        "fairness; never fed to the model.",
+    )
     # lineage carried into the package's metadata.json
     featureset: str = Field("", description="FeatureSet address and id, e.g. FeatureSet/x@<id>.")
     dataset_snapshots: list[str] = Field(default_factory=list)
@@ -82,6 +92,34 @@ class Gate(_Model):
     metric: str
     min: float | None = None
     max: float | None = None
+    #: per slice: the bound holds in every slice of this segment with at least min_rows rows
+    slice: str | None = None
+    min_rows: int = 100
+    #: a fairness metric: over this sensitive segment
+    sensitive: str | None = None
+
+
+class Importance(_Model):
+    repeats: int = 3
+    seed: int = 42
+    metric: str | None = None  # default: auc (binary), accuracy (multiclass), r2 (regression)
+
+
+class Evaluation(_Model):
+    """What the trainer computes on the validation split beyond the task's metrics."""
+
+    slices: list[str] = Field(default_factory=list)  # segments to slice metrics by
+    fairness: list[str] = Field(default_factory=list)  # sensitive segments (binary only)
+    calibration: bool = False  # ece and brier (classification)
+    calibration_bins: int = 10
+    importance: Importance | None = None  # permutation importance
+
+
+class ChampionGate(_Model):
+    """Promote only when not worse than the alias's version by more than margin."""
+
+    metric: str
+    margin: float = 0.0
 
 
 class CheckpointConfig(_Model):
@@ -100,6 +138,7 @@ class RegistryTarget(_Model):
     #: later: after an approval, or once a promotion condition holds)
     promote: bool = True
     tags: dict[str, str] = Field(default_factory=dict)
+    champion: ChampionGate | None = None
 
 
 class MetricsTarget(_Model):
@@ -127,12 +166,13 @@ class Lineage(_Model):
 
 
 class RunConfig(_Model):
-    version: Literal[1] = CONFIG_VERSION
+    version: Literal[1, 2] = CONFIG_VERSION
     run_id: str
     inputs: Inputs
     model: ModelConfig
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
     gates: list[Gate] = Field(default_factory=list)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
     checkpoint: CheckpointConfig
     output_dir: str = Field(description="The run's directory: package, metrics.json, result.json.")
     registry: RegistryTarget | None = None
@@ -156,6 +196,11 @@ class RunResult(_Model):
     package_sha256: str | None = None
     model_version: str | None = None  # registry version, when registered
     model_uri: str | None = None
+    #: the alias moved to this version; False when the champion gate held it (see promotion)
+    promoted: bool | None = None
+    promotion: str | None = None  # why the alias moved or stayed, in words
+    evaluation: dict[str, object] = Field(default_factory=dict)  # slices, fairness, importance
+    model_card: str | None = None  # the card's JSON path in the package
     duration_seconds: float = 0.0
     samples_per_second: float | None = None
     first_step_seconds: float | None = None  # process start to the end of the first step

@@ -8,13 +8,13 @@ is read, so a mismatch stops the run before training (and before any checkpoint)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from trainer.config import Inputs, ModelConfig, Table
+from trainer.config import SEGMENT_PREFIX, Inputs, ModelConfig, Table
 from trainer.errors import BadInputError, TrainerError
 from trainer.fsio import sha256_file
 
@@ -37,6 +37,8 @@ class TrainingData:
     validation: Split
     n_inputs: int
     n_outputs: int  # 1 for binary and regression, the class count for multiclass
+    #: the validation split's segment columns, each value as text ("(missing)" for null)
+    segments: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def verify_table(table: Table, what: str) -> None:
@@ -120,6 +122,38 @@ def _split(table: Table, inputs: Inputs, task: str) -> Split:
     return Split(torch.from_numpy(x), _labels(y, task, table.path))
 
 
+MISSING_SEGMENT = "(missing)"
+
+
+def _segment_text(value: object) -> str:
+    if value is None:
+        return MISSING_SEGMENT
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 1.0 reads as 1, as the Dataset's values are written
+    return str(value)
+
+
+def load_segments(table: Table, names: list[str]) -> dict[str, np.ndarray]:
+    """The segment columns of a table, as text labels, one array per segment."""
+    if not names:
+        return {}
+    import pyarrow.parquet as pq
+
+    columns = [SEGMENT_PREFIX + name for name in names]
+    have = pq.read_schema(table.path).names
+    missing = [name for name, column in zip(names, columns, strict=True) if column not in have]
+    if missing:
+        raise TrainerError(
+            f"{table.path} has no segment column(s) {', '.join(missing)}; add them to the "
+            "FeatureSet's segments and re-materialise it (pipeform apply)"
+        )
+    read = pq.read_table(table.path, columns=columns)
+    return {
+        name: np.array([_segment_text(v) for v in read.column(column).to_pylist()], dtype=object)
+        for name, column in zip(names, columns, strict=True)
+    }
+
+
 def load_data(inputs: Inputs, model: ModelConfig) -> TrainingData:
     """Both splits as tensors; the output width from the task (and labels for multiclass)."""
     if not inputs.features:
@@ -139,4 +173,5 @@ def load_data(inputs: Inputs, model: ModelConfig) -> TrainingData:
             )
         if n_outputs < 2:
             raise TrainerError("multiclass-classification needs at least 2 classes")
-    return TrainingData(train, validation, len(inputs.features), n_outputs)
+    segments = load_segments(inputs.validation, inputs.segments)
+    return TrainingData(train, validation, len(inputs.features), n_outputs, segments)

@@ -100,16 +100,21 @@ def _fault() -> tuple[int, int, signal.Signals] | None:
     return int(step), int(rank or 0), signum
 
 
-def evaluate(model: nn.Module, split: Split, task: str, device: torch.device) -> dict[str, float]:
-    """Every metric of the task on split, in eval mode, batch by batch."""
+def predict(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The model's raw outputs (float32) for x, in eval mode, batch by batch."""
     was_training = model.training
     model.eval()
     outputs = []
     with torch.no_grad(), _autocast(device):
-        for start in range(0, split.rows, _EVAL_BATCH):
-            outputs.append(model(split.x[start : start + _EVAL_BATCH]).float())
+        for start in range(0, int(x.shape[0]), _EVAL_BATCH):
+            outputs.append(model(x[start : start + _EVAL_BATCH]).float())
     model.train(was_training)
-    return metrics.compute_metrics(task, torch.cat(outputs), split.y)
+    return torch.cat(outputs)
+
+
+def evaluate(model: nn.Module, split: Split, task: str, device: torch.device) -> dict[str, float]:
+    """Every metric of the task on split, in eval mode, batch by batch."""
+    return metrics.compute_metrics(task, predict(model, split.x, device), split.y)
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:

@@ -12,6 +12,7 @@
 - ``metadata.json``      lineage, trainer version and code digest, the full config,
                          metrics, run id, creation time
 - ``transform.json``     the FeatureSet's fitted transform, when the config names one
+- ``model_card.json``, ``model_card.md``  every evaluation result (``trainer.card``)
 
 The package is built in a temporary sibling directory and renamed into place, so a
 reader never sees half of one. Its digest is ``trainer.registry.common.package_digest``
@@ -140,6 +141,7 @@ def write_package(
     training: dict[str, Any],
     n_inputs: int,
     n_outputs: int,
+    card: dict[str, Any] | None = None,
 ) -> tuple[Path, str, dict[str, Any]]:
     """Build the package; its directory, sha256 digest and metadata."""
     from safetensors.torch import save_file
@@ -154,6 +156,12 @@ def write_package(
         export = _export(cpu_model, config.model.task, n_inputs, staging / "model.pt")
         training = {**training, "n_inputs": n_inputs, "n_outputs": n_outputs}
         meta = metadata(config, metrics, training, export)
+        if card is not None:
+            from trainer.card import CARD_JSON, CARD_MARKDOWN, markdown
+
+            meta["model_card"] = card
+            write_atomic(staging / CARD_JSON, _json(card))
+            write_atomic(staging / CARD_MARKDOWN, markdown(card).encode())
         write_atomic(staging / "signature.json", _json(signature(config, n_outputs)))
         write_atomic(staging / "metadata.json", _json(meta))
         if config.inputs.transform_path:

@@ -31,37 +31,15 @@ from trainer.config import (
     EXIT_GATED,
     EXIT_OK,
     EXIT_PREEMPTED,
-    Gate,
     RunConfig,
     RunResult,
 )
 from trainer.errors import BadInputError, Preempted, TrainerError
+from trainer.gates import check_gates
 from trainer.progress import Reporter, process_started_at
 from trainer.redact import scrub
 
 DEBUG_ENV = "PIPEFORM_DEBUG"
-
-
-def check_gates(gates: list[Gate], found: dict[str, float]) -> list[dict[str, Any]]:
-    """Each gate with its value and whether it passed (a missing metric fails)."""
-    checked = []
-    for gate in gates:
-        value = found.get(gate.metric)
-        passed = (
-            value is not None
-            and (gate.min is None or value >= gate.min)
-            and (gate.max is None or value <= gate.max)
-        )
-        checked.append(
-            {
-                "metric": gate.metric,
-                "min": gate.min,
-                "max": gate.max,
-                "value": value,
-                "passed": passed,
-            }
-        )
-    return checked
 
 
 @dataclass
@@ -81,17 +59,49 @@ class Report:
         )
 
 
+def _evaluate(
+    config: RunConfig, outcome: Any, data: Any, ctx: Any
+) -> tuple[dict[str, float], dict[str, Any], float]:
+    """The task's metrics (with ece and brier when asked), the declared evaluation, seconds."""
+    from trainer import evaluation
+    from trainer.loop import predict
+    from trainer.metrics import compute_metrics
+
+    task, split = config.model.task, data.validation
+    outputs = predict(outcome.model, split.x, ctx.device)
+    found = compute_metrics(task, outputs, split.y)
+    started = time.monotonic()
+    flat, evaluated = evaluation.evaluate_extra(
+        config.evaluation, task, outputs, split.y, data.segments
+    )
+    found.update(flat)
+    if config.evaluation.importance is not None:
+        evaluated["importance"] = evaluation.permutation_importance(
+            outcome.model,
+            split,
+            task,
+            ctx.device,
+            config.inputs.features,
+            config.evaluation.importance,
+        )
+    return found, evaluated, time.monotonic() - started
+
+
 def _finish(
     config: RunConfig, outcome: Any, data: Any, ctx: Any, reporter: Reporter, report: Report
 ) -> None:
-    """Rank 0 after training: final metrics, gates, package, registration."""
-    from trainer.loop import evaluate
+    """Rank 0 after training: evaluation, gates, champion, card, package, registration."""
+    from trainer import card as model_card
     from trainer.package import write_package
 
-    found = evaluate(outcome.model, data.validation, config.model.task, ctx.device)
-    gates = check_gates(config.gates, found)
+    found, evaluated, seconds = _evaluate(config, outcome, data, ctx)
+    gates = check_gates(config.gates, found, evaluated)
     passed = all(gate["passed"] for gate in gates)
-    reporter.event("evaluated", metrics=found, gates=gates)
+    reporter.event("evaluated", metrics=found, gates=gates, evaluation_seconds=round(seconds, 4))
+    registry, promotion = None, None
+    if passed and config.registry is not None:
+        registry = _open_registry(config)
+        promotion = _promotion(config, registry, found, data.validation)
     state = outcome.state
     training = {
         "epochs": state.epoch,
@@ -100,52 +110,108 @@ def _finish(
         "best": state.best,
         "history": state.history,
     }
-    report.fields.update(metrics=found, gates=gates)
+    card = model_card.build(config, found, gates, evaluated, promotion, training)
+    report.fields.update(
+        metrics=found, gates=gates, evaluation={**evaluated, "seconds": round(seconds, 4)}
+    )
     output_dir = Path(config.output_dir)
     fsio.write_atomic(
         output_dir / "metrics.json",
         (json.dumps({"final": found, "epochs": state.history}, indent=2) + "\n").encode(),
     )
     package_dir, digest, meta = write_package(
-        output_dir, outcome.model, config, found, training, data.n_inputs, data.n_outputs
+        output_dir, outcome.model, config, found, training, data.n_inputs, data.n_outputs, card
     )
-    report.fields.update(package_dir=str(package_dir), package_sha256=digest)
+    report.fields.update(
+        package_dir=str(package_dir),
+        package_sha256=digest,
+        model_card=str(package_dir / model_card.CARD_JSON),
+    )
     reporter.event(
         "packaged", path=str(package_dir), sha256=digest, export=meta["export"]["status"]
     )
     if not passed:
         report.status, report.code = "gated", EXIT_GATED
-        failed = [g["metric"] for g in gates if not g["passed"]]
+        failed = [f"{g['metric']} ({g['where']})" for g in gates if not g["passed"]]
         reporter.event("gated", failed=failed, message="a gate failed: nothing registered")
         return
-    if config.registry is not None:
-        _register(config, package_dir, meta, reporter, report)
+    if registry is not None:
+        _register(config, registry, package_dir, meta, promotion, reporter, report)
     report.status, report.code = "succeeded", EXIT_OK
 
 
-def _register(
-    config: RunConfig, package_dir: Path, meta: dict[str, Any], reporter: Reporter, report: Report
-) -> None:
+def _open_registry(config: RunConfig) -> Any:
     from trainer.registry import open_registry
+
+    assert config.registry is not None
+    try:
+        return open_registry(config.registry)
+    except Exception as error:
+        raise TrainerError(f"opening the registry failed: {error}") from error
+
+
+def _promotion(
+    config: RunConfig, registry: Any, found: dict[str, float], split: Any
+) -> dict[str, Any] | None:
+    """The champion gate's decision; None when no alias is moved or no champion gate is set."""
+    target = config.registry
+    if target is None or not target.alias or target.champion is None:
+        return None
+    from trainer.champion import decide
+
+    try:
+        return decide(config, registry, found, split)
+    except TrainerError:
+        raise
+    except Exception as error:
+        raise TrainerError(
+            f"comparing with the version alias {target.alias!r} names failed: {error}"
+        ) from error
+
+
+def _register(
+    config: RunConfig,
+    registry: Any,
+    package_dir: Path,
+    meta: dict[str, Any],
+    promotion: dict[str, Any] | None,
+    reporter: Reporter,
+    report: Report,
+) -> None:
+    from trainer.card import CARD_JSON
 
     target = config.registry
     assert target is not None
     started = time.monotonic()
+    promote = promotion is None or bool(promotion["promote"])
+    tags = dict(target.tags)
+    tags["pipeform.model_card"] = f"package/{CARD_JSON}"
+    if promotion is not None:
+        tags["pipeform.promoted"] = "true" if promote else "false"
+        tags["pipeform.promotion"] = str(promotion["reason"])[:4000]
     try:
-        registry = open_registry(target)
         version = registry.register(
-            package_dir, target.model, run_id=config.run_id, tags=dict(target.tags), lineage=meta
+            package_dir, target.model, run_id=config.run_id, tags=tags, lineage=meta
         )
-        if target.alias and target.promote:
+        if target.alias and target.promote and promote:
             registry.set_alias(target.model, target.alias, version.version)
     except Exception as error:
         raise TrainerError(f"registering model {target.model!r} failed: {error}") from error
+    if target.alias:
+        reason = (
+            promotion["reason"]
+            if promotion is not None
+            else f"alias {target.alias!r} moved to v{version.version}"
+        )
+        report.fields.update(promoted=promote, promotion=reason)
     report.fields.update(model_version=str(version.version), model_uri=version.uri)
     reporter.event(
         "registered",
         model=target.model,
         version=version.version,
-        alias=target.alias if target.promote else None,
+        alias=target.alias if target.promote and promote else None,
+        promoted=promote if target.alias else None,
+        promotion=report.fields.get("promotion"),
         uri=version.uri,
         seconds=round(time.monotonic() - started, 4),
     )
@@ -162,6 +228,10 @@ def _train(
     from trainer import data as data_module
     from trainer.loop import Trainer
 
+    if ctx.is_main:  # only rank 0 evaluates
+        from trainer.evaluation import prefetch
+
+        prefetch(config.evaluation)
     data_module.verify_inputs(config.inputs)
     data = data_module.load_data(config.inputs, config.model)
     reporter.event(

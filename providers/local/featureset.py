@@ -54,6 +54,7 @@ OUTPUTS = (
     "featureTypes",
     "label",
     "entity",
+    "segments",
     "transform",
     "stats",
     "datasetSnapshot",
@@ -178,6 +179,7 @@ class FeatureSetHandler(KindHandler):
             "featureTypes": dict(manifest["featureTypes"]),
             "label": manifest["label"],
             "entity": list(manifest["entity"]),
+            "segments": list(manifest.get("segments") or []),
             "transform": {
                 "path": str(directory / "transform.json"),
                 "digest": manifest["transformDigest"],

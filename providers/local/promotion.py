@@ -103,9 +103,19 @@ def with_holder(history: list[Any], current: int | None) -> list[int]:
     return kept[-HISTORY_KEPT:]
 
 
-def after_run(settings: LocalSettings, spec: JSON, prior: JSON, version: int | None) -> JSON:
+def after_run(
+    settings: LocalSettings,
+    spec: JSON,
+    prior: JSON,
+    version: int | None,
+    champion_held: str | None = None,
+    trainer_note: str | None = None,
+) -> JSON:
     """The ``promotion`` and ``aliasHistory`` outputs once a run finished (or was adopted):
-    moves the alias when the job's conditions let it, else says why it waits."""
+    moves the alias when the job's conditions let it, else says why it waits.
+    ``champion_held``: the trainer's champion gate kept the alias, and why (never moved
+    here then; ``pipeform approve`` can still move it by hand); ``trainer_note``: what
+    the trainer said of a promotion it made (the champion it compared with)."""
     register = _register(spec)
     alias, model = register.get("alias"), register.get("model")
     history = list(prior.get("aliasHistory") or [])
@@ -117,7 +127,9 @@ def after_run(settings: LocalSettings, spec: JSON, prior: JSON, version: int | N
     promotion: JSON = {"model": model, "alias": alias, "version": version, "from": before}
     slo = (register.get("promoteWhen") or {}).get("sloNotBurning")
     if current == version:
-        promotion.update(status=PROMOTED, reason="")
+        promotion.update(status=PROMOTED, reason=trainer_note or "")
+    elif champion_held:
+        promotion.update(status=NOT_PROMOTED, reason=champion_held)
     elif register.get("approval") == "required":
         promotion.update(
             status=AWAITING,

@@ -61,11 +61,13 @@ OUTPUTS = (
     "metrics",
     "modelVersion",
     "modelUri",
+    "promoted",
+    "promotion",
+    "modelCard",
     "package",
     "durationSeconds",
     "runs",
     "featureSet",
-    "promotion",
     "aliasHistory",
     "retrainTriggers",
 )
@@ -307,7 +309,12 @@ def _promote(
 ) -> ApplyResponse:
     """The response with the promotion decided (the alias moved, or why it waits)."""
     version = response.outputs.get("modelVersion")
-    decided = promotion.after_run(handler.settings, spec, request.prior_outputs, version)
+    said = response.outputs.get("promotion")
+    said = str(said) if isinstance(said, str) and said else None
+    held = said if response.outputs.get("promoted") is False else None
+    decided = promotion.after_run(
+        handler.settings, spec, request.prior_outputs, version, held, said
+    )
     return ApplyResponse(
         {**response.outputs, **decided},
         response.external_id,
@@ -339,6 +346,9 @@ def _response(
         "metrics": dict(result.metrics),
         "modelVersion": _version(result.model_version),
         "modelUri": result.model_uri,
+        "promoted": result.promoted,
+        "promotion": result.promotion,
+        "modelCard": result.model_card,
         "package": result.package_dir,
         "durationSeconds": round(runs.elapsed(record), 3),
         "featureSet": fs["id"],

@@ -281,7 +281,8 @@ def build_run_config(
         inputs=_inputs(spec, fs),
         model=tc.ModelConfig(**(spec.get("model") or {})),
         hyperparameters=tc.Hyperparameters(**_snake(spec.get("hyperparameters") or {})),
-        gates=[tc.Gate(**g) for g in spec.get("gates") or []],
+        gates=[tc.Gate(**_snake(g)) for g in spec.get("gates") or []],
+        evaluation=_evaluation(spec),
         checkpoint=tc.CheckpointConfig(
             dir=str(place.checkpoint_dir),
             every_seconds=parse_duration(every) if isinstance(every, str) else every,
@@ -315,10 +316,25 @@ def _inputs(spec: JSON, fs: JSON) -> Any:
         features=list(fs.get("features") or []),
         label=str(fs.get("label") or ""),
         entity=list(fs.get("entity") or []),
+        segments=list(fs.get("segments") or []),
         featureset=f"FeatureSet/{spec.get('features')}@{fs['id']}",
         dataset_snapshots=[snapshot] if isinstance(snapshot, str) else [],
         transform_digest=str(transform.get("digest") or ""),
         transform_path=transform.get("path"),
+    )
+
+
+def _evaluation(spec: JSON) -> Any:
+    from trainer import config as tc
+
+    written: JSON = spec.get("evaluation") or {}
+    importance = written.get("importance")
+    return tc.Evaluation(
+        slices=list(written.get("slices") or []),
+        fairness=list((written.get("fairness") or {}).get("sensitive") or []),
+        calibration=bool(written.get("calibration")),
+        calibration_bins=int(written.get("calibrationBins") or 10),
+        importance=tc.Importance(**importance) if isinstance(importance, dict) else None,
     )
 
 
@@ -353,6 +369,9 @@ def registry_target(spec: JSON, settings: LocalSettings) -> Any:
         promote=(register.get("approval") or "auto") == "auto"
         and not (register.get("promoteWhen") or {}).get("sloNotBurning"),
         tags=dict(register.get("tags") or {}),
+        champion=tc.ChampionGate(**register["championGate"])
+        if register.get("championGate")
+        else None,
     )
 
 

@@ -301,6 +301,8 @@ def gate_text(result: Any) -> str:
             f"min {gate['min']:g}" if gate.get("min") is not None else "",
             f"max {gate['max']:g}" if gate.get("max") is not None else "",
         ]
-        failed.append(f"{metric} {shown} (gate: {' '.join(b for b in bounds if b)})")
+        scoped = gate.get("slice") or gate.get("sensitive")
+        where = f"; {gate['where']}" if scoped and gate.get("where") else ""
+        failed.append(f"{metric} {shown} (gate: {' '.join(b for b in bounds if b)}{where})")
     gates = "; ".join(failed) or "a gate failed"
     return f"the model failed its evaluation gates: {gates}; nothing was registered"

@@ -78,6 +78,9 @@ def progress_line(event: dict[str, Any]) -> str:
             return _epoch_line(event)
         if event.get("stage") in ("resumed", "early-stop", "preempted"):
             return str(event["stage"])
+        if event.get("stage") == "registered":
+            moved = f"; {event['promotion']}" if event.get("promotion") else ""
+            return f"registered {event.get('model')} v{event.get('version')}{moved}"
         return ""
     if kind == "started":
         return f"run {str(event.get('runId', ''))[:12]} started (attempt {event.get('attempt', 1)})"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import typing
+from collections.abc import Callable
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
@@ -44,6 +45,16 @@ class FieldError(ValueError):
 #: only from trusted configuration (``reconciler.spec.trust``). Every setting that names an
 #: endpoint or a location carries it; ``tests/security`` checks that none is missed.
 TRUSTED: dict[str, Any] = {"x-pipeform-trusted": True}
+
+
+def omitted_when(default: Any) -> Callable[[Any], bool]:
+    """``exclude_if`` for a field added after specs were applied: the field is left out of
+    the spec's JSON while it holds ``default`` (a callable: the value it makes), so adding
+    it changes no spec's hash and nothing re-runs on an upgrade. Readers of the JSON treat
+    the missing key as the default."""
+    if callable(default):
+        return lambda value: bool(value == default())
+    return lambda value: bool(value == default)
 
 
 def empty_list() -> list[Any]:

@@ -22,6 +22,7 @@ from reconciler.kinds.common import (
     ResourceSpec,
     SpecModel,
     empty_list,
+    omitted_when,
 )
 from reconciler.kinds.patterns import check_pattern
 from reconciler.kinds.reference import Reference
@@ -360,6 +361,13 @@ class FeatureSetSpec(ResourceSpec):
         default_factory=lambda: RandomSplit(type="random"),
         description="How rows divide into train and validation. Default: random, 20% validation, seed 42.",
     )
+    segments: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=empty_list,
+        description="Dataset columns carried into the feature tables beside the features, "
+        "as they are, but never fed to the model: what a TrainingJob's evaluation slices "
+        "metrics by and checks fairness over (such as site or female). Default: none.",
+        exclude_if=omitted_when([]),
+    )
 
     @field_validator("entity", mode="before")
     @classmethod
@@ -386,6 +394,16 @@ class FeatureSetSpec(ResourceSpec):
             seen.add(feature.name)
         return features
 
+    @field_validator("segments")
+    @classmethod
+    def _distinct_segments(cls, segments: list[str]) -> list[str]:
+        seen: set[str] = set()
+        for i, name in enumerate(segments):
+            if name in seen:
+                raise FieldError(f"segment {name!r} is listed twice", i)
+            seen.add(name)
+        return segments
+
     def references(self) -> list[Reference]:
         return [Reference("Dataset", self.dataset, ("dataset",))]
 
@@ -400,6 +418,7 @@ class FeatureSetSpec(ResourceSpec):
             uses.append((feature.source_column, where))
         if isinstance(self.split, TemporalSplit):
             uses.append((self.split.column, ("split", "column")))
+        uses += [(column, ("segments", i)) for i, column in enumerate(self.segments)]
         return uses
 
 

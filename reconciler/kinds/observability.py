@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from reconciler.kinds.common import Document, Name, ResourceSpec, SpecModel
+from reconciler.kinds.common import Document, Name, ResourceSpec, SpecModel, omitted_when
 from reconciler.kinds.reference import Reference
 from reconciler.kinds.units import Duration
 
@@ -147,6 +147,7 @@ class AlertSpec(ResourceSpec):
         None,
         description="A CloudWatch metric and threshold, for an Alert on the aws provider "
         "(a CloudWatch alarm). Default: none (give template or expr instead).",
+        exclude_if=omitted_when(None),
     )
     for_: Duration = Field(
         0.0, alias="for", description="How long the condition must hold before firing. Default: 0s."

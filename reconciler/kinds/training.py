@@ -18,6 +18,14 @@ from reconciler.kinds.common import (
     SpecModel,
     empty_list,
     keyed_union,
+    omitted_when,
+)
+from reconciler.kinds.evaluation import (
+    ChampionGate,
+    Evaluation,
+    check_evaluation,
+    check_gate,
+    metrics_computed,
 )
 from reconciler.kinds.reference import Reference
 from reconciler.kinds.units import CpuQuantity, Duration, MemoryQuantity
@@ -164,6 +172,25 @@ class Gate(SpecModel):
     max: float | None = Field(
         None, description="The metric must be at most this. Default: no bound."
     )
+    slice: str | None = Field(
+        None,
+        description="Per slice: the bound must hold in every slice of this segment (listed "
+        "in spec.evaluation.slices) with at least minRows rows. Default: the whole split.",
+        exclude_if=omitted_when(None),
+    )
+    min_rows: int = Field(
+        100,
+        ge=1,
+        description="Slices smaller than this are not gated. Default: 100.",
+        exclude_if=omitted_when(100),
+    )
+    sensitive: str | None = Field(
+        None,
+        description="For a fairness metric (demographic-parity-difference, "
+        "equal-opportunity-difference, disparate-impact-ratio): the sensitive segment, "
+        "listed in spec.evaluation.fairness.sensitive. Default: none.",
+        exclude_if=omitted_when(None),
+    )
 
     @model_validator(mode="after")
     def _bound(self) -> Gate:
@@ -196,11 +223,26 @@ class Register(SpecModel):
         description="required: the version is registered, but the alias moves only when "
         "someone runs pipeform approve MODEL@VERSION; auto moves it after the gates. "
         "Default: auto.",
+        exclude_if=omitted_when("auto"),
     )
     promote_when: PromoteWhen = Field(
         default_factory=PromoteWhen,
         description="Conditions that hold a promotion (the alias move) back. Default: none.",
+        exclude_if=omitted_when(PromoteWhen),
     )
+    champion_gate: ChampionGate | None = Field(
+        None,
+        description="Move the alias only when the new model is not worse than the version "
+        "the alias names now by more than margin, both scored on the new validation split; "
+        "a worse model is registered as a version but not promoted. Default: none.",
+        exclude_if=omitted_when(None),
+    )
+
+    @model_validator(mode="after")
+    def _champion_needs_alias(self) -> Register:
+        if self.champion_gate is not None and not self.alias:
+            raise FieldError("championGate compares with the alias's version; set alias", "alias")
+        return self
 
 
 class RetrainOnDrift(SpecModel):
@@ -235,7 +277,11 @@ _SECRET_LIKE = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I
 
 
 class TrainingJobSpec(ResourceSpec):
-    PLAIN_METHODS: ClassVar[tuple[str, ...]] = ("plain_secret_like_env", "promotion_slo")
+    PLAIN_METHODS: ClassVar[tuple[str, ...]] = (
+        "plain_secret_like_env",
+        "promotion_slo",
+        "segment_uses",
+    )
 
     features: Name = Field(description="The FeatureSet trained on. Required.")
     model: ModelSpec = Field(description="The model architecture and task. Required.")
@@ -271,9 +317,17 @@ class TrainingJobSpec(ResourceSpec):
         "drifted from the model's training snapshot or the model is too old. "
         "Default: onInputChange.",
     )
+    evaluation: Evaluation = Field(
+        default_factory=Evaluation,
+        description="What the trainer computes on the validation split beyond the task's "
+        "metrics: slices, fairness, calibration, permutation importance. Default: none of them.",
+        exclude_if=omitted_when(Evaluation),
+    )
     gates: list[Gate] = Field(
         default_factory=empty_list,
-        description="Validation-metric bounds a model must meet to be registered. Default: none.",
+        description="Validation-metric bounds a model must meet to be registered: over the "
+        "whole split, in every slice of a segment, or a fairness metric over a sensitive "
+        "segment. Default: none.",
     )
     registration: Register | None = Field(
         None,
@@ -299,16 +353,19 @@ class TrainingJobSpec(ResourceSpec):
 
     @model_validator(mode="after")
     def _metrics_fit_task(self) -> TrainingJobSpec:
-        allowed = METRICS_BY_TASK[Task(self.model.task)]
+        task = str(self.model.task)
+        check_evaluation(task, self.evaluation)
         for i, gate in enumerate(self.gates):
-            if gate.metric not in allowed:
-                raise FieldError(
-                    f"gate metric {gate.metric!r} does not exist for {self.model.task}; "
-                    f"use one of {', '.join(allowed)}",
-                    "gates",
-                    i,
-                    "metric",
-                )
+            check_gate(task, self.evaluation, gate, i)
+        champion = self.registration.champion_gate if self.registration else None
+        if champion is not None and champion.metric not in metrics_computed(task, self.evaluation):
+            raise FieldError(
+                f"championGate metric {champion.metric!r} is not computed for {task}; use one "
+                f"of {', '.join(metrics_computed(task, self.evaluation))}",
+                "register",
+                "championGate",
+                "metric",
+            )
         return self
 
     def references(self) -> list[Reference]:
@@ -323,6 +380,10 @@ class TrainingJobSpec(ResourceSpec):
     def promotion_slo(self) -> str | None:
         """The SLO whose burning holds a promotion (register.promoteWhen.sloNotBurning)."""
         return self.registration.promote_when.slo_not_burning if self.registration else None
+
+    def segment_uses(self) -> list[tuple[str, tuple[str | int, ...]]]:
+        """The FeatureSet segments the evaluation reads, with where (under spec)."""
+        return self.evaluation.segment_uses()
 
     def plain_secret_like_env(self) -> list[str]:
         """Variables whose names look secret but whose values are written in the spec."""

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reconciler.diagnostics import Diagnostics, error, suggestion
-from reconciler.graph import Graph, build_graph, check_columns, check_jobs
+from reconciler.graph import Graph, build_graph, check_columns, check_jobs, check_segments
 from reconciler.spec.loader import SpecTree, load_tree
 from reconciler.spec.trust import TRUSTED, Trust, check_locations, check_settings
 from reconciler.spec.validate import known_fields
@@ -70,6 +70,7 @@ def check(paths: list[Path], trust: Trust = TRUSTED) -> CheckedTree:
         diagnostics.extend(refused if refused.has_errors else check_locations(tree.root, workspace))
     graph = build_graph(tree, diagnostics)
     check_columns(tree, diagnostics)
+    check_segments(tree, diagnostics)
     check_ignore_changes(tree, diagnostics)
     check_jobs(tree, diagnostics)
     if not tree.documents and not diagnostics.has_errors:

@@ -41,8 +41,14 @@ def test_a_missing_source_is_a_clear_plan_error(harness: Harness) -> None:
         harness.plan(document(schema=SCHEMA))
 
 
-def test_s3_needs_the_aws_provider(harness: Harness) -> None:
-    with pytest.raises(PermanentError, match=r"s3:// sources need the aws provider"):
+def test_s3_without_credentials_is_one_clear_error(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(PermanentError, match=r"no AWS credentials were found"):
         harness.plan(document("s3://bucket/t.csv", schema=SCHEMA))
 
 

@@ -56,9 +56,18 @@ def test_header_false_uses_the_declared_names(tmp_path: Path) -> None:
     assert batch.to_pydict() == {"n": [1, 2], "s": ["x", "y"]}
 
 
-def test_schemes(tmp_path: Path) -> None:
-    with pytest.raises(PermanentError, match="s3:// sources need the aws provider"):
-        readers.open_source("s3://b/k.csv", DataFormat.CSV, CsvOptions(), settings(tmp_path))
+def test_schemes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """s3:// goes to the object store (here: without credentials, one clear error, before
+    anything is read); an unknown scheme is refused by name."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    source = readers.open_source("s3://b/k.csv", DataFormat.CSV, CsvOptions(), settings(tmp_path))
+    with pytest.raises(PermanentError, match="no AWS credentials were found"):
+        source.fingerprint()
+    with pytest.raises(PermanentError, match="ftp"):
+        readers.open_source("ftp://h/k.csv", DataFormat.CSV, CsvOptions(), settings(tmp_path))
 
 
 def test_symlink_out_of_the_tree_is_refused_unless_allowed(tmp_path: Path) -> None:

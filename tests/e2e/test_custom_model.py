@@ -34,6 +34,12 @@ def test_a_custom_model_in_the_tree_trains_from_inside_the_tree(
         mlp, "    type: custom\n    task: binary-classification\n    entrypoint: mymodel:build\n"
     )
     training = training.replace("epochs: 20", "epochs: 2").replace("min: 0.70", "min: 0.5")
+    # a 2-epoch model is not held to the quickstart's slice, fairness and calibration gates
+    training = "\n".join(
+        line
+        for line in training.splitlines()
+        if not any(g in line for g in ("slice: site", "disparate-impact", "metric: ece"))
+    )
     (root / "training.yaml").write_text(training)
     env = {**os.environ, "QUICKSTART_METRICS_TOKEN": "x", "NO_COLOR": "1"}
     result = run_cli("apply", "--auto-approve", cwd=root, env=env, timeout=600)

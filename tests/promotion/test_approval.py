@@ -23,11 +23,10 @@ def champion(root: Path) -> int:
 def set_register(root: Path, extra: str) -> None:
     path = root / "training.yaml"
     text = path.read_text()
-    old = "register: {model: expense-model, alias: champion}"
-    assert old in text
-    path.write_text(
-        text.replace(old, f"register: {{model: expense-model, alias: champion{extra}}}")
-    )
+    old = "    alias: champion\n"
+    assert old in text, "the quickstart's register block moved"
+    extras = [part.strip() for part in extra.split(",") if part.strip()]
+    path.write_text(text.replace(old, old + "".join(f"    {e}\n" for e in extras)))
 
 
 def set_epochs(root: Path, epochs: int) -> None:
@@ -127,8 +126,10 @@ def test_promote_when_naming_an_unknown_slo_points_at_the_line(tree: Path) -> No
     refused = qs.pipeform(tree, "validate")
     assert refused.returncode == 1
     assert "Traceback" not in refused.stderr
+    lines = (tree / "training.yaml").read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "sloNotBurning" in text)
     assert (
-        "training.yaml:27:" in refused.stderr
+        f"training.yaml:{line}:" in refused.stderr
         and "refers to SLO/expense-model-sucess, which does not exist" in refused.stderr
         and "did you mean expense-model-success?" in refused.stderr
     )

@@ -46,6 +46,8 @@ def test_package_layout_and_digest(packaged: dict[str, Any]) -> None:
         "metadata.json",
         "model.pt",
         "model.safetensors",
+        "model_card.json",
+        "model_card.md",
         "signature.json",
         "transform.json",
     ]

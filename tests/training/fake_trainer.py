@@ -62,13 +62,17 @@ def main() -> int:
         (ckpt / f"epoch-{epoch}.json").write_text(json.dumps({"epoch": epoch}))
         print(json.dumps({"epoch": epoch, "loss": 1.0 / epoch}), flush=True)
     auc = float(os.environ.get("FAKE_AUC", "0.8"))
+    # the other metrics a gate may name, at values a fair, calibrated model has
+    values = {"ece": 0.02, "brier": 0.13, "disparate-impact-ratio": 0.97}
+    values |= {"demographic-parity-difference": 0.03, "equal-opportunity-difference": 0.02}
     gates = []
     for gate in config.gates:
-        passed = (gate.min is None or auc >= gate.min) and (gate.max is None or auc <= gate.max)
+        value = values.get(gate.metric, auc)
+        passed = (gate.min is None or value >= gate.min) and (gate.max is None or value <= gate.max)
         gates.append(
             {
                 "metric": gate.metric,
-                "value": auc,
+                "value": value,
                 "min": gate.min,
                 "max": gate.max,
                 "passed": passed,

@@ -29,11 +29,13 @@ CONTRACT_KEYS = {
     "metrics",
     "modelVersion",
     "modelUri",
+    "promoted",
+    "promotion",
+    "modelCard",
     "package",
     "durationSeconds",
     "featureSet",
     "runs",
-    "promotion",  # what happened to the alias (docs/reference/training-jobs.md)
     "aliasHistory",
 }
 

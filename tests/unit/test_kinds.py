@@ -172,3 +172,44 @@ def test_two_workspaces_are_an_error(write_tree: Any) -> None:
     )
     [err] = check([root]).diagnostics.errors
     assert "second Workspace" in err.message and "a.yaml:1:1" in (err.hint or "")
+
+
+def test_fields_added_since_specs_were_applied_stay_out_of_their_json(
+    copy_example: CopyExample,
+) -> None:
+    """A tree written before evaluation, promotion, segments and CloudWatch alerts existed
+    keeps the same spec JSON (and so the same hashes): upgrading re-runs nothing."""
+    import os
+
+    from reconciler.diagnostics import Diagnostics
+    from reconciler.spec.loader import load_tree
+
+    root = copy_example()
+    features = root / "features.yaml"
+    text = features.read_text()
+    features.write_text("\n".join(line for line in text.splitlines() if "segments" not in line))
+    training = (root / "training.yaml").read_text()
+    start = training.find("  evaluation:")
+    if start != -1:  # the example declares evaluation: cut it back to what older trees hold
+        end = training.find("\n  ", training.find("\n", start) + 1)
+        while end != -1 and training[end + 3] == " ":
+            end = training.find("\n  ", end + 1)
+        training = training[:start] + training[end + 1 :]
+    lines = [
+        line
+        for line in training.splitlines()
+        if not any(k in line for k in ("slice:", "sensitive:", "championGate", "ece", "brier"))
+    ]
+    (root / "training.yaml").write_text("\n".join(lines) + "\n")
+    os.environ["PIPEFORM_SPEC_CACHE"] = "0"
+    try:
+        tree = load_tree([root], Diagnostics())
+    finally:
+        del os.environ["PIPEFORM_SPEC_CACHE"]
+    job = tree.documents["TrainingJob/expense-model"].facts.spec
+    assert "evaluation" not in job
+    assert not {"approval", "promoteWhen", "championGate"} & set(job["register"])
+    assert all(not {"slice", "minRows", "sensitive"} & set(g) for g in job["gates"])
+    assert "segments" not in tree.documents["FeatureSet/hie-features"].facts.spec
+    alert = tree.documents["Alert/expense-model-failed"].facts.spec
+    assert "cloudwatch" not in alert

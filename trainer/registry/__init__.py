@@ -72,6 +72,11 @@ class Registry(abc.ABC):
     @abc.abstractmethod
     def versions(self, model: str) -> list[ModelVersion]: ...
 
+    def package_path(self, version: ModelVersion, scratch: Path) -> Path:
+        """A local directory holding the version's package (downloaded into scratch when
+        the registry keeps it remotely); the local registry's artifacts are directories."""
+        return Path(version.uri)
+
 
 def open_registry(target: RegistryTarget) -> Registry:
     if target.type == "mlflow":

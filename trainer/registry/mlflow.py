@@ -239,6 +239,19 @@ class MlflowRegistry(Registry):
             lambda: self._client.set_registered_model_alias(model, alias, str(version)),
         )
 
+    def package_path(self, version: ModelVersion, scratch: Path) -> Path:
+        """The version's package, downloaded from the server into scratch."""
+        import mlflow.artifacts
+
+        uri = f"models:/{version.model}/{version.version}"
+        downloaded = self._call(
+            f"download {uri}",
+            lambda: mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(scratch), tracking_uri=self.tracking_uri
+            ),
+        )
+        return Path(downloaded)
+
     def _register(self, request: Registration) -> ModelVersion:
         model, run_id = request.model, request.run_id
         existing = self._version_of_run(model, run_id)

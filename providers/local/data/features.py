@@ -80,6 +80,7 @@ class FeatureSpec:
     features: tuple[FeatureDef, ...]
     split: JSON
     row_number: bool = False  # the key is made: each row's position in the snapshot
+    segments: tuple[str, ...] = ()  # columns carried as they are, never model inputs
 
     def source_columns(self) -> list[str]:
         return list(dict.fromkeys(f.column for f in self.features))
@@ -121,6 +122,7 @@ def parse_spec(spec: JSON) -> FeatureSpec:
         features=tuple(features),
         split=dict(spec.get("split") or {"type": "random"}),
         row_number=row_number,
+        segments=tuple(str(c) for c in spec.get("segments") or []),
     )
 
 

@@ -45,6 +45,7 @@ from providers.local.data.features import (
 from providers.local.data.features_fit import fit_params
 from providers.local.data.features_hash import key_hash, unit_interval
 from providers.local.data.features_stats import QUANTILE_SAMPLE, SplitStats, is_categorical
+from trainer.config import SEGMENT_PREFIX
 
 BATCH_ROWS = 131_072
 BOOLS = npt.NDArray[np.bool_]
@@ -82,6 +83,7 @@ def check_columns(spec: FeatureSpec, schema: pa.Schema, snapshot: str) -> None:
             "name: ...}"
         )
     wanted = [("entity column", c) for c in spec.source_entity] + [("label column", spec.label)]
+    wanted += [("segment column", c) for c in spec.segments]
     if spec.split.get("type") == "temporal":
         wanted.append(("split column", str(spec.split.get("column"))))
     for what, column in wanted:
@@ -204,6 +206,9 @@ def _output_schema(spec: FeatureSpec, params: JSON, schema: pa.Schema) -> pa.Sch
         fields = [schema.field(c).remove_metadata() for c in params["entity"]]
     fields += [pa.field(name, pa.float32()) for name in params["outputs"]]
     fields.append(schema.field(params["label"]).remove_metadata())
+    fields += [
+        pa.field(SEGMENT_PREFIX + c, schema.field(c).type) for c in spec.segments
+    ]  # behind the label: readers that take the features by name never see them
     return pa.schema(fields)
 
 
@@ -269,7 +274,9 @@ def _write_tables(
     file = pq.ParquetFile(source)
     schema = _output_schema(spec, params, file.schema_arrow)
     statistics = _Statistics(spec, params, file)
-    columns = list(dict.fromkeys([*spec.source_entity, *spec.source_columns(), spec.label]))
+    columns = list(
+        dict.fromkeys([*spec.source_entity, *spec.source_columns(), spec.label, *spec.segments])
+    )
     writers = {
         split: pq.ParquetWriter(directory / f"{split}.parquet", schema, **WRITER_OPTIONS)
         for split in ("train", "validation")
@@ -280,7 +287,10 @@ def _write_tables(
             stop = start + batch.num_rows
             if spec.row_number:  # the key rides along as a column, as a key column would
                 batch = batch.append_column(spec.entity[0], _row_numbers(start, batch.num_rows))
-            out = apply_transform(params, batch).cast(schema)
+            out = apply_transform(params, batch)
+            for column in spec.segments:
+                out = out.append_column(SEGMENT_PREFIX + column, batch[column])
+            out = out.cast(schema)
             sampled = np.arange(start, stop) % statistics.stride == 0
             for split, keep in (
                 ("train", rows.train_keep(start, stop)),
@@ -337,6 +347,7 @@ def materialise(
         "featureTypes": {name: "float32" for name in params["outputs"]},
         "entity": list(spec.entity),
         "label": spec.label,
+        "segments": list(spec.segments),
         "split": spec.split,
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
