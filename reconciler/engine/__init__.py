@@ -6,7 +6,7 @@ The CLI calls these functions; they hold no argument parsing and print nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,7 +22,14 @@ from reconciler.spec.checks import CheckedTree, check
 from reconciler.spec.trust import Trust
 from reconciler.state import open_backend
 from reconciler.state.backend import Access, StateBackend
-from reconciler.state.model import JournalEntry, LockInfo, State, argv_command, now
+from reconciler.state.model import (
+    JournalEntry,
+    LockInfo,
+    ResourceState,
+    State,
+    argv_command,
+    now,
+)
 
 if TYPE_CHECKING:  # the applier loads with the first apply: plan never needs it
     import threading
@@ -215,16 +222,22 @@ def apply(
 
     from reconciler.apply.applier import Applier
 
-    report = Applier(
+    applier: Applier | None = None  # the lineage listener reads the state it keeps
+
+    def resources() -> Mapping[str, ResourceState]:
+        return applier.resources if applier is not None else {}
+
+    applier = Applier(
         session.backend,
         state,
         session.providers,
         session.root,
         parallelism,
-        listener,
+        lineage_listener(session, digest, commit, listener, resources),
         journal=entry,
         stop=stop,
-    ).apply(plan)
+    )
+    report = applier.apply(plan)
     faults.point("before-journal")
     from reconciler.promotion import apply_moves
 
@@ -237,6 +250,28 @@ def apply(
     )
     push_metrics(session, report, drift=len(plan.drift))
     return report
+
+
+def lineage_listener(
+    session: Session,
+    digest: str,
+    commit: str | None,
+    listener: Listener | None,
+    resources: Callable[[], Mapping[str, ResourceState]],
+) -> Listener | None:
+    """The apply's listener, sending OpenLineage run events first when the Workspace names
+    where (spec.lineage); the client library loads only then."""
+    workspace = session.checked.tree.workspace
+    settings = workspace.spec.lineage
+    if settings is None or (settings.file is None and settings.url is None):
+        return listener
+    from reconciler.engine import openlineage
+
+    context = openlineage.Context(
+        workspace.metadata.name, commit, digest, openlineage.pipeform_version()
+    )
+    sinks = openlineage.Sinks(settings, session.root)
+    return openlineage.listener(context, sinks, resources, listener)
 
 
 def push_metrics(session: Session, report: ApplyReport | None, drift: int | None) -> None:
@@ -297,8 +332,6 @@ def apply_refresh(session: Session, plan: plans.Plan) -> int:
 
 
 def import_resource(session: Session, address: str, external_id: str) -> int:
-    from reconciler.state.model import ResourceState
-
     loaded = session.checked.tree.documents.get(address)
     if loaded is None:
         raise PipeformError(

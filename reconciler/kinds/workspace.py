@@ -271,6 +271,26 @@ class Policy(SpecModel):
     )
 
 
+class Lineage(SpecModel):
+    file: str | None = Field(
+        None,
+        min_length=1,
+        description="File that OpenLineage run events are appended to, one JSON object a line, "
+        "relative to the spec tree. Default: none.",
+        json_schema_extra=TRUSTED,
+    )
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="OpenLineage HTTP endpoint each run event is POSTed to (Marquez: "
+        "http://HOST:5000/api/v1/lineage). Default: none.",
+        json_schema_extra=TRUSTED,
+    )
+    timeout_seconds: float = Field(
+        5.0, gt=0, le=60, description="Seconds to wait for the endpoint. Default: 5."
+    )
+
+
 class WorkspaceSpec(SpecModel):
     state: StateBackend = Field(
         default_factory=lambda: SqliteState(backend="sqlite"),
@@ -294,6 +314,13 @@ class WorkspaceSpec(SpecModel):
         default_factory=Registry, description="Model registry. Default: local."
     )
     policy: Policy = Field(default_factory=Policy, description="Plan-time policy. Default: none.")
+    lineage: Lineage | None = Field(
+        None,
+        description="Where apply sends OpenLineage run events (START, COMPLETE, FAIL) for "
+        "Dataset snapshots, FeatureSet materialisations and TrainingJob runs: a file, an HTTP "
+        "endpoint, or both; see docs/audit.md. Default: none (no events).",
+        json_schema_extra=TRUSTED,
+    )
 
 
 class Workspace(Document):

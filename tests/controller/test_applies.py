@@ -4,6 +4,7 @@ flight and exits 0 with the lock released; two controllers on one state never ap
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 
 from tests.controller.conftest import Repo, lock_rows, wait_for
@@ -66,3 +67,41 @@ def test_two_controllers_on_one_state_never_apply_at_once(
     for (_, finished), (next_start, _) in itertools.pairwise(done):
         assert finished <= next_start, done  # never two applies at once
     assert not [e for e in first.events + second.events if e.get("event") == "failed"]
+
+
+def _finished(controller, address: str, after: int) -> dict:
+    event = controller.wait_event("resource-finish", timeout=90, after=after)
+    while event["address"] != address:
+        event = controller.wait_event(
+            "resource-finish", timeout=90, after=controller.events.index(event) + 1
+        )
+    return event
+
+
+def test_new_data_committed_is_snapshotted_again_and_retrained(
+    quickstart_repo: Repo, start
+) -> None:
+    controller = start(quickstart_repo, "--auto-apply")
+    assert _finished(controller, JOB, 0)["status"] == "succeeded"
+    controller.wait_event("applied", timeout=60)
+    before = len(controller.events)
+    # a new participant's five study years arrive in the CSV
+    csv = quickstart_repo.path / "data" / "randhie.csv"
+    last = csv.read_text().splitlines()[-1].split(",")
+    rows = []
+    for year in range(1, 6):
+        last[4], last[5] = str(year), "999001"
+        rows.append(",".join(last))
+    with csv.open("a") as out:
+        out.write("\n".join(rows) + "\n")
+    quickstart_repo.commit("append participant 999001")
+    snapshot = _finished(controller, "Dataset/rand-hie", before)
+    assert (snapshot["action"], snapshot["status"]) == ("update", "succeeded")
+    retrained = _finished(controller, JOB, before)
+    assert retrained["status"] == "succeeded", retrained
+    runs = list((controller.tree / ".pipeform" / "data" / "runs" / "expense-model").glob("*/"))
+    assert len(runs) == 2, "the new data trained a second run"
+    with sqlite3.connect(controller.tree / ".pipeform" / "state.db") as db:
+        [(data,)] = db.execute("SELECT data FROM resources WHERE address = 'Dataset/rand-hie'")
+    assert json.loads(data)["outputs"]["rows"] == 20195, "the snapshot holds the new rows"
+    assert controller.stop() == 0

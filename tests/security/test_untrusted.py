@@ -136,6 +136,19 @@ def test_an_endpoint_set_by_the_specs_is_refused_before_it_is_contacted(
     assert BODY_MARKER not in trusted_run.stdout + trusted_run.stderr
 
 
+def test_a_lineage_endpoint_set_by_the_specs_is_refused_before_any_event_is_sent(
+    tmp_path: Path, server: tuple[str, list[str]]
+) -> None:
+    url, seen = server
+    root = _tree(tmp_path, f"  lineage: {{url: '{url}', file: ../outside.jsonl}}")
+    for command in (["plan", "--untrusted"], ["apply", "--auto-approve"]):
+        result = run_cli(*command, str(root), env=_env(PIPEFORM_UNTRUSTED="1"))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "spec.lineage is set by the specs" in result.stderr, result.stderr
+    assert seen == [], "an untrusted run sent lineage events where the specs said"
+    assert not (tmp_path / "outside.jsonl").exists()
+
+
 def test_an_endpoint_from_trusted_configuration_is_used_and_its_body_never_printed(
     tmp_path: Path, server: tuple[str, list[str]]
 ) -> None:
