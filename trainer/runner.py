@@ -110,6 +110,12 @@ def _finish(
         output_dir, outcome.model, config, found, training, data.n_inputs, data.n_outputs
     )
     report.fields.update(package_dir=str(package_dir), package_sha256=digest)
+    if config.package_uri:
+        from trainer.remote import upload_package
+
+        stored = upload_package(config, package_dir, digest)
+        report.fields["package_uri"] = stored
+        reporter.event("package-stored", uri=stored)
     reporter.event(
         "packaged", path=str(package_dir), sha256=digest, export=meta["export"]["status"]
     )
@@ -160,8 +166,14 @@ def _train(
     report: Report,
 ) -> None:
     from trainer import data as data_module
+    from trainer import remote
     from trainer.loop import Trainer
 
+    config, mirror = remote.localise(config)  # s3:// inputs fetched and checked
+    if mirror is not None and ctx.is_main:
+        pulled = mirror.pull()
+        if pulled:
+            reporter.event("checkpoints-fetched", count=pulled, uri=f"s3://{mirror.remote}")
     data_module.verify_inputs(config.inputs)
     data = data_module.load_data(config.inputs, config.model)
     reporter.event(
@@ -171,6 +183,7 @@ def _train(
         features=data.n_inputs,
     )
     trainer = Trainer(config, data, ctx, reporter, stop, started)
+    trainer.mirror = mirror
     try:
         outcome = trainer.run()
     finally:

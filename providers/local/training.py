@@ -340,6 +340,7 @@ def _response(
         "modelVersion": _version(result.model_version),
         "modelUri": result.model_uri,
         "package": result.package_dir,
+        **({"packageUri": result.package_uri} if result.package_uri else {}),
         "durationSeconds": round(runs.elapsed(record), 3),
         "featureSet": fs["id"],
         "runs": runs.history(prior_runs, store.records()),
