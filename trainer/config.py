@@ -6,6 +6,12 @@ passes between them (secrets arrive as environment variables named in ``env``, n
 this file). A field is added without breaking old configs by giving it a default; a
 change that old trainers cannot read bumps ``CONFIG_VERSION``.
 
+Version 2 lets a location be an ``s3://bucket/key`` URI (input tables, the transform,
+the checkpoint directory) and adds ``package_uri`` and ``object_store``: the trainer then
+reads and writes them through pyarrow's S3 filesystem, with the region and endpoint from
+``object_store`` and credentials from its environment (``AWS_ACCESS_KEY_ID``...), never
+from this file. Version 1 configs (local paths only) are still read.
+
 This module imports pydantic only, so the reconciler can build configs without torch.
 """
 
@@ -13,11 +19,15 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: 2 added evaluation, segment columns, per-slice and fairness gates and the champion
-#: gate; a version 1 config (none of these) is still read
-CONFIG_VERSION: Final[Literal[2]] = 2
+#: gate; 3 added s3:// locations (input tables, checkpoints, the package) and the object
+#: store's settings; older configs (none of these) are still read
+CONFIG_VERSION: Final[Literal[3]] = 3
+#: the versions this trainer reads
+READS_VERSIONS: Final = (1, 2, 3)
+S3_SCHEME: Final = "s3://"
 #: segment columns ride in the feature tables under this prefix (never a model input), so
 #: that a segment may share its name with a feature
 SEGMENT_PREFIX: Final = "segment."
@@ -35,7 +45,9 @@ class _Model(BaseModel):
 
 
 class Table(_Model):
-    path: str = Field(description="Absolute path of a parquet file.")
+    path: str = Field(
+        description="Absolute path of a parquet file, or (version 3) its s3://bucket/key."
+    )
     sha256: str = Field(description="Hex sha256 of the file's bytes; checked before training.")
     rows: int | None = None
 
@@ -123,7 +135,10 @@ class ChampionGate(_Model):
 
 
 class CheckpointConfig(_Model):
-    dir: str = Field(description="Where checkpoints go (shared by retries of the same run).")
+    dir: str = Field(
+        description="Where checkpoints go (shared by retries of the same run): a directory, "
+        "or (version 3) an s3://bucket/prefix/ they are mirrored to from <output_dir>/checkpoints."
+    )
     every_seconds: float | None = None
     every_steps: int | None = None  # neither: at the end of every epoch
     keep: int = 3
@@ -165,8 +180,17 @@ class Lineage(_Model):
     state_lineage: str = ""
 
 
+class ObjectStore(_Model):
+    """How to reach s3:// locations (no credential: those come from the environment)."""
+
+    region: str = "us-east-1"
+    endpoint_url: str | None = Field(
+        None, description="An S3-compatible endpoint (an emulator, MinIO); None: AWS."
+    )
+
+
 class RunConfig(_Model):
-    version: Literal[1, 2] = CONFIG_VERSION
+    version: Literal[1, 2, 3] = CONFIG_VERSION
     run_id: str
     inputs: Inputs
     model: ModelConfig
@@ -180,6 +204,33 @@ class RunConfig(_Model):
     distributed: DistributedLayout = Field(default_factory=DistributedLayout)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     lineage: Lineage = Field(default_factory=Lineage)
+    package_uri: str | None = Field(
+        None,
+        description="(version 3) s3://bucket/prefix/ under which the package is stored as "
+        "sha256/<package digest>/, once built in output_dir.",
+    )
+    object_store: ObjectStore | None = Field(
+        None, description="(version 3) region and endpoint of the s3:// locations."
+    )
+
+    def remote_locations(self) -> list[str]:
+        """Every s3:// location the config names."""
+        found = [
+            self.inputs.train.path,
+            self.inputs.validation.path,
+            self.inputs.transform_path or "",
+            self.checkpoint.dir,
+            self.package_uri or "",
+        ]
+        return [place for place in found if place.startswith(S3_SCHEME)]
+
+    @model_validator(mode="after")
+    def _remote_needs_version_3(self) -> RunConfig:
+        if self.version < 3 and (self.remote_locations() or self.package_uri):
+            raise ValueError("s3:// locations need config version 3")
+        if self.package_uri and not self.package_uri.startswith(S3_SCHEME):
+            raise ValueError("package_uri must be an s3://bucket/prefix/ URI")
+        return self
 
 
 class RunResult(_Model):
@@ -194,6 +245,7 @@ class RunResult(_Model):
     resumed_from: str | None = None  # checkpoint file, when resumed
     package_dir: str | None = None
     package_sha256: str | None = None
+    package_uri: str | None = None  # s3:// copy of the package, when the config asks for one
     model_version: str | None = None  # registry version, when registered
     model_uri: str | None = None
     #: the alias moved to this version; False when the champion gate held it (see promotion)

@@ -37,6 +37,7 @@ from trainer.data import Split, TrainingData
 from trainer.errors import Preempted, TrainerError
 from trainer.models import build_model
 from trainer.progress import Reporter
+from trainer.remote import CheckpointMirror
 
 #: a test hook: "sigterm@<step>" or "sigkill@<step>", optionally ":rank<N>" (default rank 0);
 #: the process signals itself after that global step
@@ -181,6 +182,8 @@ class Trainer:
         self.state = TrainState()
         self.digest = config_digest(config, ctx.world_size)
         self.checkpoint_dir = Path(config.checkpoint.dir)
+        #: copies each checkpoint to an s3:// checkpoint directory (trainer.remote)
+        self.mirror: CheckpointMirror | None = None
         self.early = self.hp.early_stopping
         self.early_mode = (
             (self.early.mode or metrics.mode_for(self.early.metric)) if self.early else "min"
@@ -263,6 +266,8 @@ class Trainer:
                 self.config.checkpoint.keep,
             )
             path = str(written)
+            if self.mirror is not None:
+                self.mirror.push(written)
             self.reporter.event(
                 "checkpoint",
                 path=path,

@@ -127,6 +127,12 @@ def _finish(
         package_sha256=digest,
         model_card=str(package_dir / model_card.CARD_JSON),
     )
+    if config.package_uri:
+        from trainer.remote import upload_package
+
+        stored = upload_package(config, package_dir, digest)
+        report.fields["package_uri"] = stored
+        reporter.event("package-stored", uri=stored)
     reporter.event(
         "packaged", path=str(package_dir), sha256=digest, export=meta["export"]["status"]
     )
@@ -226,12 +232,18 @@ def _train(
     report: Report,
 ) -> None:
     from trainer import data as data_module
+    from trainer import remote
     from trainer.loop import Trainer
 
     if ctx.is_main:  # only rank 0 evaluates
         from trainer.evaluation import prefetch
 
         prefetch(config.evaluation)
+    config, mirror = remote.localise(config)  # s3:// inputs fetched and checked
+    if mirror is not None and ctx.is_main:
+        pulled = mirror.pull()
+        if pulled:
+            reporter.event("checkpoints-fetched", count=pulled, uri=f"s3://{mirror.remote}")
     data_module.verify_inputs(config.inputs)
     data = data_module.load_data(config.inputs, config.model)
     reporter.event(
@@ -241,6 +253,7 @@ def _train(
         features=data.n_inputs,
     )
     trainer = Trainer(config, data, ctx, reporter, stop, started)
+    trainer.mirror = mirror
     try:
         outcome = trainer.run()
     finally:

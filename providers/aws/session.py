@@ -46,8 +46,9 @@ IAM_ACTIONS: dict[tuple[str, str], str] = {
 }
 #: operations any identity may call without a policy statement
 NO_POLICY_NEEDED = frozenset({("sts", "GetCallerIdentity")})
-#: what pyarrow's S3 filesystem calls when a snapshot reads an object (outside boto3)
-PYARROW_S3_ACTIONS = ("s3:GetObject",)
+#: what pyarrow's S3 filesystem calls outside boto3: a snapshot reading an object, and the
+#: trainer reading its inputs and writing checkpoints and its package to the artifacts bucket
+PYARROW_S3_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:DeleteObject")
 
 RETRYABLE_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
@@ -69,11 +70,14 @@ class AwsSettings:
     account_id: str | None = None
     budget_subscribers: tuple[str, ...] = ()
     secret_recovery_days: int = 7
+    artifacts_bucket: str | None = None
+    artifacts_prefix: str = "pipeform"
 
     @classmethod
     def from_config(cls, config: JSON | None) -> AwsSettings:
         """From the Workspace's providers.aws block (camelCase, as written); None: defaults."""
         config = config or {}
+        artifacts = config.get("artifacts") or {}
         return cls(
             region=str(config.get("region") or DEFAULT_REGION),
             profile=config.get("profile") or None,
@@ -82,6 +86,8 @@ class AwsSettings:
             account_id=config.get("accountId") or None,
             budget_subscribers=tuple(config.get("budgetSubscribers") or ()),
             secret_recovery_days=int(config.get("secretRecoveryDays") or 7),
+            artifacts_bucket=artifacts.get("bucket") or None,
+            artifacts_prefix=str(artifacts.get("prefix", "pipeform")).strip("/"),
         )
 
     def endpoint(self, service: str) -> str | None:

@@ -45,6 +45,7 @@ from providers.local.data.layout import (
 )
 from providers.local.data.readers import Source, open_source
 from providers.local.kind import KindHandler, inner_spec
+from providers.local.settings import LocalSettings
 from reconciler.kinds.data import DatasetSpec
 from reconciler.kinds.data import Source as SourceSpec
 
@@ -169,6 +170,8 @@ class DatasetHandler(KindHandler):
         source = self._source(spec.source)
         taken = snapshot.take(self.settings, name, spec, source, previous, cached)
         outputs = _outputs(taken.manifest, taken.data, taken.report)
+        if self.settings.has_artifacts_bucket:
+            outputs["uri"] = _store(self.settings, taken.data, str(taken.manifest["sha256"]))
         report_progress(ctx.address, {"event": "validated", "summary": outputs["summary"]})
         new = {
             "kind": RECORD_KIND,
@@ -212,6 +215,17 @@ class DatasetHandler(KindHandler):
         record[files.LABELS] = request.ctx.owner_labels
         files.write_json(path, record)
         return ImportResponse(self._observed(record), None, dict(record.get("outputs") or {}), name)
+
+
+def _store(settings: LocalSettings, data: Path, sha256: str) -> str:
+    """Upload the snapshot to the artifacts bucket under its content hash; its s3:// URI."""
+    from providers.aws.artifacts import artifacts_for
+
+    artifacts = artifacts_for(settings)
+    assert artifacts is not None
+    uri = artifacts.content_uri("snapshots", sha256, ".parquet")
+    artifacts.put_file(data, uri)
+    return uri
 
 
 def _outputs(manifest: JSON, data: Path, report: Path) -> dict[str, Any]:

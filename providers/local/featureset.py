@@ -40,6 +40,7 @@ from providers.base import (
 )
 from providers.local import files
 from providers.local.kind import KindHandler, inner_spec
+from providers.local.settings import LocalSettings
 from reconciler import faults
 
 RECORD_KIND = "pipeform.local/FeatureSet"
@@ -163,14 +164,23 @@ class FeatureSetHandler(KindHandler):
         }
 
     def _outputs(self, directory: Path, manifest: JSON) -> JSON:
+        stored = _stored_uris(self.settings, manifest) if self.settings.has_artifacts_bucket else {}
+
         def table(split: str) -> JSON:
-            return {
+            found = {
                 "path": str(directory / f"{split}.parquet"),
                 "sha256": manifest["sha256"][split],
                 "rows": manifest["rows"][split],
             }
+            return {**found, "uri": stored[split]} if stored else found
 
-        return {
+        transform: JSON = {
+            "path": str(directory / "transform.json"),
+            "digest": manifest["transformDigest"],
+        }
+        if stored:
+            transform["uri"] = stored["transform"]
+        outputs: JSON = {
             "id": manifest["id"],
             "dir": str(directory),
             "train": table("train"),
@@ -180,13 +190,11 @@ class FeatureSetHandler(KindHandler):
             "label": manifest["label"],
             "entity": list(manifest["entity"]),
             "segments": list(manifest.get("segments") or []),
-            "transform": {
-                "path": str(directory / "transform.json"),
-                "digest": manifest["transformDigest"],
-            },
+            "transform": transform,
             "stats": str(directory / "stats.json"),
             "datasetSnapshot": manifest["datasetSnapshot"],
         }
+        return outputs
 
     # --- create, update, delete ------------------------------------------------------
 
@@ -221,6 +229,8 @@ class FeatureSetHandler(KindHandler):
         manifest = self._verified(directory)
         if manifest is None:
             manifest = self._materialise(ctx.address, spec, source_path, str(snapshot), directory)
+        if self.settings.has_artifacts_bucket:
+            _upload(self.settings, directory, manifest)
         record = {
             "kind": RECORD_KIND,
             "name": ctx.name,
@@ -302,3 +312,33 @@ class FeatureSetHandler(KindHandler):
         files.remove(record_path)
         with contextlib.suppress(OSError):
             root.rmdir()
+
+
+def _transform_sha256(manifest: JSON) -> str:
+    """The key of transform.json in the artifacts bucket: its digest, as the manifest has it."""
+    return str(manifest["transformDigest"]).removeprefix("sha256:")
+
+
+def _stored_uris(settings: LocalSettings, manifest: JSON) -> dict[str, str]:
+    """Where the tables and the transform are in the artifacts bucket (from their hashes)."""
+    from providers.aws.artifacts import artifacts_for
+
+    artifacts = artifacts_for(settings)
+    assert artifacts is not None
+    uris = {
+        split: artifacts.content_uri("features", str(manifest["sha256"][split]), ".parquet")
+        for split in ("train", "validation")
+    }
+    uris["transform"] = artifacts.content_uri("transforms", _transform_sha256(manifest), ".json")
+    return uris
+
+
+def _upload(settings: LocalSettings, directory: Path, manifest: JSON) -> None:
+    """The tables and the transform into the artifacts bucket; what is there is not resent."""
+    from providers.aws.artifacts import artifacts_for
+
+    artifacts = artifacts_for(settings)
+    assert artifacts is not None
+    for name, uri in _stored_uris(settings, manifest).items():
+        suffix = ".json" if name == "transform" else ".parquet"
+        artifacts.put_file(directory / f"{name}{suffix}", uri)

@@ -38,6 +38,13 @@ class LocalSettings:
             workspace=dict(config.get("workspace") or {}),
         )
 
+    @property
+    def has_artifacts_bucket(self) -> bool:
+        """providers.aws.artifacts is set: what is made here is stored in that bucket too
+        (``providers.aws.artifacts``; boto3 loads only then)."""
+        aws = self.workspace.get("aws")
+        return isinstance(aws, dict) and bool((aws.get("artifacts") or {}).get("bucket"))
+
     def shown(self, path: Path) -> str:
         """A path as messages and outputs show it: relative to the spec tree when inside it."""
         try:

@@ -350,6 +350,7 @@ def _response(
         "promotion": result.promotion,
         "modelCard": result.model_card,
         "package": result.package_dir,
+        **({"packageUri": result.package_uri} if result.package_uri else {}),
         "durationSeconds": round(runs.elapsed(record), 3),
         "featureSet": fs["id"],
         "runs": runs.history(prior_runs, store.records()),

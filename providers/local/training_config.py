@@ -145,7 +145,10 @@ def sha256_of(path: Path) -> str:
 
 
 def check_tables(ctx: ResourceContext, spec: JSON, fs: JSON, settings: LocalSettings) -> None:
-    """Each feature table exists and holds the bytes its FeatureSet recorded."""
+    """Each feature table exists and holds the bytes its FeatureSet recorded (a table in the
+    artifacts bucket is checked by the trainer as it fetches it)."""
+    if settings.has_artifacts_bucket and all(fs[s].get("uri") for s in ("train", "validation")):
+        return
     fix = f"re-materialise it: pipeform apply --replace FeatureSet/{spec.get('features')}"
     for split in ("train", "validation"):
         table = fs[split]
@@ -276,15 +279,16 @@ def build_run_config(
     asked = resources_of(spec, settings)
     checkpoint = spec.get("checkpoint") or {}
     every = checkpoint.get("every")
+    remote = _remote_places(ctx, settings, place)
     return tc.RunConfig(
         run_id=place.run_id,
-        inputs=_inputs(spec, fs),
+        inputs=_inputs(spec, fs, remote is not None),
         model=tc.ModelConfig(**(spec.get("model") or {})),
         hyperparameters=tc.Hyperparameters(**_snake(spec.get("hyperparameters") or {})),
         gates=[tc.Gate(**_snake(g)) for g in spec.get("gates") or []],
         evaluation=_evaluation(spec),
         checkpoint=tc.CheckpointConfig(
-            dir=str(place.checkpoint_dir),
+            dir=remote["checkpoints"] if remote else str(place.checkpoint_dir),
             every_seconds=parse_duration(every) if isinstance(every, str) else every,
             every_steps=checkpoint.get("everySteps"),
             keep=int(checkpoint.get("keep") or 3),
@@ -302,17 +306,46 @@ def build_run_config(
             ),  # never a clean commit for a dirty tree
             state_lineage=ctx.lineage,
         ),
+        package_uri=remote["packages"] if remote else None,
+        object_store=tc.ObjectStore(**remote["store"]) if remote else None,
     )
 
 
-def _inputs(spec: JSON, fs: JSON) -> Any:
+def _remote_places(ctx: ResourceContext, settings: LocalSettings, place: RunPlace) -> Any:
+    """Where the run's checkpoints and package go in the artifacts bucket, and how to reach
+    it; None without one (everything stays in the run directory)."""
+    if not settings.has_artifacts_bucket:
+        return None
+    from providers.aws.artifacts import artifacts_for
+
+    artifacts = artifacts_for(settings)
+    assert artifacts is not None
+    return {
+        "checkpoints": artifacts.uri("checkpoints", ctx.name, place.run_id) + "/",
+        "packages": artifacts.uri("packages") + "/",
+        "store": artifacts.run_config_store(),
+    }
+
+
+def remote_environment(settings: LocalSettings) -> dict[str, str]:
+    """The AWS credentials a run reading the artifacts bucket needs (secrets: scrubbed)."""
+    if not settings.has_artifacts_bucket:
+        return {}
+    from providers.aws.artifacts import artifacts_for
+
+    artifacts = artifacts_for(settings)
+    assert artifacts is not None
+    return artifacts.run_environment()
+
+
+def _inputs(spec: JSON, fs: JSON, remote: bool) -> Any:
     from trainer import config as tc
 
     transform = fs.get("transform") or {}
     snapshot = fs.get("datasetSnapshot")
     return tc.Inputs(
-        train=tc.Table(**_table(fs["train"])),
-        validation=tc.Table(**_table(fs["validation"])),
+        train=tc.Table(**_table(fs["train"], remote)),
+        validation=tc.Table(**_table(fs["validation"], remote)),
         features=list(fs.get("features") or []),
         label=str(fs.get("label") or ""),
         entity=list(fs.get("entity") or []),
@@ -320,7 +353,9 @@ def _inputs(spec: JSON, fs: JSON) -> Any:
         featureset=f"FeatureSet/{spec.get('features')}@{fs['id']}",
         dataset_snapshots=[snapshot] if isinstance(snapshot, str) else [],
         transform_digest=str(transform.get("digest") or ""),
-        transform_path=transform.get("path"),
+        transform_path=transform.get("uri")
+        if remote and transform.get("uri")
+        else transform.get("path"),
     )
 
 
@@ -338,9 +373,10 @@ def _evaluation(spec: JSON) -> Any:
     )
 
 
-def _table(table: JSON) -> JSON:
+def _table(table: JSON, remote: bool) -> JSON:
+    """A feature table for the trainer: its s3:// URI when stored in the artifacts bucket."""
     return {
-        "path": str(table["path"]),
+        "path": str(table["uri"] if remote and table.get("uri") else table["path"]),
         "sha256": str(table["sha256"]).removeprefix("sha256:"),
         "rows": table.get("rows"),
     }
@@ -421,6 +457,12 @@ def run_environment(
         if "\0" in value:
             raise PermanentError(f"{ctx.address}: spec.env.{variable} holds a NUL character")
         env[variable] = value
+    stored = remote_environment(settings)  # pyarrow's S3 filesystem reads these
+    env.update(stored)
+    for variable in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        if variable in stored:
+            secrets.append(stored[variable])
+            secret_variables.append(variable)
     env[REDACT_ENV] = ",".join(secret_variables)  # the relay keeps their values out of the log
     return env, secrets
 

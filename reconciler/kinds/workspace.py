@@ -94,6 +94,22 @@ class KubernetesProvider(SpecModel):
 AwsService = Literal["s3", "secretsmanager", "budgets", "cloudwatch", "sts"]
 
 
+class AwsArtifacts(SpecModel):
+    bucket: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        description="S3 bucket where Dataset snapshots, FeatureSet tables, training "
+        "checkpoints and model packages are stored, content-addressed. It must exist.",
+        json_schema_extra=TRUSTED,
+    )
+    prefix: str = Field(
+        "pipeform",
+        pattern=r"^[A-Za-z0-9!_.*'()/-]*$",
+        description="Key prefix under the bucket (no leading or trailing slash needed). "
+        "Default: pipeform.",
+        json_schema_extra=TRUSTED,
+    )
+
+
 class AwsProvider(SpecModel):
     region: str = Field(
         "us-east-1",
@@ -138,6 +154,13 @@ class AwsProvider(SpecModel):
         ge=7,
         le=30,
         description="Days a deleted Secrets Manager secret can be restored (7 to 30). Default: 7.",
+    )
+    artifacts: AwsArtifacts | None = Field(
+        None,
+        description="Store Dataset snapshots, FeatureSet tables, checkpoints and model "
+        "packages in this bucket (content-addressed), and have the trainer read and write "
+        "them as s3:// locations. Default: none (everything stays in the local data directory).",
+        json_schema_extra=TRUSTED,
     )
 
 

@@ -18,6 +18,7 @@ import boto3
 import pytest
 
 from providers.aws import AwsProvider, session
+from providers.aws.artifacts import artifacts_for
 from providers.aws.s3source import open_s3
 from providers.base import (
     ApplyRequest,
@@ -76,6 +77,16 @@ def drive_every_call(server: moto.MotoServer, root: Path, monkeypatch: pytest.Mo
     for uri in ("s3://dsrc/p/t.csv", "s3://dsrc/p/", "s3://dsrc/missing.csv"):
         with contextlib.suppress(PermanentError):  # the missing one: HeadObject, HeadBucket
             open_s3(uri, DataFormat.CSV, CsvOptions(), local).fingerprint()
+    # the artifacts bucket: HeadBucket, HeadObject, PutObject (the trainer's calls go
+    # through pyarrow: session.PYARROW_S3_ACTIONS)
+    artifacts_settings = {**server.settings(), "artifacts": {"bucket": "dsrc"}}
+    store = artifacts_for(
+        LocalSettings.from_config({"workspace": {"aws": artifacts_settings}}, root)
+    )
+    assert store is not None
+    table = root / "t.parquet"
+    table.write_bytes(b"PAR1")
+    store.put_file(table, store.content_uri("features", "ab" * 32, ".parquet"))
 
 
 def test_the_documented_policy_names_every_action_the_code_calls_and_no_more(
