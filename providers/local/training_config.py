@@ -268,6 +268,7 @@ def build_run_config(
     settings: LocalSettings,
     place: RunPlace,
     prior_counts: dict[str, int],
+    image: str | None = None,
 ) -> RunConfig:
     """The trainer's config for one run of this job (no secret in it)."""
     from trainer import config as tc
@@ -300,6 +301,7 @@ def build_run_config(
                 ctx.root, mark_dirty=True
             ),  # never a clean commit for a dirty tree
             state_lineage=ctx.lineage,
+            image=image,
         ),
     )
 
