@@ -62,7 +62,7 @@ def test_kill_9_of_pipeform_leaves_no_container_and_the_next_apply_resumes(
     text = text.replace("epochs: 20", "epochs: 60").replace(
         "checkpoint: {every: 1m, keep: 3}", "checkpoint: {everySteps: 30, keep: 3}"
     )
-    training.write_text(text.replace("earlyStopping: {metric: auc, patience: 5}", "{}"))
+    training.write_text(text.replace("    earlyStopping: {metric: auc, patience: 5}\n", ""))
     apply(root, 0, "FeatureSet/hie-features", "Secret/metrics-token", "Quota/growth-cpu")
     proc = start_apply(root)
     deadline = time.monotonic() + 300
