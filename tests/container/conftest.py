@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,13 @@ def trainer_image() -> str:
     assert built.returncode == 0, built.stdout + built.stderr
     assert f"built {IMAGE}: size" in built.stdout, built.stdout
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def process_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The quickstart applied with the process executor (the real trainer), once."""
+    from tests.container.quickstart import apply, copy
+
+    root = copy(tmp_path_factory.mktemp("process"), None)
+    apply(root)
+    return root

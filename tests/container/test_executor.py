@@ -25,10 +25,11 @@ from tests.container.quickstart import (
 pytestmark = pytest.mark.slow
 
 
-def test_the_container_trains_what_the_process_trains(tmp_path: Path, trainer_image: str) -> None:
-    in_process = copy(tmp_path, None, name="process")
+def test_the_container_trains_what_the_process_trains(
+    tmp_path: Path, trainer_image: str, process_run: Path
+) -> None:
+    in_process = process_run
     in_container = copy(tmp_path, "container", trainer_image, name="container")
-    apply(in_process)
     applied = apply(in_container)
     assert PLANTED not in applied.stdout + applied.stderr
     local, boxed = only_run(in_process), only_run(in_container)
@@ -59,7 +60,7 @@ def test_kill_9_of_pipeform_leaves_no_container_and_the_next_apply_resumes(
     root = copy(tmp_path, "container", trainer_image)
     training = root / "training.yaml"
     text = training.read_text()
-    text = text.replace("epochs: 20", "epochs: 60").replace(
+    text = text.replace("epochs: 20", "epochs: 30").replace(
         "checkpoint: {every: 1m, keep: 3}", "checkpoint: {everySteps: 30, keep: 3}"
     )
     training.write_text(text.replace("    earlyStopping: {metric: auc, patience: 5}\n", ""))

@@ -4,6 +4,7 @@ the trainer's bad-input exit code when a mounted table is not the one the config
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from providers.local import container
+from tests.conftest import ROOT
 from tests.container.conftest import PLANTED, podman
 from tests.container.quickstart import apply, copy, only_run
 from trainer.config import EXIT_BAD_INPUT
@@ -60,17 +62,20 @@ def test_no_layer_holds_a_secret(tmp_path: Path, trainer_image: str) -> None:
 
 
 def test_a_mounted_table_that_does_not_match_its_checksum_is_bad_input(
-    tmp_path: Path, trainer_image: str
+    tmp_path: Path, trainer_image: str, process_run: Path
 ) -> None:
-    root = copy(tmp_path, None)
-    apply(root)  # a finished run: its config names the feature tables and their sha256
-    run_dir = only_run(root)
-    config = json.loads((run_dir / "config.json").read_text())
+    # a finished run's config names the feature tables and their sha256
+    config = json.loads((only_run(process_run) / "config.json").read_text())
+    run_dir = tmp_path / "run"
+    run_dir.mkdir(mode=0o700)
     table = Path(config["inputs"]["train"]["path"])
     tampered = tmp_path / "tampered.parquet"
     tampered.write_bytes(table.read_bytes() + b"\0")
     config["inputs"]["train"]["path"] = str(tampered)
     config["registry"] = None
+    config["output_dir"] = str(run_dir)
+    config["checkpoint"]["dir"] = str(run_dir / "checkpoints")
+    transform = config["inputs"].get("transform_path")
     config_path = run_dir / "tampered.json"
     config_path.write_text(json.dumps(config))
     boxed = container.ContainerRun(
@@ -78,7 +83,9 @@ def test_a_mounted_table_that_does_not_match_its_checksum_is_bad_input(
         name="pipeform-test-bad-input",
         config=config_path,
         run_dir=run_dir,
-        read_only=(tampered, Path(config["inputs"]["validation"]["path"])),
+        read_only=tuple(
+            Path(p) for p in (tampered, config["inputs"]["validation"]["path"], transform) if p
+        ),
         read_write=(),
         variables=(),
         network=False,
@@ -91,3 +98,22 @@ def test_a_mounted_table_that_does_not_match_its_checksum_is_bad_input(
         ran = subprocess.run(container.command(boxed), capture_output=True, text=True, timeout=300)
     assert ran.returncode == EXIT_BAD_INPUT, ran.stdout + ran.stderr
     assert "sha256" in (ran.stdout + ran.stderr).lower()
+
+
+def test_a_base_that_cannot_be_built_is_one_clear_error(trainer_image: str) -> None:
+    built = subprocess.run(
+        ["bash", "trainer/image/build-base.sh", "pipeform-base:unbuildable"],
+        cwd=ROOT,
+        env={**os.environ, "DEBIAN_MIRROR": "http://127.0.0.1:9/debian", "FORCE": "1",
+             "PIPEFORM_BUILD_DIR": str(ROOT / ".pipeform-build" / "unbuildable")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert built.returncode == 1, built.stdout + built.stderr
+    errors = [line for line in built.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, built.stderr
+    assert "debootstrap could not build the base" in errors[0]
+    assert "DEBIAN_MIRROR=" in errors[0] and "BASE_IMAGE=" in errors[0]
+    assert podman("image", "exists", "pipeform-base:unbuildable").returncode != 0
