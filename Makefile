@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 QUICKSTART := specs/examples/quickstart
 
-.PHONY: install install-dev quickstart test lint typecheck generate bench clean
+.PHONY: install install-dev quickstart test lint typecheck generate bench clean image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,13 @@ generate: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/validate.py
+
+# The trainer image, pipeform-trainer:<version>, with podman (docker where there is no
+# podman): the CPU base made from Debian's packages (cached), wheels downloaded here, no
+# network inside the build; prints its size and digest. BASE_IMAGE=... for another base
+# (a CUDA PyTorch image for GPUs: see docs/reference/trainer.md).
+image: install
+	PYTHON=$(BIN)/python bash trainer/image/build.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

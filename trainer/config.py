@@ -178,6 +178,8 @@ class Lineage(_Model):
     spec_hash: str = ""
     git_commit: str | None = None
     state_lineage: str = ""
+    #: the container image the run ran in (name@sha256:digest), None for a local process
+    image: str | None = None
 
 
 class ObjectStore(_Model):

@@ -111,6 +111,7 @@ def metadata(
             "spec_hash": config.lineage.spec_hash,
             "git_commit": config.lineage.git_commit,
             "state_lineage": config.lineage.state_lineage,
+            "image": config.lineage.image,
             "featureset": inputs.featureset,
             "dataset_snapshots": list(inputs.dataset_snapshots),
             "transform_digest": inputs.transform_digest,

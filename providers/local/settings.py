@@ -22,6 +22,10 @@ class LocalSettings:
     data_dir: Path  # absolute: where everything the local provider realises lives
     max_concurrent_jobs: int = 1
     allow_external_paths: bool = False
+    #: providers.local.executor: "process" (python -m trainer) or "container" (podman)
+    executor: str = "process"
+    #: the trainer image the container executor runs
+    image: str = "pipeform-trainer:0.1.0"
     #: Workspace-wide settings the engine passes every provider: name, defaults, pricing,
     #: registry (camelCase, as written), pushgatewayUrl
     workspace: JSON = field(default_factory=dict)
@@ -30,11 +34,14 @@ class LocalSettings:
     def from_config(cls, config: JSON, root: Path) -> LocalSettings:
         root = root.absolute()
         data_dir = Path(str(config.get("dataDir") or DEFAULT_DATA_DIR)).expanduser()
+        executor = config.get("executor") or {}
         return cls(
             root=root,
             data_dir=data_dir if data_dir.is_absolute() else root / data_dir,
             max_concurrent_jobs=int(config.get("maxConcurrentJobs") or 1),
             allow_external_paths=bool(config.get("allowExternalPaths", False)),
+            executor=str(executor.get("type") or "process"),
+            image=str(executor.get("image") or "pipeform-trainer:0.1.0"),
             workspace=dict(config.get("workspace") or {}),
         )
 

@@ -36,7 +36,7 @@ from providers.base import (
     ReadResponse,
     ResourceContext,
 )
-from providers.local import executor, files, promotion, retrain
+from providers.local import container, executor, files, promotion, retrain
 from providers.local import training_runs as runs
 from providers.local.kind import KindHandler, inner_spec
 from providers.local.training_attempts import Attempts
@@ -269,20 +269,38 @@ class TrainingJobHandler(KindHandler):
         jobs = check_quota(ctx, spec, request.upstream, self.settings, asked)
         check_tables(ctx, spec, fs, self.settings)
         env, secrets = run_environment(ctx, spec, self.settings, request.upstream, asked)
+        image = self._image()
+        reference = image.reference if image is not None else None
         record = _resumable(store, fingerprint) or store.new(fingerprint, inputs, asked.as_output())
         place = RunPlace(str(record["runId"]), store.run_dir(str(record["runId"])))
         config = build_run_config(
-            ctx, request.spec, fs, self.settings, place, store.prior_counts(prior_runs)
+            ctx,
+            request.spec,
+            fs,
+            self.settings,
+            place,
+            store.prior_counts(prior_runs),
+            reference,
         )
         files.write_json(place.config_path, config.model_dump(mode="json"), 0o600)
+        boxed = None
+        if image is not None:
+            record["image"] = image.reference
+            boxed = container_run(self.settings, spec, config, place, asked, image.id)
         with self._slots(ctx, spec, jobs):
-            attempt = Attempts(store, record, place, env, secrets, spec, asked, prior_runs)
+            attempt = Attempts(store, record, place, env, secrets, spec, asked, prior_runs, boxed)
             attempt.run()
         response = _response(store, record, fs, prior_runs)
         if retrain.policy_of(spec) and request.prior_outputs.get("metrics"):
             triggers = retrain.outcome(spec, request.prior_outputs, response.outputs["metrics"])
             response.outputs["retrainTriggers"] = triggers
         return _promote(self, spec, request, response)
+
+    def _image(self) -> container.Image | None:
+        """The trainer image (container executor), or None (a local process)."""
+        if self.settings.executor != "container":
+            return None
+        return container.find_image(self.settings.image)
 
     @contextlib.contextmanager
     def _slots(self, ctx: ResourceContext, spec: JSON, quota_jobs: int | None) -> Iterator[None]:
@@ -302,6 +320,39 @@ class TrainingJobHandler(KindHandler):
                 )
             )
             yield
+
+
+def container_run(
+    settings: Any, spec: JSON, config: Any, place: RunPlace, asked: Any, image: str
+) -> container.ContainerRun:
+    """What a run's container mounts and is given (see providers.local.container)."""
+    inputs = config.inputs
+    read_only = [Path(inputs.train.path), Path(inputs.validation.path)]
+    if inputs.transform_path:
+        read_only.append(Path(inputs.transform_path))
+    read_write = []
+    if config.registry is not None and config.registry.type == "local":
+        registry = Path(config.registry.uri)
+        files.ensure_dir(registry)
+        read_write.append(registry)
+    workspace = settings.workspace
+    endpoint = bool(workspace.get("pushgatewayUrl")) or (
+        (workspace.get("registry") or {}).get("type") == "mlflow"
+    )
+    return container.ContainerRun(
+        image=image,
+        name=f"pipeform-{place.run_id}",
+        config=place.config_path,
+        run_dir=place.run_dir,
+        read_only=tuple(read_only),
+        read_write=tuple(read_write),
+        variables=container.variables(list(spec.get("env") or {})),
+        network=endpoint,
+        cpu=asked.cpu,
+        memory_gib=asked.memory_gib,
+        gpus=asked.gpus,
+        workers=asked.workers,
+    )
 
 
 def _promote(

@@ -11,7 +11,7 @@ from providers.base import (
     JSON,
     PermanentError,
 )
-from providers.local import executor, files
+from providers.local import container, executor, files
 from providers.local import training_runs as runs
 from providers.local.training_config import (
     JobResources,
@@ -37,6 +37,7 @@ class Attempts:
         spec: JSON,
         asked: JobResources,
         prior_runs: list[JSON],
+        in_container: container.ContainerRun | None = None,
     ) -> None:
         self.store, self.record, self.place = store, record, place
         self.env, self.secrets, self.spec, self.prior_runs = env, secrets, spec, prior_runs
@@ -45,7 +46,11 @@ class Attempts:
         self.log = store.log_path(self.run_id)
         self.limit = max_duration(spec)
         self.retries = int(spec.get("retries", 2))
-        self.command = executor.trainer_command(place.config_path, asked.workers)
+        self.container = in_container
+        if in_container is None:
+            self.command = executor.trainer_command(place.config_path, asked.workers)
+        else:
+            self.command = container.command(in_container)
 
     def run(self) -> None:
         while True:
@@ -103,6 +108,13 @@ class Attempts:
             out.write(
                 f"=== attempt {attempt['attempt']} of run {self.run_id} at {attempt['startedAt']} ===\n"
             )
+        if self.container is not None:  # a leftover of a pipeform killed mid-run
+            container.remove(self.container.name)
+            with container.handed_over((self.place.run_dir, *self.container.read_write)):
+                return self._launch_and_watch(attempt, remaining)
+        return self._launch_and_watch(attempt, remaining)
+
+    def _launch_and_watch(self, attempt: JSON, remaining: float) -> tuple[executor.Exit, Any]:
         proc = executor.launch(self.command, self.env, self.place.run_dir, self.log)
         self.record["pid"] = attempt["pid"] = proc.pid
         self.record["processStart"] = executor.process_start(proc.pid)
@@ -116,7 +128,11 @@ class Attempts:
                 "pid": proc.pid,
             },
         )
-        exit_ = executor.watch(proc, time.monotonic() + remaining, self.log, self.address)
+        try:
+            exit_ = executor.watch(proc, time.monotonic() + remaining, self.log, self.address)
+        finally:
+            if self.container is not None:  # podman run itself killed: its container stays
+                container.remove(self.container.name)
         return exit_, self.store.result(self.run_id)
 
     def _finish_run(self, status: str) -> None:

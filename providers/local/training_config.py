@@ -271,6 +271,7 @@ def build_run_config(
     settings: LocalSettings,
     place: RunPlace,
     prior_counts: dict[str, int],
+    image: str | None = None,
 ) -> RunConfig:
     """The trainer's config for one run of this job (no secret in it)."""
     from trainer import config as tc
@@ -305,6 +306,7 @@ def build_run_config(
                 ctx.root, mark_dirty=True
             ),  # never a clean commit for a dirty tree
             state_lineage=ctx.lineage,
+            image=image,
         ),
         package_uri=remote["packages"] if remote else None,
         object_store=tc.ObjectStore(**remote["store"]) if remote else None,

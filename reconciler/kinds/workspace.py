@@ -61,6 +61,20 @@ class S3State(SpecModel):
 StateBackend = Annotated[SqliteState | PostgresState | S3State, Field(discriminator="backend")]
 
 
+class LocalExecutor(SpecModel):
+    type: Literal["process", "container"] = Field(
+        "process",
+        description="How training runs: process (python -m trainer on this machine) or container (the trainer image, with podman). Default: process.",
+        json_schema_extra=TRUSTED,
+    )
+    image: str = Field(
+        "pipeform-trainer:0.1.0",
+        min_length=1,
+        description="The trainer image the container executor runs (make image builds it). Default: pipeform-trainer:0.1.0.",
+        json_schema_extra=TRUSTED,
+    )
+
+
 class LocalProvider(SpecModel):
     data_dir: str = Field(
         ".pipeform/data",
@@ -73,6 +87,11 @@ class LocalProvider(SpecModel):
     allow_external_paths: bool = Field(
         False,
         description="Allow file:// sources outside the spec tree (absolute paths, '..', symlinks). Default: false.",
+        json_schema_extra=TRUSTED,
+    )
+    executor: LocalExecutor = Field(
+        default_factory=LocalExecutor,
+        description="Where training attempts run. Default: a local process.",
         json_schema_extra=TRUSTED,
     )
 
