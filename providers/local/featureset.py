@@ -106,6 +106,10 @@ class FeatureSetHandler(KindHandler):
 
     # --- plan ------------------------------------------------------------------------
 
+    def _engine_note(self) -> str:
+        engine = self.settings.engine
+        return f"; runs on spark ({engine.get('master')})" if engine else ""
+
     def plan(self, request: PlanRequest) -> PlanResponse:
         spec = inner_spec(request.desired_spec)
         address, upstream = _snapshot(spec, request.upstream)
@@ -115,7 +119,8 @@ class FeatureSetHandler(KindHandler):
             return PlanResponse(
                 unknown_outputs=list(OUTPUTS),
                 inputs_fingerprint=pending,
-                reason_detail=f"input {address} changes (new snapshot known after apply)",
+                reason_detail=f"input {address} changes (new snapshot known after apply)"
+                + self._engine_note(),
             )
         fingerprint = inputs_fingerprint(spec, str(snapshot))
         if feature_set_id(fingerprint) == request.prior_outputs.get("id"):
@@ -125,7 +130,7 @@ class FeatureSetHandler(KindHandler):
             f"dataset snapshot changed ({before} -> {snapshot})"
             if before and before != snapshot
             else "feature transform code or spec changed"
-        )
+        ) + self._engine_note()
         return PlanResponse(
             unknown_outputs=list(OUTPUTS), inputs_fingerprint=fingerprint, reason_detail=detail
         )
@@ -261,7 +266,18 @@ class FeatureSetHandler(KindHandler):
         temporary.mkdir(mode=0o755)
         try:
             os.chmod(temporary, 0o755)
-            manifest = materialise(parse_spec(spec), source, snapshot, directory.name, temporary)
+            if self.settings.engine:  # {type: spark, master: ...}: the same files, on Spark
+                from providers.local.data.spark_engine import SparkSettings, materialise_spark
+
+                engine = SparkSettings.from_config(self.settings.engine)
+                parsed = parse_spec(spec)
+                manifest = materialise_spark(
+                    parsed, source, snapshot, directory.name, temporary, engine
+                )
+            else:
+                manifest = materialise(
+                    parse_spec(spec), source, snapshot, directory.name, temporary
+                )
             faults.point("mid-materialise", address)  # tables written, not yet in place
             try:
                 os.rename(temporary, directory)

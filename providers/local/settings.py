@@ -22,6 +22,8 @@ class LocalSettings:
     data_dir: Path  # absolute: where everything the local provider realises lives
     max_concurrent_jobs: int = 1
     allow_external_paths: bool = False
+    #: providers.local.engine as written ({type: spark, master: ...}); None: this process
+    engine: JSON | None = None
     #: Workspace-wide settings the engine passes every provider: name, defaults, pricing,
     #: registry (camelCase, as written), pushgatewayUrl
     workspace: JSON = field(default_factory=dict)
@@ -35,6 +37,7 @@ class LocalSettings:
             data_dir=data_dir if data_dir.is_absolute() else root / data_dir,
             max_concurrent_jobs=int(config.get("maxConcurrentJobs") or 1),
             allow_external_paths=bool(config.get("allowExternalPaths", False)),
+            engine=dict(config["engine"]) if config.get("engine") else None,
             workspace=dict(config.get("workspace") or {}),
         )
 
