@@ -106,9 +106,10 @@ class FeatureSetHandler(KindHandler):
 
     # --- plan ------------------------------------------------------------------------
 
-    def _engine_note(self) -> str:
+    def _engine_note(self) -> str | None:
+        """Which engine will materialise, shown after the change's reason (None: local)."""
         engine = self.settings.engine
-        return f"; runs on spark ({engine.get('master')})" if engine else ""
+        return f"runs on spark ({engine.get('master')})" if engine else None
 
     def plan(self, request: PlanRequest) -> PlanResponse:
         spec = inner_spec(request.desired_spec)
@@ -119,8 +120,8 @@ class FeatureSetHandler(KindHandler):
             return PlanResponse(
                 unknown_outputs=list(OUTPUTS),
                 inputs_fingerprint=pending,
-                reason_detail=f"input {address} changes (new snapshot known after apply)"
-                + self._engine_note(),
+                reason_detail=f"input {address} changes (new snapshot known after apply)",
+                trigger=self._engine_note(),
             )
         fingerprint = inputs_fingerprint(spec, str(snapshot))
         if feature_set_id(fingerprint) == request.prior_outputs.get("id"):
@@ -130,9 +131,12 @@ class FeatureSetHandler(KindHandler):
             f"dataset snapshot changed ({before} -> {snapshot})"
             if before and before != snapshot
             else "feature transform code or spec changed"
-        ) + self._engine_note()
+        )
         return PlanResponse(
-            unknown_outputs=list(OUTPUTS), inputs_fingerprint=fingerprint, reason_detail=detail
+            unknown_outputs=list(OUTPUTS),
+            inputs_fingerprint=fingerprint,
+            reason_detail=detail,
+            trigger=self._engine_note(),
         )
 
     # --- read ------------------------------------------------------------------------

@@ -157,7 +157,8 @@ class Progress(threading.Thread):
         super().__init__(daemon=True, name="spark-progress")
         self.context, self.wait = context, wait
         self.done = threading.Event()
-        self.lost = False
+        self.lost = False  # cancelled: no executor for `wait` seconds
+        self.seen = self.gone = False  # had executors; then had none
 
     def run(self) -> None:
         tracker, shown, alone_since = self.context.statusTracker(), "", None
@@ -174,6 +175,8 @@ class Progress(threading.Thread):
             if line and line != shown:
                 print(f"  spark: {line}", file=sys.stderr, flush=True)
                 shown = line
+            self.seen = self.seen or executors > 0
+            self.gone = self.gone or (self.seen and executors <= 0)
             local = self.context.master.startswith("local")
             alone_since = None if executors > 0 or local else (alone_since or time.monotonic())
             if alone_since is not None and time.monotonic() - alone_since > self.wait:
@@ -194,11 +197,11 @@ def translate(exc: Exception, progress: Progress, master: str) -> PermanentError
     found = re.search(r"FeatureError: (.+)", text)
     if found:
         return FeatureError(found.group(1).strip())
-    if progress.lost:
+    if progress.lost or progress.gone:
         return SparkEngineError(
-            f"the Spark cluster at {master} lost every executor (a worker stopped) and none "
-            f"came back within {progress.wait:g} s; nothing was written; start the workers "
-            "and apply again"
+            f"the Spark cluster at {master} lost every executor (a worker stopped) "
+            f"mid-materialisation; nothing was written and the previous tables stay current; "
+            "start the workers and apply again"
         )
     python = re.search(r"^(\w+(?:Error|Exception): .+)$", text, re.MULTILINE)
     return SparkEngineError(
@@ -482,9 +485,9 @@ def materialise_spark(
     progress = Progress(session.sparkContext, settings.executor_wait_seconds)
     progress.start()
     try:
-        frame = _read(session, source, columns)
-        check_types(frame, schema, columns, snapshot)
         try:
+            frame = _read(session, source, columns)
+            check_types(frame, schema, columns, snapshot)
             _scan(spec, frame, schema, snapshot)
             fitted: JSON = _fit(spec, frame, schema)
             params: JSON = json.loads(json.dumps(fitted, default=str))
