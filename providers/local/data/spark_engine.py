@@ -263,7 +263,7 @@ def _prepared(spec: FeatureSpec, schema: pa.Schema, batch: pa.RecordBatch) -> pa
         fraction = float(spec.split.get("validationFraction", 0.2))
         validation = unit_interval(key, int(spec.split.get("seed", 42))) < fraction
     missing = np.asarray(table[spec.label].is_null().to_numpy(zero_copy_only=False), bool)
-    split = np.where(missing, 2, validation.astype(np.int8)).astype(np.int8)  # 0 train 1 val
+    split = (validation.astype(np.int8) + 2 * missing).astype(np.int8)  # +1 val, +2 no label
     table = table.append_column(ROW, rows).append_column(SPLIT, pa.array(split))
     return table.append_column(KEY, pa.array(key.view(np.int64)))
 
@@ -277,10 +277,20 @@ def _read(session: Any, source: Path, columns: list[str]) -> Any:
     )
 
 
+def spark_safe(schema: pa.Schema) -> pa.Schema:
+    """schema with what Spark's Arrow exchange holds: timestamps in microseconds."""
+    return pa.schema(
+        [
+            f.with_type(pa.timestamp("us", f.type.tz)) if pa.types.is_timestamp(f.type) else f
+            for f in schema
+        ]
+    )
+
+
 def _spark_schema(schema: pa.Schema) -> Any:
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    return from_arrow_schema(schema)
+    return from_arrow_schema(spark_safe(schema))
 
 
 def _mapped(frame: Any, function: Any, schema: pa.Schema) -> Any:
@@ -423,7 +433,7 @@ def _fit(spec: FeatureSpec, frame: Any, schema: pa.Schema) -> JSON:
                     apply_chain(f.name, prefix, train[f.column].combine_chunks())
                     for f, _, prefix, _ in pending
                 ]
-                yield from pa.table(arrays, schema=out).to_batches()
+                yield from pa.table(arrays, schema=out).cast(spark_safe(out)).to_batches()
 
         columns = _mapped(frame, values, out).cache()
         try:
@@ -452,7 +462,7 @@ def _transform(
                 table = table.append_column(spec.entity[0], table[ROW])
             result = apply_transform(params, table).cast(out)
             arrays = [table[ROW], table[SPLIT], *result.columns] + [table[c] for c in sources]
-            yield from pa.table(arrays, schema=parts).to_batches()
+            yield from pa.table(arrays, schema=parts).cast(spark_safe(parts)).to_batches()
 
     mapped = _mapped(frame, transform, parts).sortWithinPartitions(ROW)
     mapped.write.option("compression", "zstd").parquet(str(staging))

@@ -2,8 +2,8 @@
 
 Spark writes the transformed rows as parquet parts (``spark_engine``), each a run of
 snapshot rows in order, carrying the row's position (``__row``), its split (``__split``:
-0 train, 1 validation, 2 missing label) and the source columns (``__src_<name>``, for
-the statistics). ``finish`` streams them in row order into ``train.parquet`` and
+0 train, 1 validation, plus 2 when the label is missing) and the source columns
+(``__src_<name>``, for the statistics). ``finish`` streams them in row order into ``train.parquet`` and
 ``validation.parquet`` with ``features_build``'s writer options and row-group boundaries
 (one per ``BATCH_ROWS`` snapshot rows), so the tables are laid out as the local engine
 lays them out, counts ``stats.json`` with the same code, and writes ``transform.json``
@@ -40,6 +40,11 @@ ROW, SPLIT, SOURCE = "__row", "__split", "__src_"
 
 def output_schema(spec: FeatureSpec, params: JSON, file_schema: pa.Schema) -> pa.Schema:
     return _output_schema(spec, params, file_schema)
+
+
+def _decoded(field: pa.Field) -> pa.Field:
+    kind = field.type
+    return field.with_type(kind.value_type if pa.types.is_dictionary(kind) else kind)
 
 
 def _ordered(staging: Path) -> Iterator[pa.Table]:
@@ -99,7 +104,10 @@ def _write_tables(
             sampled = rows % statistics.stride == 0
             out = window.select(schema.names).cast(schema)
             sources = window.select([c for c in window.column_names if c.startswith(SOURCE)])
-            sources = sources.rename_columns([c[len(SOURCE) :] for c in sources.column_names])
+            names = [c[len(SOURCE) :] for c in sources.column_names]
+            sources = sources.rename_columns(names).cast(
+                pa.schema([_decoded(file.schema_arrow.field(c)) for c in names])
+            )
             for name, code in (("train", 0), ("validation", 1)):
                 keep = split == code
                 part = out.filter(pa.array(keep))
@@ -112,7 +120,7 @@ def _write_tables(
     if sum(len(s) for s in splits) != file.metadata.num_rows:
         raise FeatureError("the Spark engine wrote fewer rows than the snapshot has; apply again")
     every = np.concatenate(splits) if splits else np.zeros(0, np.int8)
-    return statistics.result(Rows(every == 1, every == 2))
+    return statistics.result(Rows(every % 2 == 1, every >= 2))
 
 
 def finish(
