@@ -108,6 +108,11 @@ class FeatureSetHandler(KindHandler):
 
     # --- plan ------------------------------------------------------------------------
 
+    def _engine_note(self) -> str | None:
+        """Which engine will materialise, shown after the change's reason (None: local)."""
+        engine = self.settings.engine
+        return f"runs on spark ({engine.get('master')})" if engine else None
+
     def plan(self, request: PlanRequest) -> PlanResponse:
         spec = inner_spec(request.desired_spec)
         address, upstream = _snapshot(spec, request.upstream)
@@ -118,6 +123,7 @@ class FeatureSetHandler(KindHandler):
                 unknown_outputs=list(OUTPUTS),
                 inputs_fingerprint=pending,
                 reason_detail=f"input {address} changes (new snapshot known after apply)",
+                trigger=self._engine_note(),
             )
         fingerprint = inputs_fingerprint(spec, str(snapshot))
         if feature_set_id(fingerprint) == request.prior_outputs.get("id"):
@@ -129,7 +135,10 @@ class FeatureSetHandler(KindHandler):
             else "feature transform code or spec changed"
         )
         return PlanResponse(
-            unknown_outputs=list(OUTPUTS), inputs_fingerprint=fingerprint, reason_detail=detail
+            unknown_outputs=list(OUTPUTS),
+            inputs_fingerprint=fingerprint,
+            reason_detail=detail,
+            trigger=self._engine_note(),
         )
 
     # --- read ------------------------------------------------------------------------
@@ -273,7 +282,18 @@ class FeatureSetHandler(KindHandler):
         temporary.mkdir(mode=0o755)
         try:
             os.chmod(temporary, 0o755)
-            manifest = materialise(parse_spec(spec), source, snapshot, directory.name, temporary)
+            if self.settings.engine:  # {type: spark, master: ...}: the same files, on Spark
+                from providers.local.data.spark_engine import SparkSettings, materialise_spark
+
+                engine = SparkSettings.from_config(self.settings.engine)
+                parsed = parse_spec(spec)
+                manifest = materialise_spark(
+                    parsed, source, snapshot, directory.name, temporary, engine
+                )
+            else:
+                manifest = materialise(
+                    parse_spec(spec), source, snapshot, directory.name, temporary
+                )
             faults.point("mid-materialise", address)  # tables written, not yet in place
             try:
                 os.rename(temporary, directory)

@@ -26,6 +26,8 @@ class LocalSettings:
     executor: str = "process"
     #: the trainer image the container executor runs
     image: str = "pipeform-trainer:0.1.0"
+    #: providers.local.engine as written ({type: spark, master: ...}); None: this process
+    engine: JSON | None = None
     #: Workspace-wide settings the engine passes every provider: name, defaults, pricing,
     #: registry (camelCase, as written), pushgatewayUrl
     workspace: JSON = field(default_factory=dict)
@@ -42,6 +44,7 @@ class LocalSettings:
             allow_external_paths=bool(config.get("allowExternalPaths", False)),
             executor=str(executor.get("type") or "process"),
             image=str(executor.get("image") or "pipeform-trainer:0.1.0"),
+            engine=dict(config["engine"]) if config.get("engine") else None,
             workspace=dict(config.get("workspace") or {}),
         )
 

@@ -75,6 +75,36 @@ class LocalExecutor(SpecModel):
     )
 
 
+class LocalEngine(SpecModel):
+    type: Literal["spark"] = Field(
+        description="spark: FeatureSets are materialised on Apache Spark through pyspark "
+        "(docs/spark.md). Required."
+    )
+    master: str = Field(
+        min_length=1,
+        description="Spark master URL: local[N], spark://host:7077 (standalone), "
+        "k8s://https://host:443 (Kubernetes) or yarn. Required.",
+        json_schema_extra=TRUSTED,
+    )
+    driver_host: str | None = Field(
+        None,
+        description="Address the executors reach the driver at (spark.driver.host and "
+        "bindAddress). Default: Spark's own choice.",
+        json_schema_extra=TRUSTED,
+    )
+    executor_wait_seconds: float = Field(
+        120,
+        gt=0,
+        description="Fail a materialisation when the cluster has had no executor for this "
+        "long (a lost worker). Default: 120.",
+    )
+    conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further Spark settings (spark.executor.memory, ...). Default: none.",
+        json_schema_extra=TRUSTED,
+    )
+
+
 class LocalProvider(SpecModel):
     data_dir: str = Field(
         ".pipeform/data",
@@ -92,6 +122,12 @@ class LocalProvider(SpecModel):
     executor: LocalExecutor = Field(
         default_factory=LocalExecutor,
         description="Where training attempts run. Default: a local process.",
+        json_schema_extra=TRUSTED,
+    )
+    engine: LocalEngine | None = Field(
+        None,
+        description="Where FeatureSets are materialised: {type: spark, master: URL} runs them "
+        "on Apache Spark. Default: none (this machine, in this process).",
         json_schema_extra=TRUSTED,
     )
 

@@ -1,0 +1,515 @@
+"""FeatureSet materialisation on Apache Spark: the same outputs as ``features_build``.
+
+The only module that imports ``pyspark``. ``materialise_spark(...)`` has the signature and
+result of ``features_build.materialise`` plus the engine settings (``master`` URL and
+friends) and does the row-wide work on the cluster:
+
+- the split and the entity-key hashes run in the executors with the very functions the
+  local engine uses (``features_hash``, ``features_build._temporal``), so a seeded random
+  split selects the same rows; Spark's ``randomSplit`` is never used;
+- fitting is Spark aggregations over the training rows: ``avg``, ``stddev_pop``, ``min``,
+  ``max``, the exact ``percentile(x, 0.5)`` for medians, ``groupBy().count()`` for modes
+  and onehot vocabularies; a transform is fitted on the output of the fitted ones before
+  it (``apply_chain`` in the executors), as locally;
+- the transform is ``apply_transform`` in the executors (``mapInArrow``), written as
+  parquet parts to a staging folder inside the caller's temporary directory.
+
+The driver then streams the parts in row order (``_metadata.row_index``) into
+``train.parquet`` and ``validation.parquet`` with the local engine's writer options and
+row-group boundaries, counting ``stats.json`` with the local engine's code
+(``spark_finish``). Means and standard deviations may differ from the local engine's in
+the last bits (another summation order): within a relative 1e-9 (tests check it); medians,
+minima, maxima and vocabularies are exact. The staging folder needs to be on a filesystem
+the executors and the driver share (a shared volume) when the cluster is remote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
+import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+
+from providers.base import JSON, PermanentError
+from providers.local.data.features import FeatureError, FeatureSpec, apply_chain, apply_transform
+from providers.local.data.features_build import _temporal, check_columns
+from providers.local.data.features_fit import FITTERS, _document, _require, _settled, needs_fit
+from providers.local.data.features_hash import key_hash, unit_interval
+from providers.local.data.spark_finish import ROW, SOURCE, SPLIT, finish
+
+KEY = "__key"
+
+
+class SparkEngineError(PermanentError):
+    """Spark cannot run the work: engine missing, cluster unreachable, a job failed."""
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """``providers.local.engine`` of the Workspace when its type is spark (camelCase JSON)."""
+
+    master: str
+    driver_host: str | None = None
+    executor_wait_seconds: float = 120.0  # give up when no executor is alive this long
+    conf: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_config(cls, config: JSON) -> SparkSettings:
+        return cls(
+            master=str(config["master"]),
+            driver_host=config.get("driverHost"),
+            executor_wait_seconds=float(config.get("executorWaitSeconds") or 120.0),
+            conf=tuple(sorted((str(k), str(v)) for k, v in (config.get("conf") or {}).items())),
+        )
+
+
+# --- the session ---------------------------------------------------------------------
+
+
+def check_master(master: str) -> None:
+    """A spark:// master must accept connections; else one clear error (not a 60 s hang)."""
+    if not master.startswith("spark://"):
+        return
+    for hostport in master.removeprefix("spark://").split(","):
+        parsed = urlparse(f"spark://{hostport}")
+        try:
+            with socket.create_connection((parsed.hostname or "", parsed.port or 7077), 5):
+                return
+        except OSError as exc:
+            last = exc
+    raise SparkEngineError(
+        f"the Spark master {master} does not answer ({last.strerror or last}); start it, or "
+        "fix providers.local.engine.master in the Workspace"
+    )
+
+
+def _code_zip(directory: Path) -> Path:
+    """This package (providers, reconciler) as a zip the executors import the transforms from."""
+    import providers
+
+    root = Path(providers.__file__).parent.parent
+    target = directory / "pipeform-code.zip"
+    with zipfile.ZipFile(target, "w") as archive:
+        for package in ("providers", "reconciler"):
+            for path in sorted((root / package).rglob("*.py")):
+                archive.write(path, path.relative_to(root).as_posix())
+    return target
+
+
+def start_session(settings: SparkSettings, scratch: Path) -> Any:
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        raise SparkEngineError(
+            "the spark engine needs Java 17 or newer on this machine (java not found); install "
+            "it (Debian: openjdk-17-jre-headless) or set JAVA_HOME"
+        )
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise SparkEngineError(
+            "the spark engine needs pyspark: pip install 'pipeform[spark]' (the same pyspark "
+            "version as the cluster's Spark)"
+        ) from None
+    check_master(settings.master)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors use this interpreter
+    builder = (
+        SparkSession.builder.master(settings.master)
+        .appName("pipeform-features")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "131072")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.pyspark.python", sys.executable)
+    )
+    if settings.driver_host:
+        builder = builder.config("spark.driver.host", settings.driver_host)
+        builder = builder.config("spark.driver.bindAddress", settings.driver_host)
+    for key, value in settings.conf:
+        builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as exc:  # the JVM's errors arrive as many types
+        raise SparkEngineError(f"Spark did not start: {_first_line(exc)}") from None
+    session.sparkContext.setLogLevel("ERROR")
+    session.sparkContext.addPyFile(str(_code_zip(scratch)))
+    return session
+
+
+class Progress(threading.Thread):
+    """Prints Spark's stage progress (from the status tracker) while jobs run; cancels the
+    jobs when no executor has been alive for ``wait`` seconds (a lost worker)."""
+
+    def __init__(self, context: Any, wait: float) -> None:
+        super().__init__(daemon=True, name="spark-progress")
+        self.context, self.wait = context, wait
+        self.done = threading.Event()
+        self.lost = False  # cancelled: no executor for `wait` seconds
+        self.seen = self.gone = False  # had executors; then had none
+
+    def run(self) -> None:
+        tracker, shown, alone_since = self.context.statusTracker(), "", None
+        while not self.done.wait(1.0):
+            try:
+                line = "; ".join(
+                    f"stage {info.stageId} {info.numCompletedTasks}/{info.numTasks} tasks"
+                    for info in map(tracker.getStageInfo, sorted(tracker.getActiveStageIds()))
+                    if info is not None
+                )
+                executors = len(tracker.getExecutorInfos()) - 1  # the driver is listed too
+            except Exception:  # the context is stopping
+                return
+            if line and line != shown:
+                print(f"  spark: {line}", file=sys.stderr, flush=True)
+                shown = line
+            self.seen = self.seen or executors > 0
+            self.gone = self.gone or (self.seen and executors <= 0)
+            local = self.context.master.startswith("local")
+            alone_since = None if executors > 0 or local else (alone_since or time.monotonic())
+            if alone_since is not None and time.monotonic() - alone_since > self.wait:
+                self.lost = True
+                self.context.cancelAllJobs()
+                alone_since = None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def translate(exc: Exception, progress: Progress, master: str) -> PermanentError:
+    """One clear error for a failed Spark job: the FeatureError an executor raised, a lost
+    cluster, or the job's first line."""
+    text = str(exc)
+    found = re.search(r"FeatureError: (.+)", text)
+    if found:
+        return FeatureError(found.group(1).strip())
+    if progress.lost or progress.gone:
+        return SparkEngineError(
+            f"the Spark cluster at {master} lost every executor (a worker stopped) "
+            f"mid-materialisation; nothing was written and the previous tables stay current; "
+            "start the workers and apply again"
+        )
+    python = re.search(r"^(\w+(?:Error|Exception): .+)$", text, re.MULTILINE)
+    return SparkEngineError(
+        f"the Spark job failed: {python.group(1) if python else _first_line(exc)}"
+    )
+
+
+# --- types ---------------------------------------------------------------------------
+
+
+def _same_family(file: pa.DataType, spark: pa.DataType) -> bool:
+    if pa.types.is_dictionary(file):
+        file = file.value_type
+    if file == spark:
+        return True
+    strings = (pa.types.is_string, pa.types.is_large_string)
+    if any(f(file) for f in strings) and any(f(spark) for f in strings):
+        return True
+    if pa.types.is_timestamp(file) and pa.types.is_timestamp(spark):
+        return (file.tz is None) == (spark.tz is None)
+    return False
+
+
+def check_types(frame: Any, schema: pa.Schema, columns: list[str], snapshot: str) -> None:
+    """Every column the spec reads reaches the executors as the local engine reads it."""
+    from pyspark.sql.pandas.types import to_arrow_type
+
+    for name in columns:
+        spark_type = frame.schema[name].dataType
+        try:
+            seen = to_arrow_type(spark_type)
+        except Exception:
+            seen = None
+        if seen is None or not _same_family(schema.field(name).type, seen):
+            raise FeatureError(
+                f"column {name!r} of snapshot {snapshot} is {schema.field(name).type} in "
+                f"parquet, which Spark reads as {spark_type.simpleString()}, so the spark "
+                "engine would compute other values than the local one; cast the column in "
+                "the Dataset (to int64, float64, string or a timestamp) or use the local engine"
+            )
+
+
+# --- executor side -------------------------------------------------------------------
+
+
+def _prepared(spec: FeatureSpec, schema: pa.Schema, batch: pa.RecordBatch) -> pa.Table:
+    """A batch as the local engine reads it, with the split and the key's hash added."""
+    table = pa.Table.from_batches([batch])
+    rows = table[ROW].combine_chunks()
+    table = table.drop_columns([ROW]).cast(schema)
+    if spec.row_number:
+        key_columns: list[Any] = [rows]
+    else:
+        key_columns = [table[c] for c in spec.entity]
+    key = key_hash(key_columns)
+    if spec.split.get("type") == "temporal":
+        validation = _temporal(table[spec.split["column"]].combine_chunks(), spec.split)
+    else:
+        fraction = float(spec.split.get("validationFraction", 0.2))
+        validation = unit_interval(key, int(spec.split.get("seed", 42))) < fraction
+    missing = np.asarray(table[spec.label].is_null().to_numpy(zero_copy_only=False), bool)
+    split = (validation.astype(np.int8) + 2 * missing).astype(np.int8)  # +1 val, +2 no label
+    table = table.append_column(ROW, rows).append_column(SPLIT, pa.array(split))
+    return table.append_column(KEY, pa.array(key.view(np.int64)))
+
+
+def _read(session: Any, source: Path, columns: list[str]) -> Any:
+    from pyspark.sql import functions as F
+
+    frame = session.read.parquet(str(source))
+    return frame.select(
+        *[F.col(f"`{c}`") for c in columns], F.col("_metadata.row_index").alias(ROW)
+    )
+
+
+def spark_safe(schema: pa.Schema) -> pa.Schema:
+    """schema with what Spark's Arrow exchange holds: timestamps in microseconds."""
+    return pa.schema(
+        [
+            f.with_type(pa.timestamp("us", f.type.tz)) if pa.types.is_timestamp(f.type) else f
+            for f in schema
+        ]
+    )
+
+
+def _spark_schema(schema: pa.Schema) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(spark_safe(schema))
+
+
+def _mapped(frame: Any, function: Any, schema: pa.Schema) -> Any:
+    return frame.mapInArrow(function, _spark_schema(schema))
+
+
+# --- the passes ----------------------------------------------------------------------
+
+
+def _scan(spec: FeatureSpec, frame: Any, schema: pa.Schema, snapshot: str) -> Any:
+    """The split flag and key hash of every row; checks the key and the training rows."""
+    from pyspark.sql import functions as F
+
+    out = pa.schema([pa.field(ROW, pa.int64()), pa.field(SPLIT, pa.int8()), (KEY, pa.int64())])
+
+    def scan(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for column in spec.source_entity:
+                if batch.column(batch.schema.get_field_index(column)).null_count:
+                    raise FeatureError(
+                        f"entity column {column!r} has missing values in snapshot {snapshot}; "
+                        "every row needs a complete entity key"
+                    )
+            table = _prepared(spec, schema, batch).select([ROW, SPLIT, KEY])
+            yield from table.to_batches()
+
+    scanned = _mapped(frame, scan, out)
+    counts = {row[SPLIT]: row["count"] for row in scanned.groupBy(SPLIT).count().collect()}
+    if not counts.get(0):
+        raise FeatureError(
+            f"the split leaves no training rows in snapshot {snapshot}; check split "
+            "(validationFrom, validationFraction) and the label column"
+        )
+    if not spec.row_number:
+        repeated = [
+            r[KEY] for r in scanned.groupBy(KEY).count().filter(F.col("count") > 1).collect()
+        ]
+        if repeated:
+            _check_duplicates(spec, frame, scanned, repeated, snapshot)
+    return counts
+
+
+def _check_duplicates(
+    spec: FeatureSpec, frame: Any, scanned: Any, repeated: list[int], snapshot: str
+) -> None:
+    from pyspark.sql import functions as F
+
+    rows = scanned.filter(F.col(KEY).isin(repeated)).select(ROW)
+    keys = frame.join(rows, ROW).groupBy(*spec.entity).count().filter(F.col("count") > 1)
+    duplicates = keys.collect()
+    if duplicates:  # not only a hash collision
+        first = duplicates[0]
+        values = tuple(first[c] for c in spec.entity)
+        raise FeatureError(
+            f"entity key ({', '.join(spec.entity)}) is not unique in snapshot {snapshot}: "
+            f"{values!r} appears {first['count']} times ({len(duplicates)} key(s) repeat); "
+            "each row must be one entity, so fix the data, add a column to entity, or key "
+            "the rows by their position with entity: {rowNumber: true}"
+        )
+
+
+def _probe(name: str, prefix: list[JSON], kind: pa.DataType, transform: JSON) -> pa.DataType:
+    """The type a fitted transform sees; its type errors raised now, as the local engine's."""
+    values = apply_chain(name, prefix, pa.array([], type=kind))
+    assert not isinstance(values, dict)
+    FITTERS[transform["type"]](name, transform).add(values)
+    return values.type
+
+
+def _aggregate(frame: Any, column: str, transform: JSON, kind: pa.DataType, name: str) -> JSON:
+    """One fitted transform's values from Spark aggregations over the training rows."""
+    from pyspark.sql import functions as F
+
+    value = F.col(column)
+    numeric_kind = not (pa.types.is_string(kind) or pa.types.is_large_string(kind))
+    if pa.types.is_floating(kind):
+        frame = frame.filter(value.isNotNull() & ~F.isnan(value))
+    else:
+        frame = frame.filter(value.isNotNull())
+    kind_name, strategy = transform["type"], transform.get("strategy")
+    if kind_name == "onehot" or (kind_name == "fillna" and strategy == "mode"):
+        if pa.types.is_temporal(kind):
+            raise FeatureError(
+                f"feature {name!r}: onehot needs categories, not {kind} values; use datetime "
+                "to take parts of a time"
+            )
+        limit = int(transform.get("maxCategories") or 50) if kind_name == "onehot" else 1
+        top = frame.groupBy(value).count().orderBy(F.desc("count"), value.asc()).limit(limit)
+        values = [row[0] for row in top.collect()]
+        if kind_name == "onehot":
+            return {"categories": values}
+        _require(len(values), name, "fillna")
+        mode = values[0]
+        integral = numeric_kind and pa.types.is_integer(kind)
+        return {"fill": int(mode) if integral else (float(mode) if numeric_kind else mode)}
+    row = frame.agg(
+        F.count(value).alias("n"),
+        F.avg(value).alias("mean"),
+        F.stddev_pop(value).alias("std"),
+        F.min(value).alias("min"),
+        F.max(value).alias("max"),
+        *([F.percentile(value, 0.5).alias("median")] if strategy == "median" else []),
+    ).collect()[0]
+    _require(int(row["n"]), name, kind_name)
+    if kind_name == "standardize":
+        std = float(row["std"])
+        return {"mean": float(row["mean"]), "std": std if std > 0 else 1.0}
+    if kind_name == "minmax":
+        return {"min": float(row["min"]), "max": float(row["max"])}
+    return {"fill": float(row["mean"] if strategy == "mean" else row["median"])}
+
+
+def _fit(spec: FeatureSpec, frame: Any, schema: pa.Schema) -> JSON:
+    """transform.json, fitted on the training rows in rounds, as ``fit_params`` does."""
+    fitted: dict[str, list[JSON]] = {f.name: [] for f in spec.features}
+    while True:
+        pending = []
+        for feature in spec.features:
+            done = fitted[feature.name]
+            while len(done) < len(feature.transforms) and not needs_fit(
+                feature.transforms[len(done)]
+            ):
+                done.append(_settled(feature.transforms[len(done)]))
+            if len(done) < len(feature.transforms):
+                transform = feature.transforms[len(done)]
+                kind = schema.field(feature.column).type
+                probed = _probe(feature.name, list(done), kind, transform)
+                pending.append((feature, transform, list(done), probed))
+        if not pending:
+            break
+        out = pa.schema([pa.field(f"__v{i}", p[3]) for i, p in enumerate(pending)])
+
+        def values(
+            batches: Iterator[pa.RecordBatch], pending: list[Any] = pending, out: pa.Schema = out
+        ) -> Any:
+            for batch in batches:
+                table = _prepared(spec, schema, batch)
+                train = table.filter(pc.equal(table[SPLIT], 0))
+                arrays = [
+                    apply_chain(f.name, prefix, train[f.column].combine_chunks())
+                    for f, _, prefix, _ in pending
+                ]
+                yield from pa.table(arrays, schema=out).cast(spark_safe(out)).to_batches()
+
+        columns = _mapped(frame, values, out).cache()
+        try:
+            for i, (feature, transform, _, probed) in enumerate(pending):
+                result = _aggregate(columns, f"__v{i}", transform, probed, feature.name)
+                fitted[feature.name].append({**_settled(transform), **result})
+        finally:
+            columns.unpersist()
+    return _document(spec, fitted)
+
+
+def _transform(
+    spec: FeatureSpec, params: JSON, frame: Any, schema: pa.Schema, out: pa.Schema, staging: Path
+) -> None:
+    """Every row transformed in the executors, written as ordered parquet parts."""
+    sources = spec.source_columns()
+    parts = pa.schema(
+        [pa.field(ROW, pa.int64()), pa.field(SPLIT, pa.int8()), *out]
+        + [pa.field(SOURCE + c, schema.field(c).type) for c in sources]
+    )
+
+    def transform(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            table = _prepared(spec, schema, batch)
+            if spec.row_number:
+                table = table.append_column(spec.entity[0], table[ROW])
+            result = apply_transform(params, table).cast(out)
+            arrays = [table[ROW], table[SPLIT], *result.columns] + [table[c] for c in sources]
+            yield from pa.table(arrays, schema=parts).cast(spark_safe(parts)).to_batches()
+
+    mapped = _mapped(frame, transform, parts).sortWithinPartitions(ROW)
+    mapped.write.option("compression", "zstd").parquet(str(staging))
+
+
+def materialise_spark(
+    spec: FeatureSpec,
+    source: Path,
+    snapshot: str,
+    feature_set_id: str,
+    directory: Path,
+    settings: SparkSettings,
+) -> JSON:
+    """``features_build.materialise`` on Spark: the same files in ``directory``."""
+    from providers.local.data.spark_finish import output_schema
+
+    file_schema = pq.ParquetFile(source).schema_arrow
+    check_columns(spec, file_schema, snapshot)
+    split_column = str(spec.split.get("column") or "")
+    columns = list(
+        dict.fromkeys([*spec.source_entity, *spec.source_columns(), spec.label, split_column])
+    )
+    columns = [c for c in columns if c]
+    schema = pa.schema([file_schema.field(c).remove_metadata() for c in columns])
+    schema = pa.schema(
+        [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema]
+    )
+    scratch = Path(tempfile.mkdtemp(prefix="pipeform-spark-"))
+    session = start_session(settings, scratch)
+    progress = Progress(session.sparkContext, settings.executor_wait_seconds)
+    progress.start()
+    try:
+        try:
+            frame = _read(session, source, columns)
+            check_types(frame, schema, columns, snapshot)
+            _scan(spec, frame, schema, snapshot)
+            fitted: JSON = _fit(spec, frame, schema)
+            params: JSON = json.loads(json.dumps(fitted, default=str))
+            out = output_schema(spec, params, file_schema)
+            staging = directory / ".spark-parts"
+            _transform(spec, params, frame, schema, out, staging)
+        except (FeatureError, SparkEngineError):
+            raise
+        except Exception as exc:
+            raise translate(exc, progress, settings.master) from None
+    finally:
+        progress.done.set()
+        session.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return finish(spec, params, source, staging, snapshot, feature_set_id, directory)
