@@ -24,7 +24,10 @@ fi
 # the trainer's dependencies at the versions installed here (what the process executor runs)
 REQS=$("$PYTHON" - <<'PY'
 import importlib.metadata as m, os
-names = ["pyarrow", "numpy", "safetensors", "pydantic", "prometheus-client", "rich"]
+# fairlearn and what it brings (scikit-learn, scipy, pandas): the evaluation's fairness
+# metrics (trainer/evaluation.py); pip adds their own dependencies to the download
+names = ["pyarrow", "numpy", "safetensors", "pydantic", "prometheus-client", "rich",
+         "fairlearn", "scikit-learn", "scipy", "pandas"]
 if not os.environ.get("WHEELS_WITHOUT_TORCH"):
     names.insert(0, "torch")
 for name in names:
