@@ -79,14 +79,21 @@ def main(argv: list[str]) -> int:
         return 1
     redactor = Redactor(secret_values(dict(os.environ)))
     env = {k: v for k, v in os.environ.items() if k != REDACT_ENV}
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    started: list[subprocess.Popen[bytes]] = []
+    early: list[int] = []  # a stop that came before the child existed
 
     def pass_on(signum: int, frame: object) -> None:
-        if child.poll() is None:
-            child.send_signal(signum)
+        if not started:
+            early.append(signum)
+        elif started[0].poll() is None:
+            started[0].send_signal(signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, pass_on)
+    for stop in (signal.SIGTERM, signal.SIGINT):  # before the child: no window to die in
+        signal.signal(stop, pass_on)
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    started.append(child)
+    for pending in early:
+        child.send_signal(pending)
     assert child.stdout is not None
     out = sys.stdout.buffer
     while True:

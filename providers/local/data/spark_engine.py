@@ -479,6 +479,12 @@ def materialise_spark(
     """``features_build.materialise`` on Spark: the same files in ``directory``."""
     from providers.local.data.spark_finish import output_schema
 
+    if spec.segments:  # segment columns ride beside the features: not built on Spark yet
+        raise SparkEngineError(
+            "spec.segments is not supported on the spark engine yet: remove the segments "
+            "(and the evaluation slices and fairness gates that read them), or materialise "
+            "this FeatureSet on the local engine"
+        )
     file_schema = pq.ParquetFile(source).schema_arrow
     check_columns(spec, file_schema, snapshot)
     split_column = str(spec.split.get("column") or "")

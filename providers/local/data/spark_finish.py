@@ -151,6 +151,7 @@ def finish(
         "featureTypes": {name: "float32" for name in params["outputs"]},
         "entity": list(spec.entity),
         "label": spec.label,
+        "segments": list(spec.segments),  # none: the spark engine refuses segments
         "split": spec.split,
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
