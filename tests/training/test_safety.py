@@ -154,8 +154,14 @@ def test_concurrent_jobs_wait_for_a_quota_slot(
 
 
 def test_ctrl_c_stops_the_trainer_and_the_next_apply_resumes_it(
-    bench: Bench, fake: dict[str, Any]
+    bench: Bench, fake: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the CLI installs the handler in the main thread as providers load; here, whatever
+    # an earlier test left, it is installed afresh (and pytest's restored afterwards)
+    monkeypatch.setattr(executor, "_installed", False)
+    previous = signal.getsignal(signal.SIGINT)
+    executor.install_interrupt_handler()
+    monkeypatch.setattr(executor, "_installed", False)
     doc = bench.doc(**fake["resumable"])
     outcome: dict[str, Any] = {}
     worker = threading.Thread(target=lambda: _capture(outcome, bench, doc))
@@ -172,6 +178,7 @@ def test_ctrl_c_stops_the_trainer_and_the_next_apply_resumes_it(
     assert resumed.outputs["runId"] == run_id
     assert [r["attempt"] for r in resumed.outputs["runs"]] == [1, 2]
     assert json.loads((bench.job_dir() / run_id / "result.json").read_text())["resumed_from"]
+    signal.signal(signal.SIGINT, previous)
 
 
 def _capture(outcome: dict[str, Any], bench: Bench, doc: dict[str, Any]) -> None:
