@@ -335,6 +335,25 @@ def materialise(
     transform_bytes = _write_json(directory / "transform.json", params)
     stats = _write_tables(spec, params, source, rows, directory, batch_rows)
     _write_json(directory / "stats.json", stats)
+    manifest = write_manifest(
+        spec, params, stats, transform_bytes, snapshot, feature_set_id, directory
+    )
+    for path in directory.iterdir():
+        fsync_dir(path)
+    fsync_dir(directory)
+    return manifest
+
+
+def write_manifest(
+    spec: FeatureSpec,
+    params: JSON,
+    stats: JSON,
+    transform_bytes: bytes,
+    snapshot: str,
+    feature_set_id: str,
+    directory: Path,
+) -> JSON:
+    """The materialisation's manifest.json, the same from either engine (local, Spark)."""
     manifest = {
         "id": feature_set_id,
         "datasetSnapshot": snapshot,
@@ -352,7 +371,4 @@ def materialise(
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     _write_json(directory / "manifest.json", manifest)
-    for path in directory.iterdir():
-        fsync_dir(path)
-    fsync_dir(directory)
     return manifest

@@ -12,8 +12,6 @@ and ``manifest.json``. Memory stays at one batch of rows and one byte a row.
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +21,8 @@ import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON
-from providers.durable import fsync_dir, sha256_file
-from providers.local.data.features import TRANSFORM_CODE_VERSION, FeatureError, FeatureSpec
+from providers.durable import fsync_dir
+from providers.local.data.features import FeatureError, FeatureSpec
 from providers.local.data.features_build import (
     BATCH_ROWS,
     WRITER_OPTIONS,
@@ -33,6 +31,7 @@ from providers.local.data.features_build import (
     _output_schema,
     _Statistics,
     _write_json,
+    write_manifest,
 )
 
 ROW, SPLIT, SOURCE = "__row", "__split", "__src_"
@@ -139,23 +138,9 @@ def finish(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     _write_json(directory / "stats.json", stats)
-    manifest = {
-        "id": feature_set_id,
-        "datasetSnapshot": snapshot,
-        "transformVersion": TRANSFORM_CODE_VERSION,
-        "rows": stats["rows"],
-        "droppedNullLabel": stats["droppedNullLabel"],
-        "sha256": {s: sha256_file(directory / f"{s}.parquet") for s in ("train", "validation")},
-        "transformDigest": "sha256:" + hashlib.sha256(transform_bytes).hexdigest(),
-        "features": params["outputs"],
-        "featureTypes": {name: "float32" for name in params["outputs"]},
-        "entity": list(spec.entity),
-        "label": spec.label,
-        "segments": list(spec.segments),  # none: the spark engine refuses segments
-        "split": spec.split,
-        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
-    _write_json(directory / "manifest.json", manifest)
+    manifest = write_manifest(
+        spec, params, stats, transform_bytes, snapshot, feature_set_id, directory
+    )
     for path in directory.iterdir():
         fsync_dir(path)
     fsync_dir(directory)
