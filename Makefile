@@ -14,7 +14,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[trainer]'
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,trainer,mlflow,postgres,aws,lineage,spark]'
+	$(BIN)/pip install --quiet -e '.[dev,trainer,mlflow,postgres,aws,kubernetes,lineage,spark]'
 
 # The main job: plan, then apply, the quickstart on the embedded default: snapshot and
 # validate the data, materialise features, train and register the model, write the
