@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -246,6 +246,13 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def read(self, request: ReadRequest) -> ReadResponse:
         """Observe the live object; never change anything."""
+
+    def read_batch(self, requests: Sequence[ReadRequest]) -> list[ReadResponse] | None:
+        """Optional: observe many objects at once, one response per request in its order
+        (the kubernetes provider reads with one LIST per kind and namespace instead of a
+        GET per object). The planner's refresh asks every provider first; None (the
+        default) means "read each alone": it then calls ``read`` per object."""
+        return None
 
     def plan(self, request: PlanRequest) -> PlanResponse:
         """Which changed fields force a replacement and which outputs become unknown."""

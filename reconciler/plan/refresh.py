@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
-from providers.base import ProviderError, ReadRequest, ReadResponse, ResourceContext
+from providers.base import Provider, ProviderError, ReadRequest, ReadResponse, ResourceContext
 from reconciler.diagnostics import PipeformError
 from reconciler.plan.diff import field_changes
 from reconciler.plan.model import Drift
@@ -68,12 +68,15 @@ class Refresher:
         object; the others are read in turn, since threads only add overhead to CPU-bound
         reads. The first failure is reported, as a sequential refresh would report it."""
         resources = self.state.resources
+        order = list(addresses)
+        batched = self._read_batches(addresses)
+        addresses = [a for a in addresses if a not in batched]
         pooled = [
             a for a in addresses if self.providers.get(resources[a].provider, a).concurrent_reads
         ]
         workers = min(self.parallelism, len(pooled))
         if workers < 2 or len(pooled) < PARALLEL_REFRESH_MIN:
-            return [self.read(address) for address in addresses]
+            return [batched.get(a) or self.read(a) for a in order]
         for address in pooled:  # contexts are shared: build them here, not in the threads
             self.ctx(address)
         import concurrent.futures as cf
@@ -82,7 +85,35 @@ class Refresher:
             concurrent = dict(
                 zip(pooled, pool.map(partial(Refresher.read, self), pooled), strict=True)
             )
-        return [concurrent.get(a) or self.read(a) for a in addresses]
+        return [batched.get(a) or concurrent.get(a) or self.read(a) for a in order]
+
+    def _read_batches(self, addresses: list[str]) -> dict[str, ReadResponse]:
+        """What providers that read many objects at once (``Provider.read_batch``) observe,
+        by address: one call per provider; the rest are read one by one."""
+        resources = self.state.resources
+        by_provider: dict[str, list[str]] = {}
+        for address in addresses:
+            by_provider.setdefault(resources[address].provider, []).append(address)
+        found: dict[str, ReadResponse] = {}
+        for name, group in sorted(by_provider.items()):
+            provider = self.providers.get(name, group[0])
+            if type(provider).read_batch is Provider.read_batch:
+                continue
+            requests = [
+                ReadRequest(self.ctx(a), resources[a].spec, resources[a].outputs,
+                            resources[a].external_id)
+                for a in group
+            ]  # fmt: skip
+            where = group[0] if len(group) == 1 else f"{group[0]} and {len(group) - 1} more"
+            responses = provider_call(name, where, "read", provider.read_batch, requests)
+            if responses is None:
+                continue
+            if len(responses) != len(group):
+                raise PipeformError(
+                    f"provider {name} answered {len(responses)} reads for {len(group)} objects"
+                )
+            found.update(zip(group, responses, strict=True))
+        return found
 
     def refresh(self, addresses: list[str], live: dict[str, ReadResponse]) -> list[Drift]:
         """Read every recorded object into ``live``; a difference from what was recorded

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -125,3 +125,31 @@ def test_a_failed_read_names_its_resource(tmp_path: Path) -> None:
             timed_plan(root, 10)
     finally:
         SlowApi.failing = set()
+
+
+class BatchApi(SlowApi):
+    """Reads every object in one call (Provider.read_batch), as a LIST would."""
+
+    name: ClassVar[str] = "batchapi"
+    batches: ClassVar[list[int]] = []
+
+    def read_batch(self, requests: Sequence[ReadRequest]) -> list[ReadResponse] | None:
+        type(self).batches.append(len(requests))
+        return [FakeProvider.read(self, request) for request in requests]
+
+    def read(self, request: ReadRequest) -> ReadResponse:
+        raise AssertionError("a provider with read_batch is not read one object at a time")
+
+
+def test_a_provider_that_reads_in_batches_is_asked_once_per_refresh(tmp_path: Path) -> None:
+    base.register(BatchApi)
+    try:
+        BatchApi.batches.clear()
+        root = tree(tmp_path, "batchapi")
+        BatchApi.batches.clear()
+        (root / ".pipeform" / "fake" / "Quota__q5.json").unlink()
+        result, _ = timed_plan(root, 10)
+        assert BatchApi.batches == [N]
+        assert [d.address for d in result.drift] == ["Quota/q5"]
+    finally:
+        base.unregister(BatchApi.name)
