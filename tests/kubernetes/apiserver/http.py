@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import traceback
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -126,9 +127,20 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, discovery.answer(url.path, f"127.0.0.1:{kube.port}"))
                 return
             kube.access.authorize(user, request)
-            self._route(request, body)
+            dry_run = request.query.get("dryRun")
+            if dry_run is None:
+                self._route(request, body)
+            elif dry_run != "All" or request.verb not in ("create", "update", "patch", "delete"):
+                raise ApiError.bad_request(f"dryRun: Unsupported value: {dry_run!r}")
+            else:
+                with kube.store.dry_run():
+                    self._route(request, body)
         except ApiError as error:
             self._json(error.code, error.status())
+        except Exception as error:  # a bug in the test server: say so, do not hang up
+            message = f"test API server error: {traceback.format_exc()}"
+            self._json(500, ApiError(500, "InternalError", message).status())
+            raise error
 
     def _route(self, request: Request, body: Any) -> None:
         version = request.path.split("/")[2] if request.group == "" else request.path.split("/")[3]

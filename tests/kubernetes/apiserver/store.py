@@ -8,6 +8,7 @@ Every method takes and returns copies; one lock serialises writes and reads.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import json
 import secrets
@@ -140,6 +141,20 @@ class Store:
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = json.loads(self.list_json(res, namespace, labels))["items"]
         return items
+
+    @contextlib.contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """``dryRun=All``: the write runs, is answered, then undone (under the lock, so no
+        reader or watch sees it). Stored objects are replaced, never changed in place, so
+        shallow copies of the tables suffice."""
+        with self.lock:
+            tables = {res: dict(rows) for res, rows in self.tables.items()}
+            revision, events, logs = self.revision, len(self.events), dict(self.logs)
+            try:
+                yield
+            finally:
+                self.tables, self.revision, self.logs = tables, revision, logs
+                del self.events[events:]
 
     # -- writes ------------------------------------------------------------------------
     def create(
@@ -337,6 +352,9 @@ class Store:
             }
             new = ssa.apply(live, body, res, None, manager, force, now())
             return self._insert(res, new), True
+        wanted = meta.get("resourceVersion")
+        if wanted and wanted != old["metadata"]["resourceVersion"]:
+            raise ApiError.stale(res, name)
         new = ssa.apply(old, body, res, sub, manager, force, now())
         return self.commit(res, old, new, sub, None), False
 
@@ -344,7 +362,7 @@ class Store:
         self, res: Resource, namespace: str | None, name: str, propagation: str | None = None
     ) -> dict[str, Any]:
         with self.lock:
-            obj = self._current(res, namespace, name)
+            obj = copy.deepcopy(self._current(res, namespace, name))
             del self.table(res)[self._key(res, namespace, name)]
             obj["metadata"]["resourceVersion"] = self.next_version()
             self._event("DELETED", res, obj)
@@ -370,8 +388,12 @@ class Store:
                 if any(o.get("uid") == uid for o in owners):
                     del rows[key]
                     self.logs.pop(key, None)
-                    obj["metadata"]["resourceVersion"] = self.next_version()
-                    self._event("DELETED", res, obj)
+                    version = self.next_version()
+                    self._event(
+                        "DELETED",
+                        res,
+                        {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}},
+                    )
                     self._delete_dependents(obj["metadata"]["uid"])
 
     def _orphan_dependents(self, uid: str) -> None:
