@@ -454,6 +454,7 @@ def test_watch_streams_changes(api: client.ApiClient, kube_server: KubeServer) -
     assert events == [("ADDED", "w")]
 
 
+@pytest.mark.slow
 def test_thousands_of_objects_are_created_and_listed_quickly(
     api: client.ApiClient, kube_server: KubeServer
 ) -> None:
@@ -565,3 +566,20 @@ def test_a_job_gets_the_api_servers_defaults(api: client.ApiClient) -> None:
         status_of(error.value)["details"]["causes"][0]["field"]
         == "spec.template.spec.restartPolicy"
     )
+
+
+def test_injected_errors_answer_the_next_matching_requests(
+    api: client.ApiClient, kube_server: KubeServer
+) -> None:
+    batch = client.BatchV1Api(api)
+    kube_server.inject_errors(503, times=1, verb="list", resource="jobs")
+    client.CoreV1Api(api).list_namespaced_pod("ml")  # not a match: answered
+    with pytest.raises(ApiException) as error:
+        batch.list_namespaced_job("ml")
+    assert (error.value.status, status_of(error.value)["reason"]) == (503, "ServiceUnavailable")
+    assert batch.list_namespaced_job("ml").items == []
+    # with Retry-After, urllib3 retries a GET itself: the caller sees only the answer
+    kube_server.reset_requests()
+    kube_server.inject_errors(429, times=1, verb="list", resource="jobs", retry_after=0)
+    assert batch.list_namespaced_job("ml").items == []
+    assert [r.verb for r in kube_server.requests] == ["list", "list"]

@@ -293,7 +293,7 @@ def apply(
         raise conflict_error(conflicts)
     for n in others:
         others[n] -= {p for e, p in conflicts if e is entries[n]}
-    result = merge(copy.deepcopy(live), applied)
+    result: dict[str, Any] = merge(copy.deepcopy(live), applied)
     owned_by_others = set().union(*others.values()) if others else set()
     _remove_dropped(result, previous - applied_set - owned_by_others, owned_by_others | applied_set)
     keep, kept_others = [], {}

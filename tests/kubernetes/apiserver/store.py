@@ -53,6 +53,7 @@ class Store:
         self.logs: dict[Key, str] = {}  # (namespace, pod) -> log text
         self.restarts: dict[Key, int] = {}  # (namespace, PyTorchJob) -> restarts so far
         self.changed = threading.Condition(self.lock)
+        self.closed = False  # set when the server stops: open watches end
         # (resourceVersion, ADDED | MODIFIED | DELETED, resource, object): what watches read
         self.events: list[tuple[int, str, Resource, dict[str, Any]]] = []
 
@@ -455,7 +456,7 @@ class Store:
             with self.lock:
                 while position >= len(self.events):
                     left = deadline - time.monotonic()
-                    if left <= 0:
+                    if left <= 0 or self.closed:
                         return
                     self.changed.wait(min(left, 0.5))
                 batch = self.events[position:]
