@@ -62,11 +62,7 @@ def _rule_matches(rule: dict[str, Any], pod: dict[str, Any], exit_code: int) -> 
 
 class JobLifecycle(PodControls):
     def _job(self, ns: str, name: str) -> dict[str, Any]:
-        job = self.store.get(JOBS, ns, name)
-        for condition in (job.get("status") or {}).get("conditions") or []:
-            if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
-                raise ValueError(f"Job {ns}/{name} has already finished ({condition['type']})")
-        return job
+        return self.unfinished(JOBS, ns, name, ("Complete", "Failed"))
 
     def _job_pod(self, ns: str, job: dict[str, Any]) -> dict[str, Any]:
         meta = job["metadata"]

@@ -8,7 +8,7 @@ import copy
 import secrets
 from typing import Any
 
-from tests.kubernetes.apiserver.resources import resource
+from tests.kubernetes.apiserver.resources import Resource, resource
 from tests.kubernetes.apiserver.store import MERGE, Store, now
 
 PODS = resource("", "v1", "pods")
@@ -25,6 +25,18 @@ class PodControls:
     ) -> dict[str, Any]:
         """A controller's status write (merge patch on /status: lists are replaced)."""
         obj, _ = self.store.patch(res, ns, name, MERGE, {"status": status}, manager, sub="status")
+        return obj
+
+    def unfinished(
+        self, res: Resource, ns: str, name: str, final: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """The object, which must not carry a ``final`` condition yet (a test's mistake)."""
+        obj = self.store.get(res, ns, name)
+        for condition in (obj.get("status") or {}).get("conditions") or []:
+            if condition["type"] in final and condition["status"] == "True":
+                raise ValueError(
+                    f"{res.kind} {ns}/{name} has already finished ({condition['type']})"
+                )
         return obj
 
     def set_pod_log(self, ns: str, pod: str, text: str) -> None:
