@@ -390,3 +390,24 @@ def test_injected_errors_answer_the_next_matching_requests(
     kube_server.inject_errors(429, times=1, verb="list", resource="jobs", retry_after=0)
     assert batch.list_namespaced_job("ml").items == []
     assert [r.verb for r in kube_server.requests] == ["list", "list"]
+
+
+def test_secret_string_data_is_stored_as_data(kube_api: client.ApiClient) -> None:
+    core = client.CoreV1Api(kube_api)
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "token"},
+        "stringData": {"token": "s3cret"},
+    }
+    core.patch_namespaced_secret("token", "ml", body, field_manager="pipeform", _content_type=APPLY)
+    stored = core.read_namespaced_secret("token", "ml")
+    assert (stored.data, stored.string_data, stored.type) == ({"token": "czNjcmV0"}, None, "Opaque")
+    again = core.patch_namespaced_secret(
+        "token", "ml", body, field_manager="pipeform", _content_type=APPLY
+    )
+    assert again.metadata.resource_version == stored.metadata.resource_version
+    with pytest.raises(ApiException) as error:
+        core.create_namespaced_secret("ml", {"metadata": {"name": "bad"}, "data": {"k": "%%"}})
+    assert error.value.status == 400
+    assert core.list_namespaced_secret("no-such-namespace").items == []
