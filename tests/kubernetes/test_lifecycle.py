@@ -148,3 +148,27 @@ def test_quota_status_and_discovery_for_the_dynamic_client(
     )
     assert [r.metadata.name for r in rules.get(namespace="ml").items] == ["alerts"]
     assert client.VersionApi(kube_api).get_code().git_version.startswith("v1.")
+
+
+def test_a_pending_pod_says_why_and_a_failure_falls_back_to_its_log(
+    kube_api: client.ApiClient, kube_server: KubeServer
+) -> None:
+    core = client.CoreV1Api(kube_api)
+    body = job()
+    body["spec"]["template"]["spec"]["containers"][0]["terminationMessagePolicy"] = (
+        "FallbackToLogsOnError"
+    )
+    apply_job(kube_api, body)
+    gpu = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    [name] = kube_server.job_pending("ml", "train", unschedulable=gpu)
+    pod = core.read_namespaced_pod_status(name, "ml")
+    assert (pod.status.phase, pod.status.conditions[0].reason) == ("Pending", "Unschedulable")
+    events = core.list_namespaced_event("ml", field_selector=f"involvedObject.name={name}").items
+    assert [(e.reason, e.message) for e in events] == [("FailedScheduling", gpu)]
+    kube_server.job_pending("ml", "train", waiting=("ImagePullBackOff", "Back-off pulling image"))
+    waiting = core.read_namespaced_pod_status(name, "ml").status.container_statuses[0].state
+    assert waiting.waiting.reason == "ImagePullBackOff"
+    log = "".join(f"line {n}\n" for n in range(100))
+    kube_server.job_pod_failed("ml", "train", 1, log=log)
+    failed = core.read_namespaced_pod_status(name, "ml").status.container_statuses[0]
+    assert failed.state.terminated.message == "".join(f"line {n}\n" for n in range(20, 100))

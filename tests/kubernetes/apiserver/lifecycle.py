@@ -90,12 +90,20 @@ class JobLifecycle(PodControls):
         }
         return self.set_status(JOBS, ns, job["metadata"]["name"], body, CONTROLLER)
 
-    def job_pending(self, ns: str, name: str) -> list[str]:
-        """One pod Pending (created if need be); ``status.active`` counts it. The pod names."""
+    def job_pending(
+        self,
+        ns: str,
+        name: str,
+        waiting: tuple[str, str] | None = None,
+        unschedulable: str | None = None,
+    ) -> list[str]:
+        """One pod Pending (created if need be); ``status.active`` counts it. ``waiting``:
+        its container's (reason, message), e.g. ("ErrImagePull", "..."); ``unschedulable``:
+        the scheduler's message (PodScheduled False, a FailedScheduling event). The pods."""
         job = self._job(ns, name)
         pods = self._active_pods(ns, job, 1)
         for pod in pods:
-            self.set_pod_phase(ns, pod, "Pending")
+            self.set_pod_phase(ns, pod, "Pending", waiting=waiting, unschedulable=unschedulable)
         self._job_status(ns, job, active=len(pods), ready=0)
         return [p["metadata"]["name"] for p in pods]
 
