@@ -108,6 +108,9 @@ class ApiError(Exception):
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        return f"{self.code} {self.reason}: {self.message}"
+
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "kind": "Status",

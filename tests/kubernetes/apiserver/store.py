@@ -293,6 +293,12 @@ class Store:
         with self.lock:
             if content_type == APPLY:
                 return self._apply(res, namespace, name, body, manager, force, sub)
+            if force:
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    "force: Invalid value: true: may not be specified for non-apply patch",
+                )
             old = self._current(res, namespace, name)
             if content_type == JSON_PATCH:
                 new = patches.json_patch(old, body)
@@ -333,6 +339,8 @@ class Store:
         if not isinstance(body, dict):
             raise ApiError.bad_request("apply patch must be an object")
         meta = body.get("metadata") or {}
+        if meta.get("managedFields"):
+            raise ApiError.bad_request("metadata.managedFields must be nil")
         if meta.get("name") != name:
             raise ApiError.bad_request(
                 f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
