@@ -156,6 +156,14 @@ def _telemetry(
     ):
         if value is not None:
             gauge(name, doc)().set(value)
+    if telemetry.champion_delta is not None:
+        metric, delta = telemetry.champion_delta
+        gauge(
+            "pipeform_training_champion_delta",
+            "The last run's model against the champion on the champion gate's metric, both "
+            "scored on its validation split: positive when better, negative when worse",
+            "metric",
+        )(metric=metric).set(delta)
     if telemetry.batches.count:
         registry.register(_StepTimes(extra, telemetry))
 

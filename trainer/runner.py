@@ -105,6 +105,9 @@ def _finish(
     if passed and config.registry is not None:
         registry = _open_registry(config)
         promotion = _promotion(config, registry, found, data.validation)
+        compared = (promotion or {}).get("champion") or {}
+        if isinstance(compared.get("delta"), float):
+            report.telemetry.champion_delta = (str(compared["metric"]), compared["delta"])
     state = outcome.state
     training = {
         "epochs": state.epoch,

@@ -10,7 +10,9 @@ Rank 0 measures (the rank that pushes, ``trainer.pushmetrics``):
 * its checkpoints: writes that failed, checkpoints found unusable when the run resumed,
   and the newest good one (its step and when it was written);
 * its process's CPU time and peak resident memory (``getrusage``), and on a GPU the peak
-  memory the CUDA allocator reserved as a share of the device's memory.
+  memory the CUDA allocator reserved as a share of the device's memory;
+* with a champion gate, how much better (positive) or worse than the champion the new
+  model scored on the gate's metric (the model performance delta).
 
 No torch at import: ``BatchTimer`` imports it only to time steps on a GPU.
 """
@@ -80,7 +82,7 @@ class BatchTimer:
         if self.cuda:
             import torch
 
-            self._started = torch.cuda.Event(enable_timing=True)
+            self._started = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
             self._started.record()
         else:
             self._started = time.perf_counter()
@@ -89,7 +91,7 @@ class BatchTimer:
         if self.cuda:
             import torch
 
-            ended = torch.cuda.Event(enable_timing=True)
+            ended = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
             ended.record()
             self._pending.append((self._started, ended))
             if len(self._pending) >= PENDING:
@@ -121,6 +123,8 @@ class Telemetry:
     cpu_seconds: float | None = None
     peak_memory_bytes: float | None = None
     gpu_memory_peak_ratio: float | None = None
+    #: (metric, delta) of the champion gate's comparison; delta > 0: the new model is better
+    champion_delta: tuple[str, float] | None = None
 
     def finish(self, cuda_device: Any = None) -> Telemetry:
         """Read the process's resource use as the run ends (rank 0's process)."""

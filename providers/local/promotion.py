@@ -189,9 +189,9 @@ def waiting(settings: LocalSettings, spec: JSON, outputs: JSON) -> str | None:
     if status == AWAITING:
         return f"{shown}: awaits approval (pipeform approve {model}@{version})"
     if champion_held:
-        why = str(promotion.get("reason") or "").removeprefix("not promoted: ")
+        verdict = str(promotion.get("reason") or "").removeprefix("not promoted: ")
         return (
-            f"{shown}: not promoted by the champion gate: {why} "
+            f"{shown}: not promoted by the champion gate: {verdict} "
             f"(pipeform approve {model}@{version} promotes it anyway)"
         )
     slo = (_register(spec).get("promoteWhen") or {}).get("sloNotBurning")

@@ -119,6 +119,14 @@ def _executive(ws: str, jobs: str) -> ViewSpec:
                         "{{pipeform_job}} {{metric}}",
                     ),
                     PanelSpec(
+                        "Performance delta against the champion",
+                        "How much better (positive) or worse each job's last model scored than the version its alias named, on the champion gate's metric and the new validation split (register.championGate).",
+                        f"pipeform_training_champion_delta and {jobs}",
+                        "timeseries",
+                        "none",
+                        "{{pipeform_job}} {{metric}}",
+                    ),
+                    PanelSpec(
                         "SLO error budget remaining",
                         "Share of each SLO's error budget left over its window (recording rules of the SLO documents).",
                         "pipeform_slo:error_budget_remaining:ratio",

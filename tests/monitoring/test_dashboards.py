@@ -104,7 +104,7 @@ def _exported() -> set[str]:
 
 def _telemetry() -> Telemetry:
     """What a run on a GPU that wrote a checkpoint measures."""
-    telemetry = Telemetry(gpu_memory_peak_ratio=0.5)
+    telemetry = Telemetry(gpu_memory_peak_ratio=0.5, champion_delta=("auc", -0.02))
     telemetry.batches.observe(0.01)
     telemetry.checkpoints.last_good_at, telemetry.checkpoints.last_good_step = 1.0, 10
     return telemetry.finish()
@@ -142,6 +142,7 @@ def test_every_panel_names_only_metrics_that_pipeform_exports() -> None:
         "pipeform_dataset_drift_psi",
         "pipeform_training_peak_memory_bytes",
         "pipeform_training_requested_cpu_cores",
+        "pipeform_training_champion_delta",
     } <= used
     assert used - exported == set()
 

@@ -83,6 +83,11 @@ def test_rows_from_the_same_distribution_refresh_the_data_but_keep_the_model(
     assert "TrainingJob/expense-model" not in applied.stdout
     assert qs.runs(tree) == before  # nothing trained
     assert "No changes." in qs.pipeform(tree, "plan").stdout
+    # each column's PSI against the snapshot before is an output (and so a metric)
+    shown = qs.pipeform(tree, "state", "show", "Dataset/rand-hie")
+    drift = json.loads(shown.stdout)["outputs"]["drift"]
+    assert "xage" in drift and "zper" in drift
+    assert all(0 <= psi < 0.2 for name, psi in drift.items() if name != "zper"), drift
 
 
 def test_shifted_rows_plan_a_retrain_naming_the_psi_and_record_its_outcome(tree: Path) -> None:
