@@ -7,7 +7,10 @@ survives a failed run). ``pipeform_training_runs_total`` is a cumulative count b
 pushed as a gauge: a pushed counter is just its last value to the Pushgateway, and the
 count must not restart at each process, so the executor passes the job's earlier counts
 and this run is added to them. A failed push is logged as a warning and never raised:
-metrics must not fail a run. Imports prometheus_client only (no torch).
+metrics must not fail a run. With them go what the run measured about itself
+(``trainer.telemetry``): its step-time histogram, checkpoint failures and last good
+checkpoint, CPU time and peak memory, and the champion delta. Imports prometheus_client
+only (no torch).
 """
 
 from __future__ import annotations
