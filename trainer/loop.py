@@ -38,6 +38,7 @@ from trainer.errors import Preempted, TrainerError
 from trainer.models import build_model
 from trainer.progress import Reporter
 from trainer.remote import CheckpointMirror
+from trainer.telemetry import BatchTimer, Telemetry
 
 #: a test hook: "sigterm@<step>" or "sigkill@<step>", optionally ":rank<N>" (default rank 0);
 #: the process signals itself after that global step
@@ -200,6 +201,9 @@ class Trainer:
         self._train_seconds = 0.0
         self._last_save_time = time.monotonic()
         self._loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)
+        #: step times, checkpoints and resource use, pushed with the run's metrics (rank 0)
+        self.telemetry = Telemetry()
+        self._timer = BatchTimer(self.telemetry.batches, ctx.cuda)
 
     # -- checkpoints ---------------------------------------------------------------------
 
@@ -219,6 +223,7 @@ class Trainer:
                 self.reporter.event(
                     "checkpoint-skipped", path=str(skipped.path), reason=skipped.reason
                 )
+            self.telemetry.checkpoints.unusable += len(found.skipped)
             chosen = str(found.path) if found.path else None
         chosen = distributed.broadcast(self.ctx, chosen)
         if chosen is None:
@@ -235,6 +240,12 @@ class Trainer:
         self.reporter.event(
             "resumed", checkpoint=chosen, epoch=self.state.epoch, step=self.state.global_step
         )
+        if self.ctx.is_main:
+            good = self.telemetry.checkpoints
+            good.last_good_at, good.last_good_step = (
+                Path(chosen).stat().st_mtime,
+                self.state.global_step,
+            )
         return chosen
 
     def _payload(self) -> dict[str, Any]:
@@ -259,15 +270,21 @@ class Trainer:
         path: str | None = None
         if self.ctx.is_main:
             started = time.monotonic()
-            written = checkpoint.save(
-                self.checkpoint_dir,
-                self.state.global_step,
-                self._payload(),
-                self.config.checkpoint.keep,
-            )
+            good = self.telemetry.checkpoints
+            try:
+                written = checkpoint.save(
+                    self.checkpoint_dir,
+                    self.state.global_step,
+                    self._payload(),
+                    self.config.checkpoint.keep,
+                )
+                if self.mirror is not None:
+                    self.mirror.push(written)
+            except Exception:
+                good.write_failures += 1
+                raise
             path = str(written)
-            if self.mirror is not None:
-                self.mirror.push(written)
+            good.last_good_at, good.last_good_step = time.time(), self.state.global_step
             self.reporter.event(
                 "checkpoint",
                 path=path,
@@ -350,8 +367,11 @@ class Trainer:
         self._loss_sum = loss_sum
         started, rows = time.monotonic(), 0
         world = self.ctx.world_size
+        timer = self._timer
         for x, y in self._batches(epoch):
+            timer.start()
             loss_sum += self._step(wrapped, x, y)
+            timer.stop()
             rows += int(x.shape[0]) * world
             self.state.step_in_epoch += 1
             self.state.global_step += 1
@@ -365,6 +385,7 @@ class Trainer:
             self._after_step()
         self._train_seconds += time.monotonic() - started
         self._samples += rows
+        timer.flush()
         return float(loss_sum.item()) / max(1, self.state.step_in_epoch)
 
     def _end_epoch(self, epoch: int, train_loss: float, epoch_seconds: float) -> bool:

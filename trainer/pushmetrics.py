@@ -7,20 +7,26 @@ survives a failed run). ``pipeform_training_runs_total`` is a cumulative count b
 pushed as a gauge: a pushed counter is just its last value to the Pushgateway, and the
 count must not restart at each process, so the executor passes the job's earlier counts
 and this run is added to them. A failed push is logged as a warning and never raised:
-metrics must not fail a run. Imports prometheus_client only (no torch).
+metrics must not fail a run. With them go what the run measured about itself
+(``trainer.telemetry``): its step-time histogram, checkpoint failures and last good
+checkpoint, CPU time and peak memory, and the champion delta. Imports prometheus_client
+only (no torch).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
+from prometheus_client.core import HistogramMetricFamily, Metric
 from prometheus_client.exposition import basic_auth_handler, default_handler
+from prometheus_client.registry import Collector
 
 from trainer.config import MetricsTarget
+from trainer.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +34,7 @@ JOB = "pipeform_trainer"
 RESULTS = ("succeeded", "failed", "gated")
 PUSH_TIMEOUT_SECONDS = 10.0
 _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-_RESERVED = {"job", "instance", "pipeform_job", "metric", "result"}
+_RESERVED = {"job", "instance", "pipeform_job", "metric", "result", "stage", "le"}
 
 Handler = Callable[..., Callable[[], None]]
 
@@ -57,6 +63,7 @@ def build_registry(
     samples_per_second: float | None,
     finished_at: float,
     prior_counts: dict[str, int] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> CollectorRegistry:
     """The gauges of one finished run, labelled with the target's extra labels."""
     registry = CollectorRegistry()
@@ -104,7 +111,80 @@ def build_registry(
     )
     for result, count in counts.items():
         runs(result=result).set(count)
+    if telemetry is not None:
+        _telemetry(registry, gauge, extra, telemetry)
     return registry
+
+
+def _telemetry(
+    registry: CollectorRegistry,
+    gauge: Callable[..., Callable[..., Gauge]],
+    extra: dict[str, str],
+    telemetry: Telemetry,
+) -> None:
+    """Step times, checkpoints and resource use of the run (see trainer.telemetry)."""
+    saved = telemetry.checkpoints
+    failures = gauge(
+        "pipeform_training_checkpoint_failures",
+        "Checkpoints of the last run that could not be written (stage=write) or were found "
+        "damaged or unusable when it resumed (stage=resume)",
+        "stage",
+    )
+    failures(stage="write").set(saved.write_failures)
+    failures(stage="resume").set(saved.unusable)
+    if saved.last_good_at is not None and saved.last_good_step is not None:
+        gauge(
+            "pipeform_training_last_checkpoint_timestamp_seconds",
+            "Unix time the newest good checkpoint was written (or, resumed, its file's time)",
+        )().set(saved.last_good_at)
+        gauge(
+            "pipeform_training_last_checkpoint_step", "Global step of the newest good checkpoint"
+        )().set(saved.last_good_step)
+    for name, doc, value in (
+        (
+            "pipeform_training_cpu_seconds",
+            "CPU time of the last run's process",
+            telemetry.cpu_seconds,
+        ),
+        (
+            "pipeform_training_peak_memory_bytes",
+            "Peak resident memory of the last run's process",
+            telemetry.peak_memory_bytes,
+        ),
+        (
+            "pipeform_training_gpu_memory_peak_ratio",
+            "Peak GPU memory the last run reserved, as a share of the device's memory",
+            telemetry.gpu_memory_peak_ratio,
+        ),
+    ):
+        if value is not None:
+            gauge(name, doc)().set(value)
+    if telemetry.champion_delta is not None:
+        metric, delta = telemetry.champion_delta
+        gauge(
+            "pipeform_training_champion_delta",
+            "The last run's model against the champion on the champion gate's metric, both "
+            "scored on its validation split: positive when better, negative when worse",
+            "metric",
+        )(metric=metric).set(delta)
+    if telemetry.batches.count:
+        registry.register(_StepTimes(extra, telemetry))
+
+
+class _StepTimes(Collector):
+    """The step-time histogram, from the buckets the run counted (trainer.telemetry)."""
+
+    def __init__(self, extra: dict[str, str], telemetry: Telemetry) -> None:
+        self.extra, self.times = extra, telemetry.batches
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(
+            "pipeform_training_batch_seconds",
+            "Time of each training step (forward, backward, optimizer) of the last run",
+            labels=list(self.extra),
+        )
+        family.add_metric(list(self.extra.values()), self.times.buckets(), self.times.total)
+        yield family
 
 
 def _gateway_and_handler(url: str) -> tuple[str, Handler, str]:
@@ -138,6 +218,7 @@ def push_run_metrics(
     samples_per_second: float | None,
     finished_at: float,
     prior_counts: dict[str, int] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> None:
     """Push one finished run's metrics; do nothing without a Pushgateway URL; never raise."""
     if not target.pushgateway_url:
@@ -156,6 +237,7 @@ def push_run_metrics(
             samples_per_second=samples_per_second,
             finished_at=finished_at,
             prior_counts=prior_counts,
+            telemetry=telemetry,
         )
         pushadd_to_gateway(
             gateway,

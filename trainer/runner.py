@@ -38,6 +38,7 @@ from trainer.errors import BadInputError, Preempted, TrainerError
 from trainer.gates import check_gates
 from trainer.progress import Reporter, process_started_at
 from trainer.redact import scrub
+from trainer.telemetry import Telemetry
 
 DEBUG_ENV = "PIPEFORM_DEBUG"
 
@@ -49,6 +50,8 @@ class Report:
     status: str = "failed"
     code: int = EXIT_FAILED
     fields: dict[str, Any] = field(default_factory=dict)
+    #: what the run measured about itself, pushed with its metrics (not in result.json)
+    telemetry: Telemetry = field(default_factory=Telemetry)
 
     def result(self, config: RunConfig, duration: float) -> RunResult:
         return RunResult(
@@ -102,6 +105,9 @@ def _finish(
     if passed and config.registry is not None:
         registry = _open_registry(config)
         promotion = _promotion(config, registry, found, data.validation)
+        compared = (promotion or {}).get("champion") or {}
+        if isinstance(compared.get("delta"), float):
+            report.telemetry.champion_delta = (str(compared["metric"]), compared["delta"])
     state = outcome.state
     training = {
         "epochs": state.epoch,
@@ -254,6 +260,7 @@ def _train(
     )
     trainer = Trainer(config, data, ctx, reporter, stop, started)
     trainer.mirror = mirror
+    report.telemetry = trainer.telemetry
     try:
         outcome = trainer.run()
     finally:
@@ -270,10 +277,24 @@ def _train(
         report.status, report.code = "succeeded", EXIT_OK
 
 
-def _push(config: RunConfig, result: RunResult, finished_at: float, reporter: Reporter) -> None:
+def _push(
+    config: RunConfig,
+    result: RunResult,
+    finished_at: float,
+    reporter: Reporter,
+    report: Report,
+    ctx: distributed.Context | None,
+) -> None:
     target = config.metrics
     if target is None or not target.pushgateway_url:
         return
+    try:
+        telemetry: Telemetry | None = report.telemetry.finish(
+            ctx.device if ctx is not None and ctx.cuda else None
+        )
+    except Exception as error:  # never fails the run
+        reporter.event("warning", message=scrub(f"reading resource use failed: {error}"))
+        telemetry = None
     try:
         from trainer.pushmetrics import push_run_metrics
     except ImportError:
@@ -289,6 +310,7 @@ def _push(config: RunConfig, result: RunResult, finished_at: float, reporter: Re
             samples_per_second=result.samples_per_second,
             finished_at=finished_at,
             prior_counts=dict(target.prior_counts),
+            telemetry=telemetry,
         )
     except Exception as error:  # never fails the run
         reporter.event("warning", message=scrub(f"pushing metrics failed: {error}"))
@@ -343,7 +365,7 @@ def run(config: RunConfig, started: float | None = None) -> int:
                 file=sys.stderr,
             )
             report.code = EXIT_FAILED
-        _push(config, result, finished_at, reporter)
+        _push(config, result, finished_at, reporter, report, ctx)
         reporter.event(
             "finished", status=result.status, exit_code=report.code, seconds=result.duration_seconds
         )

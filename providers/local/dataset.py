@@ -13,6 +13,7 @@ pyarrow is imported only when a snapshot is taken.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,23 @@ def _store(settings: LocalSettings, data: Path, sha256: str) -> str:
     return uri
 
 
+def _drift(report: Path) -> dict[str, float]:
+    """PSI by column against the previous snapshot, from the validation report's drift
+    checks (none without validation.drift or a previous snapshot)."""
+    try:
+        checks = json.loads(report.read_text(encoding="utf-8")).get("checks") or []
+    except (OSError, ValueError):
+        return {}
+    return {
+        str(c["column"]): float(c["observed"])
+        for c in checks
+        if isinstance(c, dict)
+        and c.get("rule") == "drift"
+        and c.get("column")
+        and isinstance(c.get("observed"), int | float)
+    }
+
+
 def _outputs(manifest: JSON, data: Path, report: Path) -> dict[str, Any]:
     return {
         "snapshot": manifest["id"],
@@ -239,4 +257,5 @@ def _outputs(manifest: JSON, data: Path, report: Path) -> dict[str, Any]:
         "report": str(report),
         "createdAt": manifest["createdAt"],
         "summary": manifest["summary"],
+        "drift": _drift(report),
     }

@@ -7,7 +7,8 @@ SLO's burn-rate alerts fires in the Prometheus the Workspace names
 (``providers.prometheus.url``, a trusted setting), and a later plan and apply move it once
 the alert resolved. What happened is the TrainingJob's ``promotion`` output (model, alias,
 version, status ``promoted`` | ``awaiting-approval`` | ``held`` | ``not-promoted``, reason,
-and ``from``: the version the alias named before); ``aliasHistory`` lists the versions the
+``from``: the version the alias named before, and ``gate: champion`` when the champion gate
+kept the alias, which the next plan lists as waiting); ``aliasHistory`` lists the versions the
 alias named, oldest first, which ``pipeform rollback`` walks back.
 """
 
@@ -22,6 +23,8 @@ from providers.local.training_config import registry_target
 from reconciler.diagnostics import Diagnostic, error
 
 PROMOTED, AWAITING, HELD, NOT_PROMOTED = "promoted", "awaiting-approval", "held", "not-promoted"
+#: the promotion's ``gate`` when the trainer's champion gate kept the alias
+CHAMPION_GATE = "champion"
 HISTORY_KEPT = 50
 
 
@@ -129,7 +132,7 @@ def after_run(
     if current == version:
         promotion.update(status=PROMOTED, reason=trainer_note or "")
     elif champion_held:
-        promotion.update(status=NOT_PROMOTED, reason=champion_held)
+        promotion.update(status=NOT_PROMOTED, reason=champion_held, gate=CHAMPION_GATE)
     elif register.get("approval") == "required":
         promotion.update(
             status=AWAITING,
@@ -172,14 +175,25 @@ def release(settings: LocalSettings, spec: JSON, outputs: JSON) -> str | None:
 
 
 def waiting(settings: LocalSettings, spec: JSON, outputs: JSON) -> str | None:
-    """For a plan: the recorded version that waits for an approval or a condition."""
+    """For a plan: the recorded version that waits for an approval or a condition, or
+    that the champion gate kept from the alias (an approval promotes it anyway)."""
     promotion = outputs.get("promotion")
-    if not isinstance(promotion, dict) or promotion.get("status") not in (AWAITING, HELD):
+    if not isinstance(promotion, dict):
+        return None
+    status = promotion.get("status")
+    champion_held = status == NOT_PROMOTED and promotion.get("gate") == CHAMPION_GATE
+    if status not in (AWAITING, HELD) and not champion_held:
         return None
     shown = f"{promotion['model']} v{promotion['version']} -> alias {promotion['alias']}"
-    if promotion.get("status") == AWAITING:
-        model, version = promotion["model"], promotion["version"]
+    model, version = promotion["model"], promotion["version"]
+    if status == AWAITING:
         return f"{shown}: awaits approval (pipeform approve {model}@{version})"
+    if champion_held:
+        verdict = str(promotion.get("reason") or "").removeprefix("not promoted: ")
+        return (
+            f"{shown}: not promoted by the champion gate: {verdict} "
+            f"(pipeform approve {model}@{version} promotes it anyway)"
+        )
     slo = (_register(spec).get("promoteWhen") or {}).get("sloNotBurning")
     why = slo_burning(settings, slo) if slo else None
     return f"{shown}: held: {why}" if why else None

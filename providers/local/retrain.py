@@ -94,16 +94,29 @@ def _age(record: JSON) -> float | None:
     return time.time() - datetime.fromisoformat(finished.replace("Z", "+00:00")).timestamp()
 
 
-def decide(settings: LocalSettings, spec: JSON, policy: JSON, trained: JSON) -> Decision:
-    """Retrain or not, for a job whose features moved since ``trained`` (its run record)."""
-    from reconciler.kinds.quantities import format_duration
+def shown_age(seconds: float) -> str:
+    """An age in the units a maxAge is written in, weeks left as days: ``8d``, ``1d12h``,
+    ``45m``; whole minutes (whole seconds under a minute)."""
+    rest = int(seconds) if seconds < 60 else int(seconds) // 60 * 60
+    out = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(out) or "0s"
 
-    max_age = policy.get("maxAge")
+
+def decide(settings: LocalSettings, spec: JSON, policy: JSON, trained: JSON) -> Decision:
+    """Retrain or not, for a job whose features moved since ``trained`` (its run record).
+    The model's age counts from the end of the run that trained it (its record's last
+    attempt)."""
+    from reconciler.kinds.quantities import parse_duration
+
+    written = policy.get("maxAge")  # as the spec JSON keeps it: "1w", "36h"
+    max_age = parse_duration(written) if written is not None else None
     age = _age(trained)
-    if max_age is not None and age is not None and age > float(max_age):
-        return Decision(
-            True, f"model is {format_duration(age)} old (maxAge {format_duration(float(max_age))})"
-        )
+    if max_age is not None and age is not None and age > max_age:
+        return Decision(True, f"model is {shown_age(age)} old (maxAge {shown_age(max_age)})")
     featureset = (trained.get("inputs") or {}).get("featureSet")
     reference = training_snapshot(settings, spec, str(featureset)) if featureset else None
     if reference is None:

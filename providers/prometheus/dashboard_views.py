@@ -119,6 +119,14 @@ def _executive(ws: str, jobs: str) -> ViewSpec:
                         "{{pipeform_job}} {{metric}}",
                     ),
                     PanelSpec(
+                        "Performance delta against the champion",
+                        "How much better (positive) or worse each job's last model scored than the version its alias named, on the champion gate's metric and the new validation split (register.championGate).",
+                        f"pipeform_training_champion_delta and {jobs}",
+                        "timeseries",
+                        "none",
+                        "{{pipeform_job}} {{metric}}",
+                    ),
+                    PanelSpec(
                         "SLO error budget remaining",
                         "Share of each SLO's error budget left over its window (recording rules of the SLO documents).",
                         "pipeform_slo:error_budget_remaining:ratio",
@@ -214,8 +222,71 @@ def _oncall(ws: str, jobs: str) -> ViewSpec:
                         "stat",
                         "none",
                     ),
+                    *_saturation(ws, jobs),
                 ),
             ),
+            ("Checkpoints", _checkpoints(jobs)),
+        ),
+    )
+
+
+def _saturation(ws: str, jobs: str) -> tuple[PanelSpec, ...]:
+    """What each job's last run used of what it asked for (rank 0's process)."""
+    return (
+        PanelSpec(
+            "CPU saturation",
+            "CPU time of each job's last run over its duration and the cores it asked for (spec.resources.cpu); 1 = every core busy all along.",
+            "(pipeform_training_cpu_seconds / pipeform_training_run_duration_seconds)"
+            f' / on (pipeform_job) pipeform_training_requested_cpu_cores{{workspace="{ws}"}}',
+            "bargauge",
+            "percentunit",
+            "{{pipeform_job}}",
+        ),
+        PanelSpec(
+            "Memory saturation",
+            "Peak resident memory of each job's last run over the memory it asked for (spec.resources.memory).",
+            "pipeform_training_peak_memory_bytes"
+            f' / on (pipeform_job) pipeform_training_requested_memory_bytes{{workspace="{ws}"}}',
+            "bargauge",
+            "percentunit",
+            "{{pipeform_job}}",
+        ),
+        PanelSpec(
+            "GPU memory saturation",
+            "Peak GPU memory each job's last run reserved, as a share of the device's memory (runs on a GPU only).",
+            f"pipeform_training_gpu_memory_peak_ratio and {jobs}",
+            "bargauge",
+            "percentunit",
+            "{{pipeform_job}}",
+        ),
+    )
+
+
+def _checkpoints(jobs: str) -> tuple[PanelSpec, ...]:
+    return (
+        PanelSpec(
+            "Checkpoint failures",
+            "Checkpoints of each job's last run that could not be written (write) or were found damaged or unusable when it resumed (resume).",
+            f"pipeform_training_checkpoint_failures and {jobs}",
+            "bargauge",
+            "none",
+            "{{pipeform_job}} {{stage}}",
+        ),
+        PanelSpec(
+            "Time since the last good checkpoint",
+            "Seconds since each job's newest good checkpoint was written: where a failed run resumes from.",
+            f"(time() - pipeform_training_last_checkpoint_timestamp_seconds) and {jobs}",
+            "bargauge",
+            "s",
+            "{{pipeform_job}}",
+        ),
+        PanelSpec(
+            "Step of the last good checkpoint",
+            "Global training step of each job's newest good checkpoint.",
+            f"pipeform_training_last_checkpoint_step and {jobs}",
+            "table",
+            "none",
+            "{{pipeform_job}}",
         ),
     )
 
@@ -269,6 +340,37 @@ def _debug(ws: str, jobs: str) -> ViewSpec:
                         "timeseries",
                         "s",
                         "{{pipeform_job}}",
+                    ),
+                    PanelSpec(
+                        "Step time, 99th percentile",
+                        "Time of a training step (forward, backward, optimizer) of each job's last run: 99% of its steps were faster.",
+                        "histogram_quantile(0.99, sum by (pipeform_job, le) "
+                        f"(pipeform_training_batch_seconds_bucket and {jobs}))",
+                        "timeseries",
+                        "s",
+                        "{{pipeform_job}}",
+                    ),
+                    PanelSpec(
+                        "Mean step time",
+                        "Mean time of a training step of each job's last run.",
+                        "(pipeform_training_batch_seconds_sum / pipeform_training_batch_seconds_count)"
+                        f" and {jobs}",
+                        "timeseries",
+                        "s",
+                        "{{pipeform_job}}",
+                    ),
+                ),
+            ),
+            (
+                "Data",
+                (
+                    PanelSpec(
+                        "Drift per column (PSI)",
+                        "PSI of each column of each Dataset's current snapshot against the snapshot before it (the columns spec.validation.drift checks).",
+                        f'pipeform_dataset_drift_psi{{workspace="{ws}"}}',
+                        "timeseries",
+                        "none",
+                        "{{dataset}} {{column}}",
                     ),
                 ),
             ),

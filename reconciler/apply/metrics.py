@@ -154,14 +154,25 @@ class ReconcilerMetrics(Collector):
             "1 when the Dataset's last apply failed (validation refused the data), else 0.",
             labels=["dataset"],
         )
+        psi = GaugeMetricFamily(
+            "pipeform_dataset_drift_psi",
+            "PSI of each column of the Dataset's current snapshot against the snapshot "
+            "before it (the columns its validation.drift checks).",
+            labels=["dataset", "column"],
+        )
         for r in _of_kind(state, "Dataset"):
             created = _timestamp(r.outputs.get("createdAt"))
             if created is not None:
                 snapshot.add_metric([_name(r)], created)
             bad = r.address in failed or r.status in (Status.FAILED, Status.TAINTED)
             invalid.add_metric([_name(r)], 1.0 if bad else 0.0)
+            drift = r.outputs.get("drift")
+            for column, value in sorted((drift if isinstance(drift, dict) else {}).items()):
+                if isinstance(value, int | float):
+                    psi.add_metric([_name(r), str(column)], float(value))
         yield snapshot
         yield invalid
+        yield psi
 
     def _budgets_and_jobs(self, state: State, at: float) -> Iterator[Metric]:
         spent = GaugeMetricFamily(
@@ -227,6 +238,32 @@ class ReconcilerMetrics(Collector):
                 cost.add_metric([_name(r), currency], amount)
         yield newest
         yield cost
+        yield from self._requested(state)
+
+    def _requested(self, state: State) -> Iterator[Metric]:
+        """What each TrainingJob's newest run asked for: the trainer's resource use over
+        these is its saturation."""
+        cpu = GaugeMetricFamily(
+            "pipeform_training_requested_cpu_cores",
+            "CPU cores the TrainingJob's newest run asked for (spec.resources.cpu).",
+            labels=["pipeform_job"],
+        )
+        memory = GaugeMetricFamily(
+            "pipeform_training_requested_memory_bytes",
+            "Memory the TrainingJob's newest run asked for (spec.resources.memory).",
+            labels=["pipeform_job"],
+        )
+        for r in _of_kind(state, "TrainingJob"):
+            runs = [run for run in r.outputs.get("runs") or [] if isinstance(run, dict)]
+            asked = runs[-1].get("resources") if runs else None
+            if not isinstance(asked, dict):
+                continue
+            if isinstance(asked.get("cpu"), int | float):
+                cpu.add_metric([_name(r)], float(asked["cpu"]))
+            if isinstance(asked.get("memoryGiB"), int | float):
+                memory.add_metric([_name(r)], float(asked["memoryGiB"]) * 2**30)
+        yield cpu
+        yield memory
 
     def _promotions(self, state: State) -> Iterator[Metric]:
         triggered = GaugeMetricFamily(

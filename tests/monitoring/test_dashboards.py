@@ -22,6 +22,7 @@ from reconciler.state.model import ResourceState, State
 from tests.monitoring.samples import ALERT_TEMPLATES, SLI_TEMPLATES, alert, slo
 from trainer import pushmetrics
 from trainer.config import MetricsTarget
+from trainer.telemetry import Telemetry
 
 OURS = "11111111-1111-4111-8111-111111111111"
 THEIRS = "22222222-2222-4222-8222-222222222222"
@@ -63,15 +64,24 @@ def _exported() -> set[str]:
         "durationSeconds": 3.0,
         "retrainTriggers": {"total": 2, "useful": 1},
         "promotion": {"status": "awaiting-approval"},
-        "runs": [{"id": "r1", "status": "succeeded", "finishedAt": now.isoformat()}],
+        "runs": [
+            {
+                "id": "r1",
+                "status": "succeeded",
+                "finishedAt": now.isoformat(),
+                "resources": {"cpu": 2, "memoryGiB": 4},
+            }
+        ],
     }
+    dataset = {"createdAt": now.isoformat(), "drift": {"xage": 0.01}}
     state = State(
         "l",
         1,
         {
             "TrainingJob/m": ResourceState(
                 "TrainingJob/m", "TrainingJob", "local", {}, "h", outputs=job
-            )
+            ),
+            "Dataset/d": ResourceState("Dataset/d", "Dataset", "local", {}, "h", outputs=dataset),
         },
     )
     names = _names(metrics.collect(state, metrics_report(), drift=0, budgets={"b": 0.5}))
@@ -82,6 +92,7 @@ def _exported() -> set[str]:
         duration_seconds=1.0,
         samples_per_second=10.0,
         finished_at=0.0,
+        telemetry=_telemetry(),
     )
     names |= _names(trainer)
     address, document = slo("success", SLI_TEMPLATES["training-success-rate"])
@@ -89,6 +100,14 @@ def _exported() -> set[str]:
         str(r["record"]) for r in rules.rule_group(address, document)["rules"] if "record" in r
     }
     return names
+
+
+def _telemetry() -> Telemetry:
+    """What a run on a GPU that wrote a checkpoint measures."""
+    telemetry = Telemetry(gpu_memory_peak_ratio=0.5, champion_delta=("auc", -0.02))
+    telemetry.batches.observe(0.01)
+    telemetry.checkpoints.last_good_at, telemetry.checkpoints.last_good_step = 1.0, 10
+    return telemetry.finish()
 
 
 def metrics_report() -> Any:
@@ -116,6 +135,15 @@ def test_every_panel_names_only_metrics_that_pipeform_exports() -> None:
     exported = _exported()
     used = set().union(*(_metric_names(e) for e in _all_exprs()))
     assert "pipeform_training_runs_total" in used and "pipeform_retrain_triggers" in used
+    assert {
+        "pipeform_training_checkpoint_failures",
+        "pipeform_training_last_checkpoint_timestamp_seconds",
+        "pipeform_training_batch_seconds_bucket",
+        "pipeform_dataset_drift_psi",
+        "pipeform_training_peak_memory_bytes",
+        "pipeform_training_requested_cpu_cores",
+        "pipeform_training_champion_delta",
+    } <= used
     assert used - exported == set()
 
 

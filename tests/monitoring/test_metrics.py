@@ -83,6 +83,34 @@ def test_a_successful_apply_is_counted_and_the_state_becomes_gauges() -> None:
     assert got[("pipeform_resources", (("kind", "Dataset"), ("status", "failed")))] == 1
 
 
+def test_drift_per_column_and_what_each_run_asked_for_are_exported() -> None:
+    state = State(
+        "lineage",
+        3,
+        {
+            r.address: r
+            for r in (
+                _resource("Dataset/expenses", {"drift": {"xage": 0.031, "linc": 0.4}}),
+                _resource("Dataset/fresh", {"drift": {}}),  # no snapshot before it
+                _resource(
+                    "TrainingJob/expense-model",
+                    {"runs": [{"id": "r1", "resources": {"cpu": 2, "memoryGiB": 4}}]},
+                ),
+                _resource("TrainingJob/never-ran", {"runs": []}),
+            )
+        },
+    )
+    got = _samples(metrics.collect(state))
+    psi = "pipeform_dataset_drift_psi"
+    assert got[(psi, (("column", "xage"), ("dataset", "expenses")))] == 0.031
+    assert got[(psi, (("column", "linc"), ("dataset", "expenses")))] == 0.4
+    assert not [key for key in got if key[0] == psi and ("dataset", "fresh") in key[1]]
+    job = (("pipeform_job", "expense-model"),)
+    assert got[("pipeform_training_requested_cpu_cores", job)] == 2
+    assert got[("pipeform_training_requested_memory_bytes", job)] == 4 * 2**30
+    assert not [key for key in got if ("pipeform_job", "never-ran") in key[1]]
+
+
 def test_a_failed_apply_keeps_the_last_success_time_out_of_the_push() -> None:
     report = ApplyReport([Outcome("Dataset/expenses", Action.UPDATE, "failed", "bad rows")], 12)
     got = _samples(metrics.collect(STATE, report))

@@ -240,14 +240,24 @@ class MlflowRegistry(Registry):
         )
 
     def package_path(self, version: ModelVersion, scratch: Path) -> Path:
-        """The version's package, downloaded from the server into scratch."""
+        """The version's package, downloaded from the server into scratch.
+
+        The version's artifact location is asked of this client first: a ``models:/`` URI
+        would be resolved against the process's default registry (``MLFLOW_REGISTRY_URI``
+        or ``./mlruns``), not this server, whatever ``tracking_uri`` says."""
         import mlflow.artifacts
 
         uri = f"models:/{version.model}/{version.version}"
+        location = self._call(
+            f"find {uri}",
+            lambda: self._client.get_model_version_download_uri(
+                version.model, str(version.version)
+            ),
+        )
         downloaded = self._call(
             f"download {uri}",
             lambda: mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=str(scratch), tracking_uri=self.tracking_uri
+                artifact_uri=location, dst_path=str(scratch), tracking_uri=self.tracking_uri
             ),
         )
         return Path(downloaded)
