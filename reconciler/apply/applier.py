@@ -265,12 +265,16 @@ class Applier:
         if prior is None:
             return
         provider = self.providers.get(prior.provider, change.address)
+        if prior.status is not Status.DELETING:  # a crash from here on: the next plan
+            # finishes the delete instead of reporting the object deleted outside pipeform
+            self._put(replace(prior, status=Status.DELETING), point="after-deleting-write")
         faults.point("before-provider-call", change.address)
-        self._retrying(
-            lambda: provider.delete(
-                DeleteRequest(self._ctx(change), prior.spec, prior.outputs, prior.external_id)
-            )
-        )
+        request = DeleteRequest(self._ctx(change), prior.spec, prior.outputs, prior.external_id)
+        try:
+            self._retrying(lambda: provider.delete(request))
+        except ProviderError:
+            self._put(prior)  # the delete failed: the object is as it was
+            raise
         faults.point("after-provider-call", change.address)
         self._remove(change.address, done=change if final else None)
 
