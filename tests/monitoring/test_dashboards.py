@@ -92,7 +92,7 @@ def _exported() -> set[str]:
 
 
 def metrics_report() -> Any:
-    from reconciler.apply.applier import ApplyReport
+    from reconciler.apply.report import ApplyReport
 
     return ApplyReport([], 1)
 
