@@ -18,6 +18,7 @@ import json
 import secrets as random
 from typing import Any
 
+from providers import secret_source
 from providers.aws.kind import AwsHandler, claim, is_ours
 from providers.aws.session import error_code, failure, tag_list, tags_dict
 from providers.base import (
@@ -35,8 +36,6 @@ from providers.base import (
 )
 from providers.handlers import inner_spec
 from providers.local.secret_store import fingerprint
-from providers.local.secrets import read_source as read_local_source
-from providers.local.secrets import source_path
 from providers.local.settings import LocalSettings
 from reconciler.diagnostics import Diagnostic, error
 
@@ -79,18 +78,17 @@ class SecretHandler(AwsHandler):
 
     def check(self, request: CheckRequest) -> list[Diagnostic]:
         source = inner_spec(request.spec).get("from")
-        try:
-            self._source_value(source, request.ctx)
-        except PermanentError as exc:
-            return [error(str(exc), address=request.ctx.address, path=source_path(source))]
-        return []
+        return secret_source.check(
+            request.ctx, source, lambda s: self._source_value(s, request.ctx)
+        )
 
     # --- the value and its fingerprint ------------------------------------------------------
 
     def _source_value(self, source: object, ctx: ResourceContext) -> bytes:
-        if isinstance(source, dict) and isinstance(source.get("awsSecretsManager"), dict):
-            return self._from_secrets_manager(source["awsSecretsManager"])
-        return read_local_source(source, LocalSettings.from_config({}, ctx.root))
+        settings = LocalSettings.from_config({}, ctx.root)
+        return secret_source.read(
+            source, settings, {"awsSecretsManager": self._from_secrets_manager}
+        )
 
     def _from_secrets_manager(self, where: JSON) -> bytes:
         secret_id = str(where.get("secretId"))

@@ -13,12 +13,14 @@ What the container gets:
   result, package) and the local registry read-write, each at its host path, so the run
   config needs no rewriting;
 - the image's non-root user (uid 10001, no capabilities). Rootless, podman maps it to the
-  user who runs pipeform (``--userns=keep-id:uid=10001,gid=10001``). As root, the run
-  directory and the local registry are handed to uid 10001 for the attempt and back to
-  their owner after it (``handed_over``), so the trainer reads the 0600 config and writes
-  the 0700 run directory, and what it wrote belongs to root again. (A ``--uidmap`` of
-  10001 to root would need no chown, but podman's idmapped overlay mounts are refused on
-  these machines.) A pipeform killed mid-run leaves the run directory with uid 10001 until
+  user who runs pipeform (``--userns=keep-id:uid=10001,gid=10001``), so what it writes is
+  that user's with nothing to hand over (tests/container/test_rootless.py; on cgroups v1
+  podman ignores the cpu and memory limits rootless, and says so in the run's log). As
+  root, the run directory and the local registry are handed to uid 10001 for the attempt
+  and back to their owner after it (``handed_over``), so the trainer reads the 0600
+  config and writes the 0700 run directory, and what it wrote belongs to root again. (A
+  ``--uidmap`` of 10001 to root would need no chown, but podman's idmapped overlay mounts
+  are refused on these machines.) A pipeform killed mid-run leaves the run directory with uid 10001 until
   the next apply resumes it and hands it back;
 - secrets as environment variables only: ``--env NAME`` (the value comes from the
   environment of ``podman run``, never from its command line or a file);
@@ -37,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -115,14 +118,40 @@ def find_image(image: str) -> Image:
         check=False,
     )
     found = done.stdout.split()
-    if done.returncode != 0 or len(found) != 2:
-        raise PermanentError(
-            f"the trainer image {image!r} does not exist on this machine; build it (make image) "
-            f"or pull it (podman pull {image}), or set providers.local.executor.image in the "
-            "Workspace"
-        )
-    name = image.split("@", 1)[0]
-    return Image(found[0], f"{name}@{found[1]}")
+    if done.returncode == 0 and len(found) == 2:
+        name = image.split("@", 1)[0]
+        return Image(found[0], f"{name}@{found[1]}")
+    if "image not known" not in done.stderr:
+        raise PermanentError(_podman_failed(done.stderr))
+    rootless = (
+        f" (rootless, podman keeps your own images, apart from root's: copy root's with "
+        f"sudo podman save {image} | podman load)"
+        if os.geteuid() != 0
+        else ""
+    )
+    raise PermanentError(
+        f"the trainer image {image!r} does not exist on this machine{rootless}; build it "
+        f"(make image) or pull it (podman pull {image}), or set "
+        "providers.local.executor.image in the Workspace"
+    )
+
+
+def _podman_failed(stderr: str) -> str:
+    """podman could not run at all: its last error line, and for rootless podman what it
+    needs (docs/reference/trainer.md, "Rootless")."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = lines[-1] if lines else "no error message"
+    logged = re.search(r'level=\w+ msg="(.*)"$', said)  # podman's log format
+    if logged:
+        said = logged.group(1).replace('\\"', '"')
+    if os.geteuid() == 0:
+        return f"podman failed: {said}"
+    return (
+        f"rootless podman failed: {said}; it needs subordinate ids for your user in "
+        "/etc/subuid and /etc/subgid (usermod --add-subuids/--add-subgids, then podman "
+        "system migrate), newuidmap (Debian package uidmap), and XDG_RUNTIME_DIR unset or "
+        "a directory you own"
+    )
 
 
 def user_mapping() -> list[str]:

@@ -1,8 +1,8 @@
 """Secret on the local provider: read the value from its source, keep it in the local store.
 
-At apply time the value is read from ``spec.from`` (an environment variable, or a file
-relative to the spec tree) and written to the local secret store, once per local target
-(``providers.local.secret_store``). Outputs and observed attributes carry only keyed
+At apply time the value is read from ``spec.from`` (``providers.secret_source``: an
+environment variable, or a file relative to the spec tree) and written to the local secret
+store, once per local target (``providers.local.secret_store``). Outputs and observed attributes carry only keyed
 fingerprints: ``observed.stored`` describes what the store holds and ``observed.source``
 what the source holds now, so a rotated source value (or an edited store) reads as drift
 and plans an in-place update. Targets on other platforms need their providers.
@@ -10,8 +10,7 @@ and plans an in-place update. Targets on other platforms need their providers.
 
 from __future__ import annotations
 
-import os
-
+from providers import secret_source
 from providers.base import (
     JSON,
     ApplyRequest,
@@ -30,66 +29,6 @@ from providers.local.kind import KindHandler, inner_spec
 from providers.local.secret_store import SecretStore, fingerprint, value_of
 from providers.local.settings import LocalSettings
 from reconciler.diagnostics import Diagnostic, error
-
-MAX_VALUE_BYTES = 1024 * 1024  # as Kubernetes Secrets
-
-
-def read_source(source: object, settings: LocalSettings) -> bytes:
-    """The secret value from spec.from; every failure is a PermanentError without the value."""
-    if not isinstance(source, dict):
-        raise PermanentError("spec.from names no source: use {env: VAR} or {file: path}")
-    if source.get("env"):
-        return _from_env(str(source["env"]))
-    if source.get("file"):
-        return _from_file(str(source["file"]), settings)
-    if source.get("awsSecretsManager"):
-        raise PermanentError(
-            "spec.from.awsSecretsManager needs the aws provider to read AWS Secrets Manager: "
-            "the local store takes {env: VAR} or {file: path}; a Secret whose targets are "
-            "[{provider: aws}] is realised by the aws provider, which reads it"
-        )
-    raise PermanentError("spec.from names no source: use {env: VAR} or {file: path}")
-
-
-def _from_env(variable: str) -> bytes:
-    value = os.environ.get(variable)
-    if value is None:
-        raise PermanentError(
-            f"environment variable {variable} is not set (set it or change spec.from)"
-        )
-    if value == "":
-        # CI systems expand a missing secret to "": storing that would hide the mistake.
-        raise PermanentError(
-            f"environment variable {variable} is empty (set it to the secret's value "
-            "or change spec.from)"
-        )
-    return os.fsencode(value)
-
-
-def _from_file(written: str, settings: LocalSettings) -> bytes:
-    path = settings.user_path(written, "spec.from.file")
-    if not path.is_file():
-        raise PermanentError(
-            f"spec.from.file {written!r} does not exist (create it, or change spec.from)"
-        )
-    size = path.stat().st_size
-    if size > MAX_VALUE_BYTES:
-        raise PermanentError(
-            f"spec.from.file {written!r} is {size} bytes; secrets may be at most {MAX_VALUE_BYTES}"
-        )
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise PermanentError(f"cannot read spec.from.file {written!r}: {exc.strerror}") from None
-
-
-def source_path(source: object) -> str:
-    """The field of spec.from that names the source (where a reading problem is shown)."""
-    if isinstance(source, dict):
-        for kind in ("env", "file", "awsSecretsManager"):
-            if source.get(kind):
-                return f"spec.from.{kind}"
-    return "spec.from"
 
 
 def target_problems(spec: JSON) -> list[str]:
@@ -136,14 +75,11 @@ class SecretHandler(KindHandler):
         return [error(p, address=ctx.address) for p in target_problems(inner_spec(spec))]
 
     def check(self, request: CheckRequest) -> list[Diagnostic]:
-        """The source must be readable before the apply changes anything (its value is read
-        and dropped here, and read again when the Secret is written)."""
         source = inner_spec(request.spec).get("from")
-        try:
-            read_source(source, self.settings)
-        except PermanentError as exc:
-            return [error(str(exc), address=request.ctx.address, path=source_path(source))]
-        return []
+        return secret_source.check(request.ctx, source, self._value)
+
+    def _value(self, source: object) -> bytes:
+        return secret_source.read(source, self.settings)
 
     def _names(self, request: ReadRequest | DeleteRequest) -> list[str]:
         if request.spec is not None:
@@ -171,7 +107,7 @@ class SecretHandler(KindHandler):
         notes: list[str] = []
         if request.spec is not None:
             try:
-                value = read_source(inner_spec(request.spec).get("from"), self.settings)
+                value = self._value(inner_spec(request.spec).get("from"))
                 if key is not None:
                     observed["source"] = fingerprint(key, request.ctx.address, value)
             except PermanentError as exc:
@@ -198,7 +134,7 @@ class SecretHandler(KindHandler):
         names = local_names(ctx, spec)
         for name in names:  # refuse before writing anything
             files.claim(self.store.path(name), ctx, self.store.shown(name), name)
-        value = read_source(spec.get("from"), self.settings)
+        value = self._value(spec.get("from"))
         key = self.store.ensure_key()
         for name in names:
             self.store.save(name, ctx, value)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from providers.base import (
@@ -28,6 +28,8 @@ from providers.base import (
     RetryableError,
 )
 from reconciler import faults
+from reconciler.apply import scheduling
+from reconciler.apply.report import ApplyReport, Listener, Outcome
 from reconciler.plan import cost
 from reconciler.plan.model import Action, Plan, ResourceChange
 from reconciler.plan.planner import Providers, canonical_hash
@@ -36,44 +38,6 @@ from reconciler.state.model import JournalEntry, ResourceState, State, Status, n
 
 MAX_ATTEMPTS = 4
 MAX_BACKOFF = 30.0
-
-
-@dataclass(frozen=True)
-class Outcome:
-    address: str
-    action: Action
-    status: str  # succeeded | failed | skipped
-    error: str | None = None
-    seconds: float = 0.0
-    note: str | None = None  # the provider's word on a success (a promotion held back)
-
-    def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "address": self.address,
-            "action": self.action.value,
-            "status": self.status,
-            "error": self.error,
-            "seconds": round(self.seconds, 3),
-        }
-        if self.note:
-            out["detail"] = self.note
-        return out
-
-
-@dataclass
-class ApplyReport:
-    outcomes: list[Outcome] = field(default_factory=list)
-    serial: int = 0
-
-    def count(self, status: str) -> int:
-        return sum(1 for o in self.outcomes if o.status == status)
-
-    @property
-    def failed(self) -> bool:
-        return self.count("failed") > 0
-
-
-Listener = Callable[[str, ResourceChange, Outcome | None], None]
 
 
 @dataclass
@@ -265,12 +229,16 @@ class Applier:
         if prior is None:
             return
         provider = self.providers.get(prior.provider, change.address)
+        if prior.status is not Status.DELETING:  # a crash from here on: the next plan
+            # finishes the delete instead of reporting the object deleted outside pipeform
+            self._put(replace(prior, status=Status.DELETING), point="after-deleting-write")
         faults.point("before-provider-call", change.address)
-        self._retrying(
-            lambda: provider.delete(
-                DeleteRequest(self._ctx(change), prior.spec, prior.outputs, prior.external_id)
-            )
-        )
+        request = DeleteRequest(self._ctx(change), prior.spec, prior.outputs, prior.external_id)
+        try:
+            self._retrying(lambda: provider.delete(request))
+        except ProviderError:
+            self._put(prior)  # the delete failed: the object is as it was
+            raise
         faults.point("after-provider-call", change.address)
         self._remove(change.address, done=change if final else None)
 
@@ -338,7 +306,7 @@ class Applier:
             self.serial = self.backend.put_many(self.serial, creates)
             self.resources.update((r.address, r) for r in creates)
             faults.point("after-pending-write")
-        waits = _prerequisites(changes)
+        waits = scheduling.prerequisites(changes)
         unblocks: dict[str, list[str]] = {}
         for address, prerequisites in waits.items():
             for prerequisite in prerequisites:
@@ -346,7 +314,7 @@ class Applier:
         remaining = {address: len(w) for address, w in waits.items()}
         ready = deque(a for a in changes if remaining[a] == 0)
         results: queue.Queue[tuple[str, Outcome]] = queue.Queue()
-        held = _Held(changes)
+        held = scheduling.Held(changes)
         finished = in_flight = 0
 
         def complete(address: str, outcome: Outcome | None) -> None:
@@ -370,7 +338,7 @@ class Applier:
                     address = ready.popleft()
                     if self.stop is not None and self.stop.is_set():
                         change = changes[address]
-                        complete(address, _stopped(change))
+                        complete(address, scheduling.stopped(change))
                         continue
                     if held.blocked(address, waits[address]):
                         outcome = held.skip(address, waits[address])
@@ -428,54 +396,6 @@ def _without_address(address: str, message: str) -> str:
     return message.removeprefix(f"{address}: ") or message
 
 
-class _Held:
-    """What a failure holds back: resources that depend on a failed one are not started.
-
-    A held change is reported as skipped, saying which dependency failed or was itself
-    skipped (and, then, which failure upstream caused it). A held resource that had
-    nothing to do (no-op) is not reported at all, and is looked through: what depends on
-    it names the failure behind it."""
-
-    def __init__(self, changes: dict[str, ResourceChange]) -> None:
-        self.changes = changes
-        self.failed: set[str] = set()
-        self.roots: dict[str, set[str]] = {}  # held address -> the failures that hold it
-
-    def blocked(self, address: str, waits: set[str]) -> bool:
-        return any(w in self.failed or w in self.roots for w in waits)
-
-    def skip(self, address: str, waits: set[str]) -> Outcome | None:
-        """Hold back address: its skipped outcome, or None for a no-op."""
-        through = [w for w in waits if w in self.roots]
-        roots = {w for w in waits if w in self.failed}.union(*(self.roots[w] for w in through))
-        self.roots[address] = roots
-        change = self.changes[address]
-        if change.action is Action.NOOP:
-            return None
-        unchanged = [w for w in through if self.changes[w].action is Action.NOOP]
-        failed = {w for w in waits if w in self.failed}.union(*(self.roots[w] for w in unchanged))
-        skipped = sorted(w for w in through if w not in unchanged)
-        if not failed:  # only skipped dependencies: name the failure behind them
-            were = "was" if len(skipped) == 1 else "were"
-            reason = (
-                f"depends on {' and '.join(skipped)}, which {were} skipped because "
-                f"{' and '.join(sorted(roots))} failed"
-            )
-        else:
-            parts = [f"{d}, which failed" for d in sorted(failed)]
-            parts += [f"{d}, which was skipped" for d in skipped]
-            reason = "depends on " + ", and on ".join(parts)
-        return Outcome(address, change.action, "skipped", reason)
-
-
-def _stopped(change: ResourceChange) -> Outcome | None:
-    """A change not started because the apply was asked to stop (SIGTERM to the
-    controller); a no-op is not reported."""
-    if change.action is Action.NOOP:
-        return None
-    return Outcome(change.address, change.action, "skipped", "not started: the apply was stopped")
-
-
 def _pending(change: ResourceChange) -> ResourceState:
     """The record written before a create starts: the resource may exist from here on."""
     assert change.after is not None
@@ -489,20 +409,3 @@ def _pending(change: ResourceChange) -> ResourceState:
         status=Status.PENDING,
         prevent_destroy=change.prevent_destroy,
     )
-
-
-def _prerequisites(changes: dict[str, ResourceChange]) -> dict[str, set[str]]:
-    """What must finish before each change starts: dependencies first; when deleting,
-    dependents first."""
-    deleting = {a for a, c in changes.items() if c.action is Action.DELETE}
-    users: dict[str, set[str]] = {}
-    for address, change in changes.items():
-        for dependency in change.dependencies:
-            users.setdefault(dependency, set()).add(address)
-    waits: dict[str, set[str]] = {}
-    for address, change in changes.items():
-        if address in deleting:
-            waits[address] = {u for u in users.get(address, ()) if u in deleting}
-        else:
-            waits[address] = {d for d in change.dependencies if d in changes and d not in deleting}
-    return waits

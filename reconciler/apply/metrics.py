@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from reconciler.state.model import ResourceState, State, Status
 
 if TYPE_CHECKING:
-    from reconciler.apply.applier import ApplyReport
+    from reconciler.apply.report import ApplyReport
 
 log = logging.getLogger("pipeform.metrics")
 PUSH_JOB = "pipeform"

@@ -308,7 +308,7 @@ def _apply(
             _enforce_policy(result)
             if not result.has_changes:
                 if mode == "normal":  # a successful apply that changed nothing, for monitoring
-                    from reconciler.apply.applier import ApplyReport
+                    from reconciler.apply.report import ApplyReport
 
                     done = ApplyReport(serial=result.serial)
                     engine.push_metrics(session, done, drift=len(result.drift))

@@ -34,7 +34,7 @@ from reconciler.state.model import (
 if TYPE_CHECKING:  # the applier loads with the first apply: plan never needs it
     import threading
 
-    from reconciler.apply.applier import ApplyReport, Listener, Outcome
+    from reconciler.apply.report import ApplyReport, Listener, Outcome
 
 PLAN_FILE_FORMAT = "pipeform-plan/1"
 

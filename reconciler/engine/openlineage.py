@@ -42,7 +42,7 @@ from openlineage.client.serde import Serde
 from reconciler.state.model import ResourceState
 
 if TYPE_CHECKING:
-    from reconciler.apply.applier import Listener, Outcome
+    from reconciler.apply.report import Listener, Outcome
     from reconciler.kinds.reads import LineageRead
     from reconciler.plan.model import ResourceChange
 

@@ -56,6 +56,8 @@ class Action(enum.StrEnum):
 class Reason(enum.StrEnum):
     NEW = "new resource"
     INTERRUPTED = "an interrupted create is resumed"
+    INTERRUPTED_DELETE = "an interrupted delete is finished"
+    INTERRUPTED_REPLACE = "an interrupted replacement is finished"
     SPEC_CHANGED = "spec changed"
     INPUT_CHANGED = "input changed"
     REPLACE_REQUESTED = "replace requested"

@@ -218,9 +218,14 @@ def _decide(
     ]
     if fields:  # dataclasses.replace costs a whole __init__: skip it when nothing changed
         change = replace(change, field_changes=fields)
-    if change.address in c.options.replace or prior.status is Status.TAINTED:
-        requested = change.address in c.options.replace
-        reason = Reason.REPLACE_REQUESTED if requested else Reason.TAINTED
+    if change.address in c.options.replace or prior.status in (Status.TAINTED, Status.DELETING):
+        reason = (
+            Reason.REPLACE_REQUESTED
+            if change.address in c.options.replace
+            else Reason.TAINTED
+            if prior.status is Status.TAINTED
+            else Reason.INTERRUPTED_REPLACE  # its delete started: the replacement goes on
+        )
         return replace(
             change, action=Action.DELETE_THEN_CREATE, reason=reason, after_unknown=unknown
         )
@@ -267,13 +272,14 @@ def _decide(
 
 def _create_reason(prior: ResourceState | None, live: ReadResponse | None) -> Reason | None:
     """Why the resource must be created: new (a pending record whose object was never
-    made counts as new), an interrupted create that made something, or gone; else None."""
+    made counts as new), an interrupted create that made something, a replacement whose
+    delete finished before it was interrupted, or gone; else None."""
     if prior is None:
         return Reason.NEW
     if prior.status is Status.PENDING:  # recorded before its create, which may not have run
         return Reason.NEW if live is not None and not live.exists else Reason.INTERRUPTED
     if live is not None and not live.exists:
-        return Reason.GONE
+        return Reason.INTERRUPTED_REPLACE if prior.status is Status.DELETING else Reason.GONE
     return None
 
 
@@ -287,7 +293,7 @@ def _delete(c: _Context, prior: ResourceState, reason: Reason) -> ResourceChange
         kind=prior.kind,
         provider=prior.provider,
         action=Action.DELETE,
-        reason=reason,
+        reason=Reason.INTERRUPTED_DELETE if prior.status is Status.DELETING else reason,
         before=prior.spec,
         dependencies=list(prior.dependencies),
         prevent_destroy=prior.prevent_destroy,

@@ -123,8 +123,8 @@ class Refresher:
             prior = self.state.resources[address]
             live[address] = response
             if not response.exists:
-                if prior.status is Status.PENDING:
-                    continue  # never made (or not yet): a create to plan, not drift
+                if prior.status in (Status.PENDING, Status.DELETING):
+                    continue  # never made, or its delete was interrupted: planned, not drift
                 drift.append(Drift(address, prior.kind, exists=False))
             elif prior.observed and response.observed != prior.observed:
                 changes = field_changes(prior.observed, response.observed)

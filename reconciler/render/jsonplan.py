@@ -43,6 +43,8 @@ FORMAT_VERSION = "1.4"  # 1.1: cost and policy filled in, per-change "cost"; 1.2
 ACTION_REASONS: dict[Reason, str | None] = {
     Reason.NEW: "create_because_new",
     Reason.INTERRUPTED: "create_because_interrupted",
+    Reason.INTERRUPTED_REPLACE: "replace_because_interrupted",
+    Reason.INTERRUPTED_DELETE: "delete_because_interrupted",
     Reason.GONE: "create_because_deleted_outside",
     Reason.SPEC_CHANGED: "update_because_spec_changed",
     Reason.INPUT_CHANGED: "update_because_input_changed",

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from reconciler.state.backend import LockDamaged, StateDamaged, StateError
+from reconciler.state.backend import StateDamaged, StateError
 from reconciler.state.model import ResourceState
 
 
@@ -178,16 +178,6 @@ def _row_problems(rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def _json_type(value: object) -> str:
     return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
         type(value), "null"
-    )
-
-
-def bad_lock(path: Path, lock_id: str, exc: Exception) -> StateDamaged:
-    return LockDamaged(
-        f"the state lock in {path} is damaged: its row (lock id {lock_id}) holds no readable "
-        f"lock record ({type(exc).__name__}: {exc}), so nobody can tell who holds it.\n"
-        "  If no pipeform command is running on this spec tree, release it: "
-        f"pipeform force-unlock {lock_id}",
-        lock_id,
     )
 
 

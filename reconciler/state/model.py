@@ -23,6 +23,7 @@ class Status(enum.StrEnum):
     TAINTED = "tainted"  # a failed create or replace left something behind: replace next time
     FAILED = "failed"  # the last update failed: the prior spec is kept, the update retried
     PENDING = "pending"  # a create started and has not been confirmed: resumed (adopted) next time
+    DELETING = "deleting"  # a delete started and has not been confirmed: finished next time
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,16 @@ alone, so ``pipeform --help`` never loads it.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from reconciler import faults
+from reconciler.state import locking
 from reconciler.state import postgres_schema as schema
 from reconciler.state import versions as kept
-from reconciler.state.backend import Access, LockHeld, StateBackend, StateConflict
+from reconciler.state.backend import Access, StateBackend, StateConflict
 from reconciler.state.model import (
     Dump,
     JournalEntry,
@@ -148,17 +148,13 @@ class PostgresBackend(StateBackend):
         return True
 
     def acquire_lock(self, info: LockInfo, timeout: float = 0.0) -> list[str]:
-        notes: list[str] = []
-        deadline = time.monotonic() + timeout
-        while True:
+        def attempt(notes: list[str]) -> LockInfo | None:
             with self._tx() as db:
                 row = db.execute("SELECT id, data FROM lock FOR UPDATE").fetchone()
-                holder = None if row is None else schema.parse_lock(row, self.where)
+                holder = None if row is None else self._holder(row)
                 if holder is not None and not self._alive(holder.id):
                     db.execute("DELETE FROM lock")
-                    notes.append(
-                        f"broke a stale lock: {holder.describe()}; its database session is gone"
-                    )
+                    notes.append(locking.broke_stale(holder, "its database session is gone"))
                     holder = None
                 if holder is None:
                     db.execute(
@@ -169,10 +165,9 @@ class PostgresBackend(StateBackend):
                         "SELECT pg_advisory_lock(%s)", schema.lock_key(self.schema_name, info.id)
                     )
                     self._held.add(info.id)
-                    return notes
-            if time.monotonic() >= deadline:
-                raise LockHeld(holder)
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                return holder
+
+        return locking.take(attempt, timeout)
 
     def release_lock(self, lock_id: str) -> None:
         with self._tx() as db:
@@ -191,7 +186,10 @@ class PostgresBackend(StateBackend):
     def lock_holder(self) -> LockInfo | None:
         with self._translate():
             row = self._conn.execute("SELECT id, data FROM lock").fetchone()
-        return None if row is None else schema.parse_lock(row, self.where)
+        return None if row is None else self._holder(row)
+
+    def _holder(self, row: tuple[str, str]) -> LockInfo:
+        return locking.read_holder(row[1], str(row[0]), self.where)
 
     # -- journal and versions -----------------------------------------------------------
     def append_journal(self, entry: JournalEntry) -> None:

@@ -10,13 +10,12 @@ and never show the DSN (its password): the server is named by host, port, databa
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from typing import TYPE_CHECKING, Any
 
 from reconciler.state import damage
-from reconciler.state.backend import Access, LockDamaged, StateDamaged, StateError
-from reconciler.state.model import LockInfo, State, now
+from reconciler.state.backend import Access, StateDamaged, StateError
+from reconciler.state.model import State, now
 
 if TYPE_CHECKING:
     import psycopg
@@ -159,20 +158,6 @@ def lock_key(schema_name: str, lock_id: str) -> int:
 
 def _key(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
-
-
-def parse_lock(row: tuple[str, str], where: str) -> LockInfo:
-    try:
-        holder = LockInfo(**json.loads(row[1]))
-        if not (isinstance(holder.pid, int) and isinstance(holder.host, str)):
-            raise TypeError("its pid or host has the wrong type")
-    except (ValueError, TypeError) as exc:
-        raise LockDamaged(
-            f"the state lock in {where} is damaged (lock id {row[0]}: {exc}); if no pipeform "
-            f"command runs on this state, release it: pipeform force-unlock {row[0]}",
-            str(row[0]),
-        ) from None
-    return holder
 
 
 def unknown_serial(backend: PostgresBackend, serial: int) -> StateError:

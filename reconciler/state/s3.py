@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import faults
+from reconciler.state import locking
 from reconciler.state import versions as kept
-from reconciler.state.backend import Access, LockHeld, StateBackend, StateConflict, StateError
+from reconciler.state.backend import Access, StateBackend, StateConflict, StateError
 from reconciler.state.model import (
     Dump,
     JournalEntry,
@@ -183,24 +184,19 @@ class S3Backend(StateBackend):
 
     # -- lock ---------------------------------------------------------------------------------
     def acquire_lock(self, info: LockInfo, timeout: float = 0.0) -> list[str]:
-        import time
-
-        notes: list[str] = []
-        deadline = time.monotonic() + timeout
-        while True:
+        def attempt(notes: list[str]) -> LockInfo | None:
             with self.store.calls(f"take the state lock in the DynamoDB table {self.store.table}"):
-                if self.store.lock_put(info):
-                    return notes
-                holder = self.store.lock_get()
-                if holder is not None and holder.holder_is_dead():
+                while not self.store.lock_put(info):
+                    holder = self.store.lock_get()
+                    if holder is None:  # released meanwhile
+                        continue
+                    if not holder.holder_is_dead():
+                        return holder
                     if self.store.lock_delete(holder.id):
-                        notes.append(
-                            f"broke a stale lock: {holder.describe()}; that process is gone"
-                        )
-                    continue
-            if holder is not None and time.monotonic() >= deadline:
-                raise LockHeld(holder)
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                        notes.append(locking.broke_stale(holder))
+                return None
+
+        return locking.take(attempt, timeout)
 
     def release_lock(self, lock_id: str) -> None:
         with self.store.calls("release the state lock"):

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from reconciler.state.backend import LockDamaged, StateError
+from reconciler.state import locking
+from reconciler.state.backend import StateError
 from reconciler.state.model import LockInfo
 
 #: error codes that mean "these credentials are not valid here"
@@ -204,15 +205,5 @@ class Store:
         if item is None:
             return None
         lock_id = item.get("ID", {}).get("S", "?")
-        try:
-            holder = LockInfo(**json.loads(item["Info"]["S"]))
-            if not (isinstance(holder.pid, int) and isinstance(holder.host, str)):
-                raise TypeError("its pid or host has the wrong type")
-        except (ValueError, TypeError, KeyError) as exc:
-            raise LockDamaged(
-                f"the state lock of {self.where} (item {self.lock_id} in {self.table}) is "
-                f"damaged ({exc}); if no pipeform command runs on this state, release it: "
-                f"pipeform force-unlock {lock_id}",
-                lock_id,
-            ) from None
-        return holder
+        where = f"{self.where} (item {self.lock_id} of the DynamoDB table {self.table})"
+        return locking.read_holder(item.get("Info", {}).get("S", ""), lock_id, where)

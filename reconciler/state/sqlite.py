@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from reconciler import faults
-from reconciler.state import damage, journal_chain, sqlite_open
+from reconciler.state import damage, journal_chain, locking, sqlite_open
 from reconciler.state import versions as kept
 from reconciler.state.backend import (
     Access,
-    LockHeld,
     StateBackend,
     StateConflict,
     StateDamaged,
@@ -249,24 +247,21 @@ class SqliteBackend(StateBackend):
         return self._write(expected_serial, address, None, journal)
 
     def acquire_lock(self, info: LockInfo, timeout: float = 0.0) -> list[str]:
-        notes: list[str] = []
-        deadline = time.monotonic() + timeout
-        while True:
+        def attempt(notes: list[str]) -> LockInfo | None:
             with self._tx():
                 self._db.execute(sqlite_open.TABLES["lock"])  # a dropped one must not lock us out
                 holder = self.lock_holder()
                 if holder is not None and holder.holder_is_dead():
                     self._db.execute("DELETE FROM lock")
-                    notes.append(f"broke a stale lock: {holder.describe()}; that process is gone")
+                    notes.append(locking.broke_stale(holder))
                     holder = None
                 if holder is None:
                     self._db.execute(
                         "INSERT INTO lock VALUES (1, ?, ?)", (info.id, json.dumps(info.__dict__))
                     )
-                    return notes
-            if time.monotonic() >= deadline:
-                raise LockHeld(holder)
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                return holder
+
+        return locking.take(attempt, timeout)
 
     def release_lock(self, lock_id: str) -> None:
         with self._tx():
@@ -281,15 +276,7 @@ class SqliteBackend(StateBackend):
         """Who holds the lock; LockDamaged (with the row's id) when its record is unreadable."""
         with self._translate():
             row = self._db.execute("SELECT id, data FROM lock").fetchone()
-        if row is None:
-            return None
-        try:
-            holder = LockInfo(**json.loads(row[1]))
-            if not (isinstance(holder.pid, int) and isinstance(holder.host, str)):
-                raise TypeError("its pid or host has the wrong type")
-        except (ValueError, TypeError) as exc:
-            raise damage.bad_lock(self.path, str(row[0]), exc) from None
-        return holder
+        return None if row is None else locking.read_holder(row[1], str(row[0]), str(self.path))
 
     def append_journal(self, entry: JournalEntry) -> None:
         with self._tx():

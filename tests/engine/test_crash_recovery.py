@@ -181,6 +181,15 @@ def crash_and_recover(crash: Crash, workdir: Path, runner: Background) -> None:
     if crash.run == "create":  # a create the dead run recorded but never finished (or
         # never started) is planned as a create, not as "deleted outside pipeform"
         assert "outside pipeform" not in recovered.stdout, recovered
+    if crash.action == "delete" and crash.address:  # a delete the dead run started is
+        # finished, not shown as drift
+        address = re.escape(crash.address)
+        gone = re.search(rf"{address}\s+deleted outside pipeform", recovered.stdout)
+        assert gone is None, recovered
+        if crash.point == "after-provider-call":
+            finished = "replacement" if crash.run == "replace" else "delete"
+            said = rf"{address} .*\(an interrupted {finished} is finished\)"
+            assert re.search(said, recovered.stdout), recovered
     if stale is not None:  # the dead holder's lock is broken, and the user is told
         note = re.search(r"note: broke a stale lock: lock id (\S+) .*\(pid (\d+)", recovered.stderr)
         assert note, recovered

@@ -168,7 +168,7 @@ def test_a_corrupt_lock_row_is_named_and_force_unlock_releases_it(tree: Path) ->
     assert_clear_error(
         pipeform("plan", cwd=tree),
         "the state lock in",
-        "is damaged: its row (lock id lock-7) holds no readable lock record",
+        "is damaged: its record (lock id lock-7) holds no readable lock",
         "pipeform force-unlock lock-7",
     )
     wrong = pipeform("force-unlock", "lock-8", cwd=tree)

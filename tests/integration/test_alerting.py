@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway
 from providers.base import ApplyRequest, DeleteRequest, ReadRequest, ResourceContext
 from providers.prometheus import PrometheusProvider
 from reconciler.apply import metrics
-from reconciler.apply.applier import ApplyReport, Outcome
+from reconciler.apply.report import ApplyReport, Outcome
 from reconciler.plan.model import Action
 from reconciler.state.model import ResourceState, State
 from tests.conformance.cases import document

@@ -111,7 +111,7 @@ def _telemetry() -> Telemetry:
 
 
 def metrics_report() -> Any:
-    from reconciler.apply.applier import ApplyReport
+    from reconciler.apply.report import ApplyReport
 
     return ApplyReport([], 1)
 

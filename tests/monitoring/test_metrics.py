@@ -9,7 +9,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.apply import metrics
-from reconciler.apply.applier import ApplyReport, Outcome
+from reconciler.apply.report import ApplyReport, Outcome
 from reconciler.plan.model import Action
 from reconciler.state.model import ResourceState, State, Status
 
