@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from trainer.config import SEGMENT_PREFIX
 from tests.spark.conftest import Cluster, free_port, require_engine, spark_env
 
 TARGET = "FeatureSet/hie-features"
@@ -27,30 +28,7 @@ def pipeform(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def without_segments(tree: Path) -> None:
-    """The quickstart without FeatureSet segments and the evaluation that reads them (the
-    spark engine does not build segment columns yet)."""
-    features = tree / "features.yaml"
-    features.write_text(
-        "\n".join(line for line in features.read_text().splitlines() if "segments" not in line)
-        + "\n"
-    )
-    training = tree / "training.yaml"
-    kept, skipping = [], False
-    for line in training.read_text().splitlines():
-        if line.startswith("  evaluation:"):
-            skipping = True
-            continue
-        if skipping and line.startswith("    "):
-            continue
-        skipping = False
-        if not any(k in line for k in ("slice:", "sensitive:", "metric: ece")):
-            kept.append(line)
-    training.write_text("\n".join(kept) + "\n")
-
-
 def use_spark(tree: Path, master: str, wait: int = 120) -> None:
-    without_segments(tree)
     path = tree / "pipeform.yaml"
     engine = f'engine: {{type: spark, master: "{master}", driverHost: 127.0.0.1, executorWaitSeconds: {wait}}}'
     text = path.read_text().replace(
@@ -85,7 +63,6 @@ def trees(
     copy_example, spark_cluster: Cluster
 ) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
     local, spark = copy_example(), copy_example()
-    without_segments(local)
     use_spark(spark, spark_cluster.master, wait=15)
     assert pipeform(local, "apply", "--auto-approve", "--target", TARGET).returncode == 0
     applied = pipeform(spark, "apply", "--auto-approve", "--target", TARGET)
@@ -111,7 +88,16 @@ def test_quickstart_on_the_cluster_equals_the_local_engine(trees) -> None:
         (theirs / "stats.json").read_text()
     )
     manifest = json.loads((ours / "manifest.json").read_text())
-    assert manifest.keys() == json.loads((theirs / "manifest.json").read_text()).keys()
+    expected = json.loads((theirs / "manifest.json").read_text())
+    assert manifest.keys() == expected.keys()
+    assert {k: v for k, v in manifest.items() if k != "created"} == {
+        k: v for k, v in expected.items() if k != "created"
+    }
+    assert manifest["segments"] == ["site", "female", "child"]  # the quickstart's segments
+    train = pq.read_table(ours / "train.parquet")
+    assert [n for n in train.column_names if n.startswith(SEGMENT_PREFIX)] == [
+        SEGMENT_PREFIX + c for c in manifest["segments"]
+    ]
 
 
 def test_plan_names_the_spark_engine(trees, spark_cluster: Cluster) -> None:
