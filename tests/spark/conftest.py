@@ -80,6 +80,7 @@ def _wait_port(port: int, what: str, process: subprocess.Popen[bytes], log: Path
 class Cluster:
     master: str
     logs: Path
+    rest_port: int = 0  # the master's REST server, which tells its Spark version
     worker: subprocess.Popen[bytes] | None = None
     worker_port: int = 0
 
@@ -107,15 +108,17 @@ class Cluster:
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     require_engine()
     logs = tmp_path_factory.mktemp("spark-logs")
-    port = free_port()
+    port, rest = free_port(), free_port()
+    env = dict(spark_env(), SPARK_MASTER_OPTS=f"-Dspark.master.rest.port={rest}")
     master = subprocess.Popen(
         [_spark_class(), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
          "--port", str(port), "--webui-port", str(free_port())],
-        env=spark_env(), stdout=(logs / "master.log").open("wb"), stderr=subprocess.STDOUT,
+        env=env, stdout=(logs / "master.log").open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     _wait_port(port, "the Spark master", master, logs / "master.log")
-    cluster = Cluster(f"spark://127.0.0.1:{port}", logs)
+    _wait_port(rest, "the Spark master's REST server", master, logs / "master.log")
+    cluster = Cluster(f"spark://127.0.0.1:{port}", logs, rest_port=rest)
     try:
         cluster.start_worker()
         yield cluster

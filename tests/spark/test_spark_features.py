@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trainer.config import SEGMENT_PREFIX
 from tests.spark.conftest import Cluster, free_port, require_engine, spark_env
+from trainer.config import SEGMENT_PREFIX
 
 TARGET = "FeatureSet/hie-features"
 #: means and standard deviations: Spark sums in another order than the local engine
@@ -28,14 +28,22 @@ def pipeform(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def use_spark(tree: Path, master: str, wait: int = 120) -> None:
+def use_spark(tree: Path, master: str, wait: int = 120, rest_port: int = 0) -> None:
     path = tree / "pipeform.yaml"
-    engine = f'engine: {{type: spark, master: "{master}", driverHost: 127.0.0.1, executorWaitSeconds: {wait}}}'
+    conf = f', conf: {{spark.master.rest.port: "{rest_port}"}}' if rest_port else ""
+    engine = f'engine: {{type: spark, master: "{master}", driverHost: 127.0.0.1, executorWaitSeconds: {wait}{conf}}}'
     text = path.read_text().replace(
         "      maxConcurrentJobs: 1\n", f"      maxConcurrentJobs: 1\n      {engine}\n"
     )
     assert engine in text
     path.write_text(text)
+
+
+DATASET = ".pipeform/data/datasets/rand-hie"
+
+
+def without_time(report: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in report.items() if k != "createdAt"}
 
 
 def materialisation(tree: Path) -> Path:
@@ -63,7 +71,7 @@ def trees(
     copy_example, spark_cluster: Cluster
 ) -> tuple[Path, Path, subprocess.CompletedProcess[str]]:
     local, spark = copy_example(), copy_example()
-    use_spark(spark, spark_cluster.master, wait=15)
+    use_spark(spark, spark_cluster.master, wait=15, rest_port=spark_cluster.rest_port)
     assert pipeform(local, "apply", "--auto-approve", "--target", TARGET).returncode == 0
     applied = pipeform(spark, "apply", "--auto-approve", "--target", TARGET)
     assert applied.returncode == 0, applied.stderr[-3000:]
@@ -87,6 +95,12 @@ def test_quickstart_on_the_cluster_equals_the_local_engine(trees) -> None:
     assert json.loads((ours / "stats.json").read_text()) == json.loads(
         (theirs / "stats.json").read_text()
     )
+    reports = [
+        json.loads(next((t / DATASET).glob("snapshots/ds-*/report.json")).read_text())
+        for t in (spark, local)
+    ]  # the Dataset was validated on the cluster: the same checks, summary and verdict
+    assert [without_time(r) for r in reports] == [without_time(reports[1])] * 2
+    assert reports[0]["passed"] and len(reports[0]["checks"]) > 50
     manifest = json.loads((ours / "manifest.json").read_text())
     expected = json.loads((theirs / "manifest.json").read_text())
     assert manifest.keys() == expected.keys()
@@ -177,3 +191,46 @@ def test_a_column_spark_reads_as_another_type_is_one_clear_error(tmp_path: Path)
     ):
         materialise_spark(spec, source, "ds-1", "fs-1", out, settings)
     assert list(out.iterdir()) == []
+
+
+def test_failing_dataset_checks_on_the_cluster_fail_as_on_the_local_engine(
+    copy_example, spark_cluster: Cluster
+) -> None:
+    local, spark = copy_example(), copy_example()
+    use_spark(spark, spark_cluster.master, rest_port=spark_cluster.rest_port)
+    for tree in (local, spark):  # zper repeats across years; ages above 60 exist
+        data = tree / "data.yaml"
+        text = data.read_text()
+        changed = text.replace(
+            "{name: zper, type: int, nullable: false,",
+            "{name: zper, type: int, nullable: false, unique: true,",
+        )
+        changed = changed.replace(
+            "min: 0, max: 120, description: age", "min: 0, max: 60, description: age"
+        )
+        assert changed.count("unique: true") == 1 and "max: 60" in changed
+        data.write_text(changed)
+    results = [
+        pipeform(t, "apply", "--auto-approve", "--target", "Dataset/rand-hie")
+        for t in (local, spark)
+    ]
+
+    def failure(result: subprocess.CompletedProcess[str]) -> list[str]:
+        assert result.returncode == 1, result.stderr[-3000:]
+        output = result.stdout + result.stderr
+        assert "Traceback" not in output and "\tat " not in output, output[-3000:]
+        lines = output.splitlines()
+        start = next(i for i, line in enumerate(lines) if "failed validation" in line)
+        return lines[start : start + 3]
+
+    expected = failure(results[0])
+    assert failure(results[1]) == expected
+    assert (
+        "column zper: unique: 14,278 repeated value(s), first 125024 on line 2 and line 3"
+        in expected[1]
+    )
+    reports = [
+        without_time(json.loads(next((t / DATASET).glob("reports/*-failed.json")).read_text()))
+        for t in (local, spark)
+    ]
+    assert reports[0] == reports[1] and reports[0]["passed"] is False

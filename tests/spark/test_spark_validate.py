@@ -36,7 +36,14 @@ def write_source(path: Path, bad: bool) -> None:
         row = [str(i), f"{(i * 37) % 100 + 0.5}", cities[i % 3], f"c{i}", str(i % 9),
                f"2024-01-{1 + i % 28:02d}T{i % 24:02d}:00:00"]  # fmt: skip
         if bad and i % 700 == 650:  # one offender of each rule per 700 rows, late in a batch
-            row = [str(i - 1), "-3.5" if i % 1400 == 650 else "250", "Paris", f"c{i - 5}", "", row[5]]
+            row = [
+                str(i - 1),
+                "-3.5" if i % 1400 == 650 else "250",
+                "Paris",
+                f"c{i - 5}",
+                "",
+                row[5],
+            ]
         lines.append(",".join(row))
     path.write_text("\n".join(lines) + "\n")
 
@@ -66,9 +73,7 @@ def take(tmp: Path, bad: bool, engine: dict[str, Any] | None) -> tuple[dict[str,
 
 def comparable(report: dict[str, Any]) -> dict[str, Any]:
     """The report without its time, and freshness without the age (it grows as we run)."""
-    checks = [
-        {**c, "observed": None} if c["rule"] == "freshness" else c for c in report["checks"]
-    ]
+    checks = [{**c, "observed": None} if c["rule"] == "freshness" else c for c in report["checks"]]
     return {**{k: v for k, v in report.items() if k != "createdAt"}, "checks": checks}
 
 

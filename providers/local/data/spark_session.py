@@ -84,20 +84,17 @@ def _minor(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", version)[:2])
 
 
-def check_version(settings: SparkSettings) -> None:
-    """A standalone master must run pyspark's Spark version (major.minor): its REST server
-    (``spark.master.rest.port``, 6066 by default) says which it runs. A master without the
-    REST server is not checked here (a mismatch then shows Spark's own error)."""
+def master_version(settings: SparkSettings) -> str | None:
+    """The Spark version a standalone master runs, from its REST server
+    (``spark.master.rest.port``, 6066 by default); None when none answers."""
     if not settings.master.startswith("spark://"):
-        return
-    import pyspark
-
+        return None
     port = int(dict(settings.conf).get("spark.master.rest.port", REST_PORT))
     for hostport in settings.master.removeprefix("spark://").split(","):
         host = urlparse(f"spark://{hostport}").hostname or ""
         url = f"http://{host}:{port}/v1/submissions/status/pipeform-version-check"
         try:
-            with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 (http only)
+            with urllib.request.urlopen(url, timeout=3) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:  # an error status still carries the version
             try:
@@ -107,16 +104,24 @@ def check_version(settings: SparkSettings) -> None:
         except (OSError, ValueError):
             continue
         version = body.get("serverSparkVersion") if isinstance(body, dict) else None
-        if not isinstance(version, str):
-            continue
-        if _minor(version) != _minor(pyspark.__version__):
-            raise SparkEngineError(
-                f"the Spark master {settings.master} runs Spark {version}, but this machine's "
-                f"pyspark is {pyspark.__version__}; driver and cluster must run the same Spark "
-                f"version: pip install 'pyspark=={version}' here, or point "
-                "providers.local.engine.master at a cluster of pyspark's version"
-            )
-        return
+        if isinstance(version, str):
+            return version
+    return None
+
+
+def check_version(settings: SparkSettings) -> None:
+    """A standalone master must run pyspark's Spark version (major.minor). A master without
+    the REST server is not checked here (a mismatch then shows Spark's own error)."""
+    import pyspark
+
+    version = master_version(settings)
+    if version is not None and _minor(version) != _minor(pyspark.__version__):
+        raise SparkEngineError(
+            f"the Spark master {settings.master} runs Spark {version}, but this machine's "
+            f"pyspark is {pyspark.__version__}; driver and cluster must run the same Spark "
+            f"version: pip install 'pyspark=={version}' here, or point "
+            "providers.local.engine.master at a cluster of pyspark's version"
+        )
 
 
 def _java() -> str | None:

@@ -21,6 +21,7 @@ bit patterns.)
 
 from __future__ import annotations
 
+import itertools
 import pickle
 import shutil
 import tempfile
@@ -97,7 +98,7 @@ def _runs(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
     several splits of the file), so that each run's first offender is its earliest."""
     rows = np.asarray(batch.column(batch.schema.get_field_index(ROW)).to_numpy(), np.int64)
     cuts = [0, *(np.flatnonzero(np.diff(rows) != 1) + 1).tolist(), len(rows)]
-    for start, stop in zip(cuts, cuts[1:], strict=False):
+    for start, stop in itertools.pairwise(cuts):
         if stop > start:
             yield batch.slice(start, stop - start)
 
@@ -148,9 +149,7 @@ def _unique(frame: Any, name: str) -> tuple[int, int, int] | None:
             return None
         repeated = int(total[0]["rows"]) - int(total[0]["values"])
         joined = frame.select(value.alias("__value"), F.col(ROW)).join(groups, "__value")
-        first = (
-            joined.filter(F.col(ROW) > F.col("__first")).orderBy(ROW).limit(1).collect()[0]
-        )
+        first = joined.filter(F.col(ROW) > F.col("__first")).orderBy(ROW).limit(1).collect()[0]
         return repeated, int(first["__first"]), int(first[ROW])
     finally:
         groups.unpersist()
@@ -180,9 +179,7 @@ def observe_on_spark(validator: Validator, data: Path, config: JSON) -> None:
             check_types(frame, file_schema, names, f"data {data.name}")
             mapped = frame.mapInArrow(_batch_states(validator, names), "state binary")
             parts = [pickle.loads(row["state"]) for row in mapped.collect()]
-            found = {
-                n: _unique(frame, n) for n in names if validator.state[n].spec.unique
-            }
+            found = {n: _unique(frame, n) for n in names if validator.state[n].spec.unique}
         except (PermanentError, SparkEngineError):
             raise
         except Exception as exc:
