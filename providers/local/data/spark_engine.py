@@ -1,6 +1,7 @@
 """FeatureSet materialisation on Apache Spark: the same outputs as ``features_build``.
 
-The only module that imports ``pyspark``. ``materialise_spark(...)`` has the signature and
+The session and its checks are ``spark_session``'s. ``materialise_spark(...)`` has the
+signature and
 result of ``features_build.materialise`` plus the engine settings (``master`` URL and
 friends) and does the row-wide work on the cluster:
 
@@ -12,7 +13,8 @@ friends) and does the row-wide work on the cluster:
   and onehot vocabularies; a transform is fitted on the output of the fitted ones before
   it (``apply_chain`` in the executors), as locally;
 - the transform is ``apply_transform`` in the executors (``mapInArrow``), written as
-  parquet parts to a staging folder inside the caller's temporary directory.
+  parquet parts to a staging folder inside the caller's temporary directory, with the
+  segment columns carried as they are.
 
 The driver then streams the parts in row order (``_metadata.row_index``) into
 ``train.parquet`` and ``validation.parquet`` with the local engine's writer options and
@@ -26,8 +28,6 @@ the executors and the driver share (a shared volume) when the cluster is remote.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,12 +44,10 @@ from providers.local.data.features_fit import FITTERS, _document, _require, _set
 from providers.local.data.features_hash import key_hash, unit_interval
 from providers.local.data.spark_finish import ROW, SEGMENT, SOURCE, SPLIT, finish
 from providers.local.data.spark_session import (
-    Progress,
     SparkEngineError,
     SparkSettings,
     check_location,
-    start_session,
-    translate,
+    spark_job,
 )
 
 __all__ = ["SparkEngineError", "SparkSettings", "materialise_spark", "spark_safe"]
@@ -344,26 +342,13 @@ def materialise_spark(
     schema = pa.schema(
         [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema]
     )
-    scratch = Path(tempfile.mkdtemp(prefix="pipeform-spark-"))
-    session = start_session(settings, scratch)
-    progress = Progress(session.sparkContext, settings.executor_wait_seconds)
-    progress.start()
-    try:
-        try:
-            frame = _read(session, location, columns)
-            check_types(frame, schema, columns, snapshot)
-            _scan(spec, frame, schema, snapshot)
-            fitted: JSON = _fit(spec, frame, schema)
-            params: JSON = json.loads(json.dumps(fitted, default=str))
-            out = output_schema(spec, params, file_schema)
-            staging = directory / ".spark-parts"
-            _transform(spec, params, frame, schema, out, staging)
-        except (FeatureError, SparkEngineError):
-            raise
-        except Exception as exc:
-            raise translate(exc, progress, settings.master) from None
-    finally:
-        progress.done.set()
-        session.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+    with spark_job(settings) as session:
+        frame = _read(session, location, columns)
+        check_types(frame, schema, columns, snapshot)
+        _scan(spec, frame, schema, snapshot)
+        fitted: JSON = _fit(spec, frame, schema)
+        params: JSON = json.loads(json.dumps(fitted, default=str))
+        out = output_schema(spec, params, file_schema)
+        staging = directory / ".spark-parts"
+        _transform(spec, params, frame, schema, out, staging)
     return finish(spec, params, source, staging, snapshot, feature_set_id, directory)

@@ -23,6 +23,8 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -297,3 +299,30 @@ def translate(exc: Exception, progress: Progress, master: str) -> PermanentError
     return SparkEngineError(
         f"the Spark job failed: {python.group(1) if python else _first_line(exc)}"
     )
+
+
+@contextmanager
+def spark_job(settings: SparkSettings) -> Iterator[Any]:
+    """A session for one piece of work, its progress shown; a failed job is one error
+    (``translate``); the session stopped and its scratch files removed afterwards."""
+    import tempfile
+
+    scratch = Path(tempfile.mkdtemp(prefix="pipeform-spark-"))
+    try:
+        session = start_session(settings, scratch)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    progress = Progress(session.sparkContext, settings.executor_wait_seconds)
+    progress.start()
+    try:
+        try:
+            yield session
+        except PermanentError:  # already one clear error (FeatureError, SparkEngineError)
+            raise
+        except Exception as exc:
+            raise translate(exc, progress, settings.master) from None
+    finally:
+        progress.done.set()
+        session.stop()
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import itertools
 import pickle
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,14 +33,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON, PermanentError
 from providers.local.data.spark_finish import ROW
-from providers.local.data.spark_session import (
-    Progress,
-    SparkEngineError,
-    SparkSettings,
-    check_location,
-    start_session,
-    translate,
-)
+from providers.local.data.spark_session import SparkSettings, check_location, spark_job
 from providers.local.data.uniq import Duplicate, UniqueKeys
 from providers.local.data.validate import ColumnState, Offenders, Validator
 
@@ -165,29 +156,16 @@ def observe_on_spark(validator: Validator, data: Path, config: JSON) -> None:
     names = [n for n in validator.state if n in file_schema.names]
     if not names or not validator.rows:
         return
-    scratch = Path(tempfile.mkdtemp(prefix="pipeform-spark-"))
-    session = start_session(settings, scratch)
-    progress = Progress(session.sparkContext, settings.executor_wait_seconds)
-    progress.start()
-    try:
-        try:
-            from pyspark.sql import functions as F
+    with spark_job(settings) as session:
+        from pyspark.sql import functions as F
 
-            frame = session.read.parquet(location).select(
-                *[F.col(f"`{n}`") for n in names], F.col("_metadata.row_index").alias(ROW)
-            )
-            check_types(frame, file_schema, names, f"data {data.name}")
-            mapped = frame.mapInArrow(_batch_states(validator, names), "state binary")
-            parts = [pickle.loads(row["state"]) for row in mapped.collect()]
-            found = {n: _unique(frame, n) for n in names if validator.state[n].spec.unique}
-        except (PermanentError, SparkEngineError):
-            raise
-        except Exception as exc:
-            raise translate(exc, progress, settings.master) from None
-    finally:
-        progress.done.set()
-        session.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+        frame = session.read.parquet(location).select(
+            *[F.col(f"`{n}`") for n in names], F.col("_metadata.row_index").alias(ROW)
+        )
+        check_types(frame, file_schema, names, f"data {data.name}")
+        mapped = frame.mapInArrow(_batch_states(validator, names), "state binary")
+        parts = [pickle.loads(row["state"]) for row in mapped.collect()]
+        found = {n: _unique(frame, n) for n in names if validator.state[n].spec.unique}
     for error, _ in parts:
         if error:
             raise PermanentError(error)
