@@ -118,3 +118,18 @@ def test_s3_inputs_need_the_hadoop_aws_jars(tmp_path: Path) -> None:
     with_jars = SparkSettings(master="local[1]", conf=package)
     assert check_location("s3://bucket/snap.parquet", with_jars) == "s3a://bucket/snap.parquet"
     assert check_location(str(tmp_path / "a.parquet"), plain) == str(tmp_path / "a.parquet")
+
+
+def test_the_plan_says_which_engine_runs_each_resource(copy_example) -> None:
+    tree = copy_example()
+    use_spark(tree, "local[1]")
+    planned = pipeform(tree, "plan")
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    lines = planned.stdout.splitlines()
+
+    def line(address: str) -> str:
+        return next(x for x in lines if address in x)
+
+    assert "rules checked on spark (local[1])" in line("Dataset/rand-hie"), planned.stdout
+    assert "runs on spark (local[1])" in line("FeatureSet/hie-features"), planned.stdout
+    assert "spark" not in line("TrainingJob/expense-model")  # it trains here

@@ -122,6 +122,8 @@ def test_plan_names_the_spark_engine(trees, spark_cluster: Cluster) -> None:
     data.write_text("".join(data.read_text().splitlines(keepends=True)[:-1]))  # a new snapshot
     planned = pipeform(spark, "plan", "--target", TARGET)
     assert f"runs on spark ({spark_cluster.master})" in planned.stdout, planned.stdout
+    dataset = next(line for line in planned.stdout.splitlines() if "Dataset/rand-hie" in line)
+    assert f"rules checked on spark ({spark_cluster.master})" in dataset, planned.stdout
 
 
 def test_a_worker_killed_mid_materialisation_fails_cleanly_and_the_next_apply_converges(

@@ -1,9 +1,8 @@
 """FeatureSet materialisation on Apache Spark: the same outputs as ``features_build``.
 
 The session and its checks are ``spark_session``'s. ``materialise_spark(...)`` has the
-signature and
-result of ``features_build.materialise`` plus the engine settings (``master`` URL and
-friends) and does the row-wide work on the cluster:
+signature and result of ``features_build.materialise`` plus the engine settings (``master``
+URL and friends) and does the row-wide work on the cluster:
 
 - the split and the entity-key hashes run in the executors with the very functions the
   local engine uses (``features_hash``, ``features_build._temporal``), so a seeded random
