@@ -92,11 +92,12 @@ def master_version(settings: SparkSettings) -> str | None:
     if not settings.master.startswith("spark://"):
         return None
     port = int(dict(settings.conf).get("spark.master.rest.port", REST_PORT))
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
     for hostport in settings.master.removeprefix("spark://").split(","):
         host = urlparse(f"spark://{hostport}").hostname or ""
         url = f"http://{host}:{port}/v1/submissions/status/pipeform-version-check"
         try:
-            with urllib.request.urlopen(url, timeout=3) as response:
+            with direct.open(url, timeout=3) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:  # an error status still carries the version
             try:
