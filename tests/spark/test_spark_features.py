@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -122,7 +121,8 @@ def test_plan_names_the_spark_engine(trees, spark_cluster: Cluster) -> None:
     data.write_text("".join(data.read_text().splitlines(keepends=True)[:-1]))  # a new snapshot
     planned = pipeform(spark, "plan", "--target", TARGET)
     assert f"runs on spark ({spark_cluster.master})" in planned.stdout, planned.stdout
-    dataset = next(line for line in planned.stdout.splitlines() if "Dataset/rand-hie" in line)
+    lines = planned.stdout.splitlines()
+    dataset = next(x for x in lines if "Dataset/rand-hie" in x and "will be re-snapshotted" in x)
     assert f"rules checked on spark ({spark_cluster.master})" in dataset, planned.stdout
 
 
@@ -130,6 +130,10 @@ def test_a_worker_killed_mid_materialisation_fails_cleanly_and_the_next_apply_co
     trees, spark_cluster: Cluster
 ) -> None:
     _, spark, _ = trees
+    # the Dataset first (an earlier test changed its data), so the worker dies in the
+    # FeatureSet's materialisation, not in the Dataset's checks
+    taken = pipeform(spark, "apply", "--auto-approve", "--target", "Dataset/rand-hie")
+    assert taken.returncode == 0, (taken.stdout + taken.stderr)[-3000:]
     before = materialisation(spark)
     kept = {p.name: p.read_bytes() for p in before.iterdir()}
     features = spark / "features.yaml"
@@ -153,9 +157,9 @@ def test_a_worker_killed_mid_materialisation_fails_cleanly_and_the_next_apply_co
     assert [p.name for p in before.parent.iterdir() if p.name.startswith(".")] == []
 
     spark_cluster.start_worker()
-    time.sleep(2)
+    spark_cluster.wait_registered()
     again = pipeform(spark, "apply", "--auto-approve", "--target", TARGET)
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 0, (again.stdout + again.stderr)[-3000:]
     assert pipeform(spark, "plan", "--target", TARGET, "--detailed-exitcode").returncode == 0
 
 
