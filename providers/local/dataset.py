@@ -131,7 +131,10 @@ class DatasetHandler(KindHandler):
         else:
             detail = None
         return PlanResponse(
-            unknown_outputs=list(SNAPSHOT_OUTPUTS), inputs_fingerprint=inputs, reason_detail=detail
+            unknown_outputs=list(SNAPSHOT_OUTPUTS),
+            inputs_fingerprint=inputs,
+            reason_detail=detail,
+            trigger=self.settings.engine_note("rules checked"),
         )
 
     def _retake_reason(self, name: str, sid: Any, spec: DatasetSpec, fingerprint: str) -> str:

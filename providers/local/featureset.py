@@ -108,11 +108,6 @@ class FeatureSetHandler(KindHandler):
 
     # --- plan ------------------------------------------------------------------------
 
-    def _engine_note(self) -> str | None:
-        """Which engine will materialise, shown after the change's reason (None: local)."""
-        engine = self.settings.engine
-        return f"runs on spark ({engine.get('master')})" if engine else None
-
     def plan(self, request: PlanRequest) -> PlanResponse:
         spec = inner_spec(request.desired_spec)
         address, upstream = _snapshot(spec, request.upstream)
@@ -123,7 +118,7 @@ class FeatureSetHandler(KindHandler):
                 unknown_outputs=list(OUTPUTS),
                 inputs_fingerprint=pending,
                 reason_detail=f"input {address} changes (new snapshot known after apply)",
-                trigger=self._engine_note(),
+                trigger=self.settings.engine_note("runs"),
             )
         fingerprint = inputs_fingerprint(spec, str(snapshot))
         if feature_set_id(fingerprint) == request.prior_outputs.get("id"):
@@ -138,7 +133,7 @@ class FeatureSetHandler(KindHandler):
             unknown_outputs=list(OUTPUTS),
             inputs_fingerprint=fingerprint,
             reason_detail=detail,
-            trigger=self._engine_note(),
+            trigger=self.settings.engine_note("runs"),
         )
 
     # --- read ------------------------------------------------------------------------

@@ -55,6 +55,10 @@ class LocalSettings:
         aws = self.workspace.get("aws")
         return isinstance(aws, dict) and bool((aws.get("artifacts") or {}).get("bucket"))
 
+    def engine_note(self, work: str) -> str | None:
+        """Where ``work`` runs, as a plan shows it after the change's reason (None: here)."""
+        return f"{work} on spark ({self.engine.get('master')})" if self.engine else None
+
     def shown(self, path: Path) -> str:
         """A path as messages and outputs show it: relative to the spec tree when inside it."""
         try:

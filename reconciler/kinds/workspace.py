@@ -77,8 +77,8 @@ class LocalExecutor(SpecModel):
 
 class LocalEngine(SpecModel):
     type: Literal["spark"] = Field(
-        description="spark: FeatureSets are materialised on Apache Spark through pyspark "
-        "(docs/spark.md). Required."
+        description="spark: FeatureSets are materialised, and Datasets' per-value rules "
+        "checked, on Apache Spark through pyspark (docs/spark.md). Required."
     )
     master: str = Field(
         min_length=1,
@@ -100,7 +100,8 @@ class LocalEngine(SpecModel):
     )
     conf: dict[str, str] = Field(
         default_factory=dict,
-        description="Further Spark settings (spark.executor.memory, ...). Default: none.",
+        description="Further Spark settings (spark.executor.memory, spark.jars.packages "
+        "for s3:// inputs, spark.master.rest.port for the version check, ...). Default: none.",
         json_schema_extra=TRUSTED,
     )
 
@@ -126,8 +127,9 @@ class LocalProvider(SpecModel):
     )
     engine: LocalEngine | None = Field(
         None,
-        description="Where FeatureSets are materialised: {type: spark, master: URL} runs them "
-        "on Apache Spark. Default: none (this machine, in this process).",
+        description="Where FeatureSets are materialised and Dataset rules checked: {type: "
+        "spark, master: URL} runs them on Apache Spark. Default: none (this machine, in "
+        "this process).",
         json_schema_extra=TRUSTED,
     )
 

@@ -210,7 +210,13 @@ def _decide(
     created = _create_reason(prior, live)
     if created is not None or prior is None:
         reason = created or Reason.NEW
-        return replace(change, action=Action.CREATE, reason=reason, after_unknown=unknown)
+        return replace(
+            change,
+            action=Action.CREATE,
+            reason=reason,
+            after_unknown=unknown,
+            reason_detail=response.trigger or "",  # where the work runs, if not here
+        )
     forcing = set(response.requires_replace)
     fields = [
         replace(f, forces_replacement=_forces(f.path, forcing))

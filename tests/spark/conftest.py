@@ -6,12 +6,14 @@ installs both (.ci/apt-packages, the spark extra).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,8 @@ def _wait_port(port: int, what: str, process: subprocess.Popen[bytes], log: Path
 class Cluster:
     master: str
     logs: Path
+    rest_port: int = 0  # the master's REST server, which tells its Spark version
+    ui_port: int = 0  # the master's web UI, whose /json lists the alive workers
     worker: subprocess.Popen[bytes] | None = None
     worker_port: int = 0
 
@@ -95,6 +99,21 @@ class Cluster:
         )  # fmt: skip
         _wait_port(self.worker_port, "the Spark worker", self.worker, log)
 
+    def wait_registered(self) -> None:
+        """Until the master lists an alive worker (a worker just started registers late)."""
+        deadline = time.monotonic() + 60
+        url = f"http://127.0.0.1:{self.ui_port}/json/"
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        while time.monotonic() < deadline:
+            try:
+                with direct.open(url, timeout=5) as response:
+                    if json.loads(response.read()).get("aliveworkers", 0) > 0:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"no Spark worker registered with {self.master} in 60 s")
+
     def kill_worker(self) -> None:
         """SIGKILL the worker and its executors (its process group)."""
         assert self.worker is not None
@@ -107,15 +126,17 @@ class Cluster:
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     require_engine()
     logs = tmp_path_factory.mktemp("spark-logs")
-    port = free_port()
+    port, rest, ui = free_port(), free_port(), free_port()
+    env = dict(spark_env(), SPARK_MASTER_OPTS=f"-Dspark.master.rest.port={rest}")
     master = subprocess.Popen(
         [_spark_class(), "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1",
-         "--port", str(port), "--webui-port", str(free_port())],
-        env=spark_env(), stdout=(logs / "master.log").open("wb"), stderr=subprocess.STDOUT,
+         "--port", str(port), "--webui-port", str(ui)],
+        env=env, stdout=(logs / "master.log").open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
     )  # fmt: skip
     _wait_port(port, "the Spark master", master, logs / "master.log")
-    cluster = Cluster(f"spark://127.0.0.1:{port}", logs)
+    _wait_port(rest, "the Spark master's REST server", master, logs / "master.log")
+    cluster = Cluster(f"spark://127.0.0.1:{port}", logs, rest_port=rest, ui_port=ui)
     try:
         cluster.start_worker()
         yield cluster

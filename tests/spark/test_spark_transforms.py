@@ -17,6 +17,7 @@ SPEC = {
     "entity": ["user", "day"],
     "label": {"column": "label"},
     "split": {"type": "random", "validationFraction": 0.3, "seed": 7},
+    "segments": ["city", "day"],
     "features": [
         {"name": "amount", "transforms": [{"type": "fillna", "strategy": "median"}, "standardize"]},
         {"name": "score", "transforms": [{"type": "fillna", "strategy": "mean"}, "minmax"]},

@@ -173,11 +173,16 @@ def _write(
     """Stream, validate and write into ``temp``; the snapshot it makes (or one that exists
     under the name the streamed bytes give: ``reused``)."""
     created = dt.datetime.now(dt.UTC)
-    validator = Validator(spec, source.place, previous, created)
+    # the spark engine checks the values on Spark once the rows are written (spark_validate)
+    validator = Validator(spec, source.place, previous, created, per_value=not settings.engine)
     data = temp / "data.parquet"
     checks: list[Check] = []
     try:
         schema, sha256 = _stream(source, _hints(spec), validator, data)
+        if settings.engine:
+            from providers.local.data.spark_validate import observe_on_spark
+
+            observe_on_spark(validator, data, settings.engine)
         checks = validator.finish(lambda column, rows: values_at(data, column, rows))
         streamed = snapshot_id(snapshot_key(spec, source.fingerprint()))  # known by now
         if streamed != sid and (existing := _existing(temp.parent, streamed)) is not None:

@@ -1,8 +1,8 @@
 """FeatureSet materialisation on Apache Spark: the same outputs as ``features_build``.
 
-The only module that imports ``pyspark``. ``materialise_spark(...)`` has the signature and
-result of ``features_build.materialise`` plus the engine settings (``master`` URL and
-friends) and does the row-wide work on the cluster:
+The session and its checks are ``spark_session``'s. ``materialise_spark(...)`` has the
+signature and result of ``features_build.materialise`` plus the engine settings (``master``
+URL and friends) and does the row-wide work on the cluster:
 
 - the split and the entity-key hashes run in the executors with the very functions the
   local engine uses (``features_hash``, ``features_build._temporal``), so a seeded random
@@ -12,7 +12,8 @@ friends) and does the row-wide work on the cluster:
   and onehot vocabularies; a transform is fitted on the output of the fitted ones before
   it (``apply_chain`` in the executors), as locally;
 - the transform is ``apply_transform`` in the executors (``mapInArrow``), written as
-  parquet parts to a staging folder inside the caller's temporary directory.
+  parquet parts to a staging folder inside the caller's temporary directory, with the
+  segment columns carried as they are.
 
 The driver then streams the parts in row order (``_metadata.row_index``) into
 ``train.parquet`` and ``validation.parquet`` with the local engine's writer options and
@@ -26,187 +27,31 @@ the executors and the driver share (a shared volume) when the cluster is remote.
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import socket
-import sys
-import tempfile
-import threading
-import time
-import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
-from providers.base import JSON, PermanentError
+from providers.base import JSON
 from providers.local.data.features import FeatureError, FeatureSpec, apply_chain, apply_transform
 from providers.local.data.features_build import _temporal, check_columns
 from providers.local.data.features_fit import FITTERS, _document, _require, _settled, needs_fit
 from providers.local.data.features_hash import key_hash, unit_interval
-from providers.local.data.spark_finish import ROW, SOURCE, SPLIT, finish
+from providers.local.data.spark_finish import ROW, SEGMENT, SOURCE, SPLIT, finish
+from providers.local.data.spark_session import (
+    SparkEngineError,
+    SparkSettings,
+    check_location,
+    spark_job,
+)
+
+__all__ = ["SparkEngineError", "SparkSettings", "materialise_spark", "spark_safe"]
 
 KEY = "__key"
-
-
-class SparkEngineError(PermanentError):
-    """Spark cannot run the work: engine missing, cluster unreachable, a job failed."""
-
-
-@dataclass(frozen=True)
-class SparkSettings:
-    """``providers.local.engine`` of the Workspace when its type is spark (camelCase JSON)."""
-
-    master: str
-    driver_host: str | None = None
-    executor_wait_seconds: float = 120.0  # give up when no executor is alive this long
-    conf: tuple[tuple[str, str], ...] = ()
-
-    @classmethod
-    def from_config(cls, config: JSON) -> SparkSettings:
-        return cls(
-            master=str(config["master"]),
-            driver_host=config.get("driverHost"),
-            executor_wait_seconds=float(config.get("executorWaitSeconds") or 120.0),
-            conf=tuple(sorted((str(k), str(v)) for k, v in (config.get("conf") or {}).items())),
-        )
-
-
-# --- the session ---------------------------------------------------------------------
-
-
-def check_master(master: str) -> None:
-    """A spark:// master must accept connections; else one clear error (not a 60 s hang)."""
-    if not master.startswith("spark://"):
-        return
-    for hostport in master.removeprefix("spark://").split(","):
-        parsed = urlparse(f"spark://{hostport}")
-        try:
-            with socket.create_connection((parsed.hostname or "", parsed.port or 7077), 5):
-                return
-        except OSError as exc:
-            last = exc
-    raise SparkEngineError(
-        f"the Spark master {master} does not answer ({last.strerror or last}); start it, or "
-        "fix providers.local.engine.master in the Workspace"
-    )
-
-
-def _code_zip(directory: Path) -> Path:
-    """This package (providers, reconciler) as a zip the executors import the transforms from."""
-    import providers
-
-    root = Path(providers.__file__).parent.parent
-    target = directory / "pipeform-code.zip"
-    with zipfile.ZipFile(target, "w") as archive:
-        for package in ("providers", "reconciler"):
-            for path in sorted((root / package).rglob("*.py")):
-                archive.write(path, path.relative_to(root).as_posix())
-    return target
-
-
-def start_session(settings: SparkSettings, scratch: Path) -> Any:
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        raise SparkEngineError(
-            "the spark engine needs Java 17 or newer on this machine (java not found); install "
-            "it (Debian: openjdk-17-jre-headless) or set JAVA_HOME"
-        )
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise SparkEngineError(
-            "the spark engine needs pyspark: pip install 'pipeform[spark]' (the same pyspark "
-            "version as the cluster's Spark)"
-        ) from None
-    check_master(settings.master)
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors use this interpreter
-    builder = (
-        SparkSession.builder.master(settings.master)
-        .appName("pipeform-features")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "131072")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.pyspark.python", sys.executable)
-    )
-    if settings.driver_host:
-        builder = builder.config("spark.driver.host", settings.driver_host)
-        builder = builder.config("spark.driver.bindAddress", settings.driver_host)
-    for key, value in settings.conf:
-        builder = builder.config(key, value)
-    try:
-        session = builder.getOrCreate()
-    except Exception as exc:  # the JVM's errors arrive as many types
-        raise SparkEngineError(f"Spark did not start: {_first_line(exc)}") from None
-    session.sparkContext.setLogLevel("ERROR")
-    session.sparkContext.addPyFile(str(_code_zip(scratch)))
-    return session
-
-
-class Progress(threading.Thread):
-    """Prints Spark's stage progress (from the status tracker) while jobs run; cancels the
-    jobs when no executor has been alive for ``wait`` seconds (a lost worker)."""
-
-    def __init__(self, context: Any, wait: float) -> None:
-        super().__init__(daemon=True, name="spark-progress")
-        self.context, self.wait = context, wait
-        self.done = threading.Event()
-        self.lost = False  # cancelled: no executor for `wait` seconds
-        self.seen = self.gone = False  # had executors; then had none
-
-    def run(self) -> None:
-        tracker, shown, alone_since = self.context.statusTracker(), "", None
-        while not self.done.wait(1.0):
-            try:
-                line = "; ".join(
-                    f"stage {info.stageId} {info.numCompletedTasks}/{info.numTasks} tasks"
-                    for info in map(tracker.getStageInfo, sorted(tracker.getActiveStageIds()))
-                    if info is not None
-                )
-                executors = len(tracker.getExecutorInfos()) - 1  # the driver is listed too
-            except Exception:  # the context is stopping
-                return
-            if line and line != shown:
-                print(f"  spark: {line}", file=sys.stderr, flush=True)
-                shown = line
-            self.seen = self.seen or executors > 0
-            self.gone = self.gone or (self.seen and executors <= 0)
-            local = self.context.master.startswith("local")
-            alone_since = None if executors > 0 or local else (alone_since or time.monotonic())
-            if alone_since is not None and time.monotonic() - alone_since > self.wait:
-                self.lost = True
-                self.context.cancelAllJobs()
-                alone_since = None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def translate(exc: Exception, progress: Progress, master: str) -> PermanentError:
-    """One clear error for a failed Spark job: the FeatureError an executor raised, a lost
-    cluster, or the job's first line."""
-    text = str(exc)
-    found = re.search(r"FeatureError: (.+)", text)
-    if found:
-        return FeatureError(found.group(1).strip())
-    if progress.lost or progress.gone:
-        return SparkEngineError(
-            f"the Spark cluster at {master} lost every executor (a worker stopped) "
-            f"mid-materialisation; nothing was written and the previous tables stay current; "
-            "start the workers and apply again"
-        )
-    python = re.search(r"^(\w+(?:Error|Exception): .+)$", text, re.MULTILINE)
-    return SparkEngineError(
-        f"the Spark job failed: {python.group(1) if python else _first_line(exc)}"
-    )
 
 
 # --- types ---------------------------------------------------------------------------
@@ -268,10 +113,10 @@ def _prepared(spec: FeatureSpec, schema: pa.Schema, batch: pa.RecordBatch) -> pa
     return table.append_column(KEY, pa.array(key.view(np.int64)))
 
 
-def _read(session: Any, source: Path, columns: list[str]) -> Any:
+def _read(session: Any, location: str, columns: list[str]) -> Any:
     from pyspark.sql import functions as F
 
-    frame = session.read.parquet(str(source))
+    frame = session.read.parquet(location)
     return frame.select(
         *[F.col(f"`{c}`") for c in columns], F.col("_metadata.row_index").alias(ROW)
     )
@@ -450,9 +295,11 @@ def _transform(
 ) -> None:
     """Every row transformed in the executors, written as ordered parquet parts."""
     sources = spec.source_columns()
+    out = pa.schema(list(out)[: len(out) - len(spec.segments)])  # the segments come last
     parts = pa.schema(
         [pa.field(ROW, pa.int64()), pa.field(SPLIT, pa.int8()), *out]
         + [pa.field(SOURCE + c, schema.field(c).type) for c in sources]
+        + [pa.field(SEGMENT + c, schema.field(c).type) for c in spec.segments]
     )
 
     def transform(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -462,6 +309,7 @@ def _transform(
                 table = table.append_column(spec.entity[0], table[ROW])
             result = apply_transform(params, table).cast(out)
             arrays = [table[ROW], table[SPLIT], *result.columns] + [table[c] for c in sources]
+            arrays += [table[c] for c in spec.segments]  # carried as they are, after the label
             yield from pa.table(arrays, schema=parts).cast(spark_safe(parts)).to_batches()
 
     mapped = _mapped(frame, transform, parts).sortWithinPartitions(ROW)
@@ -479,43 +327,27 @@ def materialise_spark(
     """``features_build.materialise`` on Spark: the same files in ``directory``."""
     from providers.local.data.spark_finish import output_schema
 
-    if spec.segments:  # segment columns ride beside the features: not built on Spark yet
-        raise SparkEngineError(
-            "spec.segments is not supported on the spark engine yet: remove the segments "
-            "(and the evaluation slices and fairness gates that read them), or materialise "
-            "this FeatureSet on the local engine"
-        )
+    location = check_location(str(source), settings)
     file_schema = pq.ParquetFile(source).schema_arrow
     check_columns(spec, file_schema, snapshot)
     split_column = str(spec.split.get("column") or "")
     columns = list(
-        dict.fromkeys([*spec.source_entity, *spec.source_columns(), spec.label, split_column])
+        dict.fromkeys(
+            [*spec.source_entity, *spec.source_columns(), spec.label, *spec.segments, split_column]
+        )
     )
     columns = [c for c in columns if c]
     schema = pa.schema([file_schema.field(c).remove_metadata() for c in columns])
     schema = pa.schema(
         [f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema]
     )
-    scratch = Path(tempfile.mkdtemp(prefix="pipeform-spark-"))
-    session = start_session(settings, scratch)
-    progress = Progress(session.sparkContext, settings.executor_wait_seconds)
-    progress.start()
-    try:
-        try:
-            frame = _read(session, source, columns)
-            check_types(frame, schema, columns, snapshot)
-            _scan(spec, frame, schema, snapshot)
-            fitted: JSON = _fit(spec, frame, schema)
-            params: JSON = json.loads(json.dumps(fitted, default=str))
-            out = output_schema(spec, params, file_schema)
-            staging = directory / ".spark-parts"
-            _transform(spec, params, frame, schema, out, staging)
-        except (FeatureError, SparkEngineError):
-            raise
-        except Exception as exc:
-            raise translate(exc, progress, settings.master) from None
-    finally:
-        progress.done.set()
-        session.stop()
-        shutil.rmtree(scratch, ignore_errors=True)
+    with spark_job(settings) as session:
+        frame = _read(session, location, columns)
+        check_types(frame, schema, columns, snapshot)
+        _scan(spec, frame, schema, snapshot)
+        fitted: JSON = _fit(spec, frame, schema)
+        params: JSON = json.loads(json.dumps(fitted, default=str))
+        out = output_schema(spec, params, file_schema)
+        staging = directory / ".spark-parts"
+        _transform(spec, params, frame, schema, out, staging)
     return finish(spec, params, source, staging, snapshot, feature_set_id, directory)

@@ -3,7 +3,7 @@
 Spark writes the transformed rows as parquet parts (``spark_engine``), each a run of
 snapshot rows in order, carrying the row's position (``__row``), its split (``__split``:
 0 train, 1 validation, plus 2 when the label is missing) and the source columns
-(``__src_<name>``, for the statistics). ``finish`` streams them in row order into ``train.parquet`` and
+(``__src_<name>``, for the statistics) and the segment columns (``__seg_<name>``). ``finish`` streams them in row order into ``train.parquet`` and
 ``validation.parquet`` with ``features_build``'s writer options and row-group boundaries
 (one per ``BATCH_ROWS`` snapshot rows), so the tables are laid out as the local engine
 lays them out, counts ``stats.json`` with the same code, and writes ``transform.json``
@@ -33,8 +33,11 @@ from providers.local.data.features_build import (
     _write_json,
     write_manifest,
 )
+from trainer.config import SEGMENT_PREFIX
 
 ROW, SPLIT, SOURCE = "__row", "__split", "__src_"
+#: a segment column in the parts (Spark refuses the tables' dotted ``segment.<name>``)
+SEGMENT = "__seg_"
 
 
 def output_schema(spec: FeatureSpec, params: JSON, file_schema: pa.Schema) -> pa.Schema:
@@ -101,6 +104,12 @@ def _write_tables(
             splits.append(split)
             rows = window[ROW].to_numpy()
             sampled = rows % statistics.stride == 0
+            window = window.rename_columns(
+                [
+                    SEGMENT_PREFIX + c[len(SEGMENT) :] if c.startswith(SEGMENT) else c
+                    for c in window.column_names
+                ]
+            )
             out = window.select(schema.names).cast(schema)
             sources = window.select([c for c in window.column_names if c.startswith(SOURCE)])
             names = [c[len(SOURCE) :] for c in sources.column_names]

@@ -105,8 +105,11 @@ class Validator:
         place: Callable[[int], str],
         previous: JSON | None = None,
         now: dt.datetime | None = None,
+        per_value: bool = True,
     ) -> None:
         self.spec = spec
+        #: False: the per-value rules run elsewhere (spark_validate fills ``state``)
+        self.per_value = per_value
         self.place = place
         self.now = now or dt.datetime.now(dt.UTC)
         self.rows = 0
@@ -145,7 +148,7 @@ class Validator:
         for i, name in enumerate(batch.schema.names):
             column = batch.column(i)
             self.nulls[name] = self.nulls.get(name, 0) + column.null_count
-            if name in self.state:
+            if name in self.state and self.per_value:
                 self._observe_column(self.state[name], column)
             if name in self.histograms:
                 self.histograms[name].add(column)
