@@ -54,8 +54,8 @@ class ColumnStats:
         self.temporal: list[Any] = []
         self.kind: pa.DataType | None = None
 
-    def add(self, values: pa.Array, sampled: np.ndarray[Any, np.dtype[np.bool_]]) -> None:
-        """values of this split's rows in a batch; sampled marks the rows kept for quantiles."""
+    def add(self, values: pa.Array, sampled: pa.Array) -> None:
+        """values of this split's rows in a batch; sampled: the positions kept for quantiles."""
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
         self.kind = values.type
@@ -64,20 +64,31 @@ class ColumnStats:
         if self.counter is not None:
             self.counter.add(values)
         if is_numeric_type(values.type):
-            x = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
-            nan = np.isnan(x)
-            extra_nulls = int(nan.sum()) - values.null_count  # NaN counts as missing
-            self.nulls += extra_nulls
-            self.count -= extra_nulls
-            self.moments.add(x)
-            if (~nan).any():
-                self.low = min(self.low, float(x[~nan].min()))
-                self.high = max(self.high, float(x[~nan].max()))
-            picked = x[sampled]
-            self.sample.append(picked[~np.isnan(picked)])
+            self._add_numbers(values, sampled)
         elif pa.types.is_temporal(values.type) and self.count:
             bounds = pc.min_max(values)
             self.temporal += [bounds["min"].as_py(), bounds["max"].as_py()]
+
+    def _add_numbers(self, values: pa.Array, sampled: pa.Array) -> None:
+        """Moments (Arrow's kernels), bounds and the quantile sample, without copies."""
+        if not pa.types.is_floating(values.type):
+            values = pc.cast(values, pa.float64())
+        elif values.null_count or np.isnan(values.to_numpy()).any():  # NaN counts as missing
+            nan = pc.is_nan(values)
+            extra_nulls = pc.sum(nan).as_py() or 0
+            self.nulls += extra_nulls
+            self.count -= extra_nulls
+            values = pc.if_else(nan, pa.scalar(None, values.type), values)
+        known = len(values) - values.null_count
+        if known:
+            m2 = pc.variance(values, ddof=0).as_py() * known
+            self.moments.merge(known, pc.mean(values).as_py(), m2)
+            # numpy's min and max are many times faster than Arrow's min_max on floats
+            x = values.drop_null().to_numpy() if values.null_count else values.to_numpy()
+            self.low = min(self.low, float(x.min()))
+            self.high = max(self.high, float(x.max()))
+        picked = values.take(sampled).drop_null()
+        self.sample.append(np.asarray(picked.to_numpy(), dtype=np.float64))
 
     def result(self) -> JSON:
         out: JSON = {"count": self.count, "nulls": self.nulls}
@@ -106,7 +117,7 @@ class ColumnStats:
                 out["topCategories"] = None
                 out["distinct"] = f"more than {CATEGORY_CAP}"
             else:
-                out["distinct"] = len(self.counter.counts)
+                out["distinct"] = self.counter.distinct
                 out["topCategories"] = [
                     {"value": v if isinstance(v, str | int | float | bool) else str(v), "count": c}
                     for v, c in self.counter.top(TOP_CATEGORIES)
@@ -126,8 +137,10 @@ class SplitStats:
     def add(
         self, split: str, table: pa.Table, sampled: np.ndarray[Any, np.dtype[np.bool_]]
     ) -> None:
+        """This split's rows of a batch; sampled marks the rows kept for quantiles."""
+        positions = pa.array(np.flatnonzero(sampled))
         for name, per_split in self.columns.items():
-            per_split[split].add(table[name].combine_chunks(), sampled)
+            per_split[split].add(table[name].combine_chunks(), positions)
 
     def result(self) -> JSON:
         return {
