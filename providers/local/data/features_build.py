@@ -48,7 +48,7 @@ from providers.local.data.features import (
 from providers.local.data.features_fit import fit_params
 from providers.local.data.features_hash import key_hash, unit_interval
 from providers.local.data.features_stats import QUANTILE_SAMPLE, SplitStats, is_categorical
-from providers.local.data.sink import WRITER_OPTIONS, ParquetSink, Prefetch
+from providers.local.data.sink import WRITER_OPTIONS, ParquetSink, Prefetch, memory_pool
 
 BATCH_ROWS = 131_072
 BOOLS = npt.NDArray[np.bool_]
@@ -131,32 +131,36 @@ def _temporal(column: pa.Array, split: JSON) -> BOOLS:
 
 def scan(spec: FeatureSpec, source: Path, snapshot: str, batch_rows: int) -> Rows:
     """Pass 1: entity uniqueness, the split and missing labels for every row."""
-    split_column = str(spec.split.get("column", ""))
-    columns = list(dict.fromkeys([*spec.source_entity, spec.label, split_column]))
-    columns = [c for c in columns if c]
+    temporal = spec.split.get("type") == "temporal"
+    columns = list(dict.fromkeys([*spec.source_entity, spec.label]))
+    columns += [str(spec.split["column"])] if temporal else []
     hashes, validation, missing = [], [], []
     ordered = _IncreasingKey(spec, pq.ParquetFile(source).schema_arrow)
     start = 0
-    for batch in _batches(source, columns, batch_rows):
+    for batch in _batches(source, list(dict.fromkeys(columns)), batch_rows):
         for column in spec.source_entity:
             if batch[column].null_count:
                 raise FeatureError(
                     f"entity column {column!r} has missing values in snapshot {snapshot}; "
                     "every row needs a complete entity key"
                 )
-        key = key_hash(_key_columns(spec, batch, start))
         ordered.add(batch)
-        start += batch.num_rows
-        hashes.append(key)
-        if spec.split.get("type") == "temporal":
+        if temporal:
             validation.append(_temporal(batch[spec.split["column"]].combine_chunks(), spec.split))
         else:
+            key = key_hash(_key_columns(spec, batch, start))
+            hashes.append(key)
             fraction = float(spec.split.get("validationFraction", 0.2))
             validation.append(unit_interval(key, int(spec.split.get("seed", 42))) < fraction)
         missing.append(np.asarray(batch[spec.label].is_null().to_numpy(), dtype=bool))
-    all_hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+        start += batch.num_rows
     if not spec.row_number and not ordered.increasing:  # row numbers are unique by making
-        _check_unique(spec, source, snapshot, all_hashes)
+        if temporal:  # the split did not need the key's hashes
+            entity = list(spec.entity)
+            hashes = [
+                key_hash([b[c] for c in entity]) for b in _batches(source, entity, batch_rows)
+            ]
+        _check_unique(spec, source, snapshot, hashes)
     empty = np.zeros(0, bool)
     return Rows(
         np.concatenate(validation) if validation else empty,
@@ -194,7 +198,11 @@ def _key_columns(spec: FeatureSpec, batch: pa.Table, start: int) -> list[Any]:
     return [batch[c] for c in spec.entity]
 
 
-def _check_unique(spec: FeatureSpec, source: Path, snapshot: str, hashes: npt.NDArray[Any]) -> None:
+def _check_unique(
+    spec: FeatureSpec, source: Path, snapshot: str, batches: list[npt.NDArray[np.uint64]]
+) -> None:
+    """Refuse a key that repeats: equal hashes first, then the values behind them."""
+    hashes = np.concatenate(batches) if batches else np.zeros(0, np.uint64)
     ordered = np.sort(hashes)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if not repeated.size:
@@ -370,17 +378,18 @@ def materialise(
 ) -> JSON:
     """Write the FeatureSet files into directory; returns the manifest."""
     check_columns(spec, pq.ParquetFile(source).schema_arrow, snapshot)
-    rows = scan(spec, source, snapshot, batch_rows)
-    if not rows.train_keep(0, len(rows.validation)).any():
-        raise FeatureError(
-            f"the split leaves no training rows in snapshot {snapshot}; check split "
-            "(validationFrom, validationFraction) and the label column"
-        )
-    fitted = fit_params(spec, _train_batches(source, rows, batch_rows))
-    # serving reads transform.json back: apply exactly what it will read
-    params: JSON = json.loads(json.dumps(fitted, default=str))
-    transform_bytes = _write_json(directory / "transform.json", params)
-    stats, digests = _write_tables(spec, params, source, rows, directory, batch_rows)
+    with memory_pool():
+        rows = scan(spec, source, snapshot, batch_rows)
+        if not rows.train_keep(0, len(rows.validation)).any():
+            raise FeatureError(
+                f"the split leaves no training rows in snapshot {snapshot}; check split "
+                "(validationFrom, validationFraction) and the label column"
+            )
+        fitted = fit_params(spec, _train_batches(source, rows, batch_rows))
+        # serving reads transform.json back: apply exactly what it will read
+        params: JSON = json.loads(json.dumps(fitted, default=str))
+        transform_bytes = _write_json(directory / "transform.json", params)
+        stats, digests = _write_tables(spec, params, source, rows, directory, batch_rows)
     _write_json(directory / "stats.json", stats)
     manifest = write_manifest(
         spec, params, stats, transform_bytes, snapshot, feature_set_id, directory, digests
