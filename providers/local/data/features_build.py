@@ -38,6 +38,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON
 from providers.durable import fsync_dir, sha256_file
+from providers.local.data import sink
 from providers.local.data.features import (
     TRANSFORM_CODE_VERSION,
     FeatureError,
@@ -48,15 +49,19 @@ from providers.local.data.features import (
 from providers.local.data.features_fit import fit_params
 from providers.local.data.features_hash import key_hash, unit_interval
 from providers.local.data.features_stats import QUANTILE_SAMPLE, SplitStats, is_categorical
-from providers.local.data.sink import WRITER_OPTIONS, ParquetSink, Prefetch, memory_pool
+from providers.local.data.sink import ParquetSink, Prefetch, memory_pool
 
 BATCH_ROWS = 131_072
 BOOLS = npt.NDArray[np.bool_]
 SPLITS = ("train", "validation")
 #: bump when the tables' bytes change for the same values (parquet options, row groups);
 #: part of every FeatureSet id (``providers.local.featureset`` repeats it, a test checks).
-#: 2: zstd level 1 without dictionary pages, as snapshots (1: zstd level 3, dictionaries)
+#: 2: LZ4 without dictionary pages (1: zstd level 3, with dictionary pages)
 TABLE_FORMAT = 2
+#: snapshots' options, but LZ4: feature tables are derived and read by every training run,
+#: so writing and reading fast beat the smallest file (zstd level 1 costs 50% more time
+#: writing the bench's tables, which it makes 40% smaller: bench/features_bench.py)
+WRITER_OPTIONS: JSON = {**sink.WRITER_OPTIONS, "compression": "lz4", "compression_level": None}
 
 
 @dataclass
@@ -326,6 +331,7 @@ def _write_tables(
                 if spec.row_number:  # the key rides along as a column, as a key column would
                     batch = batch.append_column(spec.entity[0], _row_numbers(start, batch.num_rows))
                 out = _transformed(spec, params, batch, schema)
+                sources = batch.select(spec.source_columns())
                 sampled = np.arange(start, stop) % statistics.stride == 0
                 keeps = {
                     "train": rows.train_keep(start, stop),
@@ -335,7 +341,7 @@ def _write_tables(
                     part = out.filter(keep)
                     _first_missing(params, part)
                     sinks[split].put(part)  # one row group, as the Spark engine writes it
-                    statistics.add(split, batch.filter(keep), part, sampled[keep])
+                    statistics.add(split, sources.filter(keep), part, sampled[keep])
                 start = stop
         digests = {split: sinks.pop(split).close() for split in SPLITS}
     finally:

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 
@@ -54,7 +55,7 @@ class ColumnStats:
         self.temporal: list[Any] = []
         self.kind: pa.DataType | None = None
 
-    def add(self, values: pa.Array, sampled: pa.Array) -> None:
+    def add(self, values: pa.Array, sampled: npt.NDArray[np.intp]) -> None:
         """values of this split's rows in a batch; sampled: the positions kept for quantiles."""
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
@@ -69,26 +70,27 @@ class ColumnStats:
             bounds = pc.min_max(values)
             self.temporal += [bounds["min"].as_py(), bounds["max"].as_py()]
 
-    def _add_numbers(self, values: pa.Array, sampled: pa.Array) -> None:
-        """Moments (Arrow's kernels), bounds and the quantile sample, without copies."""
+    def _add_numbers(self, values: pa.Array, sampled: npt.NDArray[np.intp]) -> None:
+        """Moments, bounds and the quantile sample, in numpy (in place where it can be)."""
         if not pa.types.is_floating(values.type):
             values = pc.cast(values, pa.float64())
-        elif values.null_count or np.isnan(values.to_numpy()).any():  # NaN counts as missing
-            nan = pc.is_nan(values)
-            extra_nulls = pc.sum(nan).as_py() or 0
-            self.nulls += extra_nulls
-            self.count -= extra_nulls
-            values = pc.if_else(nan, pa.scalar(None, values.type), values)
-        known = len(values) - values.null_count
-        if known:
-            m2 = pc.variance(values, ddof=0).as_py() * known
-            self.moments.merge(known, pc.mean(values).as_py(), m2)
-            # numpy's min and max are many times faster than Arrow's min_max on floats
-            x = values.drop_null().to_numpy() if values.null_count else values.to_numpy()
-            self.low = min(self.low, float(x.min()))
-            self.high = max(self.high, float(x.max()))
-        picked = values.take(sampled).drop_null()
-        self.sample.append(np.asarray(picked.to_numpy(), dtype=np.float64))
+        x = values.to_numpy(zero_copy_only=False)  # missing values as NaN
+        picked = x[sampled]
+        self.sample.append(picked[~np.isnan(picked)].astype(np.float64))
+        nan = np.isnan(x)
+        missing = int(np.count_nonzero(nan))
+        self.nulls += missing - values.null_count  # NaN counts as missing
+        self.count -= missing - values.null_count
+        if missing:
+            x = x[~nan]
+        if not x.size:
+            return
+        y = x.astype(np.float64)  # a copy of our own, worked on in place
+        mean = float(y.mean())
+        self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
+        y -= mean
+        np.square(y, out=y)
+        self.moments.merge(y.size, mean, float(y.sum()))
 
     def result(self) -> JSON:
         out: JSON = {"count": self.count, "nulls": self.nulls}
@@ -138,7 +140,7 @@ class SplitStats:
         self, split: str, table: pa.Table, sampled: np.ndarray[Any, np.dtype[np.bool_]]
     ) -> None:
         """This split's rows of a batch; sampled marks the rows kept for quantiles."""
-        positions = pa.array(np.flatnonzero(sampled))
+        positions = np.flatnonzero(sampled)
         for name, per_split in self.columns.items():
             per_split[split].add(table[name].combine_chunks(), positions)
 
