@@ -345,8 +345,8 @@ def _write_tables(
                 start = stop
         digests = {split: sinks.pop(split).close() for split in SPLITS}
     finally:
-        for sink in sinks.values():
-            sink.abort()
+        for unfinished in sinks.values():  # an error: stop writing, the caller removes all
+            unfinished.abort()
     return statistics.result(rows), digests
 
 

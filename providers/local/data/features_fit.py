@@ -84,8 +84,9 @@ class Moments:
 class CategoryCounter:
     """Exact counts of the non-missing values; past ``cap`` distinct values it gives up.
 
-    Each batch's counts (``value_counts``) wait as Arrow arrays and are summed per value
-    (``dictionary_encode``, then ``bincount``) when they pile up, so a column of many
+    Each batch is counted in one call (``bincount`` for integers of a small span, Arrow's
+    ``value_counts`` for the rest); the counts wait as Arrow arrays and are summed per
+    value (``dictionary_encode``, then ``bincount``) when they pile up, so a column of many
     distinct values costs no Python loop.
     """
 
