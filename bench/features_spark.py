@@ -1,24 +1,23 @@
-"""FeatureSet materialisation on Spark beside the local engine and the pandas peer.
+"""The Spark side of ``bench/features_bench.py``: a Spark child, and a standalone cluster.
 
-The snapshot and FeatureSet of ``bench/features_bench.py`` (same generator, same spec),
-materialised by: the local engine, the pandas peer, Spark ``local[2]`` and, with
-``--master spark://...``, a standalone cluster (``--start-cluster`` starts a master and
-one worker on 127.0.0.1 for the run). Each in a child process; peak memory is the
-driver's (Python and its JVM); a standalone worker's executors are not counted.
+``measure_spark(master, source, out)`` materialises the bench's FeatureSet with the Spark
+engine in a child process and returns its seconds, rows and peak memory: the driver's,
+Python and its JVM (the JVM is stopped before the child exits, so that its peak counts as
+a child's); a standalone worker's executors are not counted. ``start_cluster`` starts a
+master and one 2-core worker on 127.0.0.1 as plain processes (``stop_cluster`` ends
+them). Run it through the features bench:
 
-    .venv/bin/python bench/features_spark.py --rows 1000000 --start-cluster
+    PYTHONPATH=$PWD .venv/bin/python bench/features_bench.py --rows 1000000 --spark --start-cluster
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,15 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _child_spark(master: str, source: Path, out: Path) -> None:
+    started = time.perf_counter()
     from bench.features_bench import SPEC
     from providers.local.data.features import parse_spec
     from providers.local.data.spark_engine import SparkSettings, materialise_spark
 
+    ready = time.perf_counter()
     out.mkdir()
-    started = time.perf_counter()
     settings = SparkSettings(master=master, driver_host="127.0.0.1")
     manifest = materialise_spark(parse_spec(SPEC), source, "ds-bench", "fs-bench", out, settings)
-    seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - ready  # the Spark session's start included
     from pyspark import SparkContext
 
     gateway = SparkContext._gateway
@@ -47,7 +47,8 @@ def _child_spark(master: str, source: Path, out: Path) -> None:
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
     )
-    print(json.dumps({"seconds": seconds, "rows": manifest["rows"], "peakRssMB": peak / 1024}))
+    figures = {"seconds": seconds, "startup": ready - started, "rows": manifest["rows"]}
+    print(json.dumps({**figures, "peakRssMB": peak / 1024}))
 
 
 def _free_port() -> int:
@@ -56,12 +57,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _start_cluster(logs: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
+def _env() -> dict[str, str]:
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def start_cluster(logs: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """A standalone master and one worker (2 cores, 2 GiB) on 127.0.0.1: (master URL, processes)."""
     import pyspark
 
     spark_class = str(Path(pyspark.__file__).parent / "bin" / "spark-class")
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
-    env["PYTHONPATH"] = str(REPO)
     port = _free_port()
     master = f"spark://127.0.0.1:{port}"
     commands = [
@@ -70,66 +76,35 @@ def _start_cluster(logs: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
         ["org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1",
          "--webui-port", str(_free_port()), "--cores", "2", "--memory", "2g"],
     ]  # fmt: skip
+    logs.mkdir(parents=True, exist_ok=True)
     processes = []
     for i, command in enumerate(commands):
         log = (logs / f"spark-{i}.log").open("wb")
-        processes.append(subprocess.Popen([spark_class, *command], env=env, stdout=log, stderr=log))
+        processes.append(
+            subprocess.Popen([spark_class, *command], env=_env(), stdout=log, stderr=log)
+        )
         time.sleep(8)
     return master, processes
 
 
-def _measure_spark(master: str, source: Path, out: Path) -> dict[str, Any]:
+def stop_cluster(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in reversed(processes):
+        process.terminate()
+        process.wait()
+
+
+def measure_spark(master: str, source: Path, out: Path) -> dict[str, Any]:
+    from bench.features_bench import measure
+
     command = [sys.executable, str(Path(__file__).resolve()), "--child", master, str(source)]
-    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYTHONPATH=str(REPO))
-    done = subprocess.run(
-        [*command, str(out)], capture_output=True, text=True, cwd=REPO, env=env, check=False
-    )
-    if done.returncode:
-        raise SystemExit(f"spark {master} failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
-def main(argv: list[str] | None = None) -> None:
-    from bench import features_bench
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--master", default=None, help="a standalone master to measure too")
-    parser.add_argument("--start-cluster", action="store_true")
-    parser.add_argument("--child", nargs=2, metavar=("MASTER", "SOURCE"), help=argparse.SUPPRESS)
-    args, rest = parser.parse_known_args(argv)
-    if args.child:
-        _child_spark(args.child[0], Path(args.child[1]), Path(rest[0]))
-        return
-    with tempfile.TemporaryDirectory(prefix="features-spark-") as tmp:
-        work = Path(tmp)
-        figures = features_bench.run(args.rows, work)
-        source = work / f"snapshot-{args.rows}.parquet"
-        processes: list[subprocess.Popen[bytes]] = []
-        masters = ["local[2]"]
-        try:
-            if args.start_cluster:
-                master, processes = _start_cluster(work)
-                masters.append(master)
-            elif args.master:
-                masters.append(args.master)
-            rows = {"local engine": figures["pipeform"], "pandas peer": figures["pandas"]}
-            for master in masters:
-                result = _measure_spark(master, source, work / f"spark-{time.time_ns()}")
-                rows[f"spark {master}"] = result
-        finally:
-            for process in reversed(processes):
-                process.terminate()
-                process.wait()
-    print(f"rows: {args.rows:,}")
-    for name, result in rows.items():
-        print(
-            f"{name:32s} {result['seconds']:7.1f} s {args.rows / result['seconds']:>12,.0f} "
-            f"rows/s  peak RSS {result['peakRssMB']:6.0f} MiB"
-        )
+    return measure([*command, str(out)], f"spark {master}", env=_env())
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
-    main()
+    if sys.argv[1:2] == ["--child"]:
+        _child_spark(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+    else:
+        from bench import features_bench
+
+        features_bench.main([*sys.argv[1:], "--spark"])

@@ -4,8 +4,9 @@ Layout under ``<dataDir>/features/<name>/``: one directory per materialisation,
 ``<id>/{train.parquet, validation.parquet, transform.json, stats.json, manifest.json}``,
 never rewritten once in place, and ``current.json``, the record (owner labels, current id):
 the live object. The id is content-addressed: ``fs-`` + the first 24 hex digits of the
-inputs fingerprint, sha256 over the spec's hash, the Dataset snapshot id and
-``TRANSFORM_CODE_VERSION``. So nothing is materialised again unless one of those moved,
+inputs fingerprint, sha256 over the spec's hash, the Dataset snapshot id,
+``TRANSFORM_CODE_VERSION`` and ``TABLE_FORMAT``. So nothing is materialised again unless
+one of those moved (a pipeform upgrade that moves a version plans one re-materialisation),
 and an apply whose directory already exists (and verifies) only points at it. Tables are
 written into ``.<id>.<pid>-<start>.<random>/`` and renamed into place; what a killed apply
 left there is removed by the next apply of the FeatureSet (``providers.leftovers``).
@@ -60,9 +61,11 @@ OUTPUTS = (
     "stats",
     "datasetSnapshot",
 )
-#: kept in sync with providers.local.data.features.TRANSFORM_CODE_VERSION (a test checks);
-#: repeated here so that planning does not import pyarrow
+#: kept in sync with providers.local.data.features.TRANSFORM_CODE_VERSION and
+#: features_build.TABLE_FORMAT (a test checks); repeated here so that planning does not
+#: import pyarrow
 TRANSFORM_CODE_VERSION = 1
+TABLE_FORMAT = 2
 
 
 def _canonical(value: Any) -> str:
@@ -75,9 +78,14 @@ def spec_hash(spec: JSON) -> str:
     return hashlib.sha256(_canonical(shaped).encode()).hexdigest()
 
 
-def inputs_fingerprint(spec: JSON, snapshot: str) -> str:
-    """sha256 over the spec hash, the Dataset snapshot id and the transform code version."""
+def inputs_fingerprint(spec: JSON, snapshot: str, table_format: int | None = None) -> str:
+    """sha256 over the spec hash, the Dataset snapshot id, the transform code version and
+    the table format (this code's unless given; left out at format 1, so that format 1's
+    ids are as they were)."""
+    table_format = TABLE_FORMAT if table_format is None else table_format
     text = f"{spec_hash(spec)}\n{snapshot}\n{TRANSFORM_CODE_VERSION}"
+    if table_format > 1:
+        text += f"\n{table_format}"
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -93,6 +101,18 @@ def _snapshot(spec: JSON, upstream: Mapping[str, JSON]) -> tuple[str, JSON]:
     address = f"Dataset/{spec.get('dataset')}"
     outputs = upstream.get(address) or {}
     return address, outputs
+
+
+def _reason(spec: JSON, snapshot: str, prior: JSON) -> str:
+    """Why the FeatureSet is materialised again: a new snapshot, only a new table format
+    (the prior id is this spec and snapshot at an older format), or the spec or code."""
+    before = prior.get("datasetSnapshot")
+    if before and before != snapshot:
+        return f"dataset snapshot changed ({before} -> {snapshot})"
+    older = range(1, TABLE_FORMAT)
+    if prior.get("id") in {feature_set_id(inputs_fingerprint(spec, snapshot, f)) for f in older}:
+        return "feature table format changed (pipeform upgrade); re-materialising"
+    return "feature transform code or spec changed"
 
 
 class FeatureSetHandler(KindHandler):
@@ -123,16 +143,10 @@ class FeatureSetHandler(KindHandler):
         fingerprint = inputs_fingerprint(spec, str(snapshot))
         if feature_set_id(fingerprint) == request.prior_outputs.get("id"):
             return PlanResponse(inputs_fingerprint=fingerprint)
-        before = request.prior_outputs.get("datasetSnapshot")
-        detail = (
-            f"dataset snapshot changed ({before} -> {snapshot})"
-            if before and before != snapshot
-            else "feature transform code or spec changed"
-        )
         return PlanResponse(
             unknown_outputs=list(OUTPUTS),
             inputs_fingerprint=fingerprint,
-            reason_detail=detail,
+            reason_detail=_reason(spec, str(snapshot), request.prior_outputs),
             trigger=self.settings.engine_note("runs"),
         )
 

@@ -256,8 +256,49 @@ def test_apply_without_a_snapshot_says_to_apply_the_dataset(
 
 def test_the_transform_code_version_is_one_number() -> None:
     from providers.local import featureset
+    from providers.local.data import features_build
 
     assert featureset.TRANSFORM_CODE_VERSION == features.TRANSFORM_CODE_VERSION
+    assert featureset.TABLE_FORMAT == features_build.TABLE_FORMAT
+
+
+def test_a_new_table_format_plans_one_rematerialisation_with_its_reason(
+    handler: FeatureSetHandler, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from providers.local import featureset
+
+    upstream = write_snapshot(tmp_path)
+    created = apply(handler, tmp_path, upstream)
+    assert (
+        json.loads(Path(created.outputs["dir"], "manifest.json").read_text())["tableFormat"]
+        == featureset.TABLE_FORMAT
+    )
+    monkeypatch.setattr(featureset, "TABLE_FORMAT", featureset.TABLE_FORMAT + 1)  # an upgrade
+    upgraded = plan(handler, tmp_path, upstream, created.outputs)
+    assert set(upgraded.unknown_outputs) == set(OUTPUTS)
+    assert upgraded.reason_detail == (
+        "feature table format changed (pipeform upgrade); re-materialising"
+    )
+    again = apply(handler, tmp_path, upstream, created.outputs)
+    assert again.outputs["id"] != created.outputs["id"]
+    assert plan(handler, tmp_path, upstream, again.outputs).unknown_outputs == []
+    edited = {**SPEC, "label": {"column": "x"}}
+    changed = handler.plan(
+        PlanRequest(ctx(tmp_path), doc(), doc(edited), again.outputs, {"Dataset/events": upstream})
+    )
+    assert changed.reason_detail == "feature transform code or spec changed"
+
+
+def test_format_one_ids_are_the_ids_earlier_releases_gave() -> None:
+    import hashlib
+
+    from providers.local.featureset import TRANSFORM_CODE_VERSION, spec_hash
+
+    text = f"{spec_hash(SPEC)}\nds-data\n{TRANSFORM_CODE_VERSION}"
+    assert inputs_fingerprint(SPEC, "ds-data", table_format=1) == (
+        "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    )
+    assert inputs_fingerprint(SPEC, "ds-data") != inputs_fingerprint(SPEC, "ds-data", 1)
 
 
 def test_planning_does_not_import_pyarrow() -> None:

@@ -7,14 +7,17 @@ renames into place): ``train.parquet``, ``validation.parquet``, ``transform.json
 
 1. scan: the entity key (unique, no missing parts), the split of every row, missing labels;
 2. fit: one pass per run of fitted transforms, over training rows only (``features_fit``);
-3. transform: ``apply_transform`` on each batch, rows appended to the two tables with
-   ``pyarrow.parquet.ParquetWriter`` and counted into the statistics.
+3. transform: ``apply_transform`` on each batch, rows appended to the two tables and
+   counted into the statistics.
 
-Only per-row masks and hashes (10 bytes a row) and the values a median or mode needs are
-held for the whole file, so memory stays flat in the number of columns. Rows whose label
-is missing are dropped from both tables and counted in stats.json (``droppedNullLabel``).
-Parquet files are written with fixed options and fixed batch boundaries, so the same
-inputs give byte-identical tables.
+The transform pass overlaps its three parts on threads (pyarrow's reader, kernels and
+parquet writer release the GIL): ``sink.Prefetch`` decodes the next batch while this one
+is transformed, and one ``sink.ParquetSink`` per table encodes, compresses and hashes the
+previous one. Only per-row masks and hashes (10 bytes a row) and the values a median or
+mode needs are held for the whole file, so memory stays flat in the number of columns.
+Rows whose label is missing are dropped from both tables and counted in stats.json
+(``droppedNullLabel``). Parquet files are written with fixed options (``WRITER_OPTIONS``)
+and fixed batch boundaries, so the same inputs give byte-identical tables.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON
 from providers.durable import fsync_dir, sha256_file
+from providers.local.data import sink
 from providers.local.data.features import (
     TRANSFORM_CODE_VERSION,
     FeatureError,
@@ -45,11 +49,19 @@ from providers.local.data.features import (
 from providers.local.data.features_fit import fit_params
 from providers.local.data.features_hash import key_hash, unit_interval
 from providers.local.data.features_stats import QUANTILE_SAMPLE, SplitStats, is_categorical
-from trainer.config import SEGMENT_PREFIX
+from providers.local.data.sink import ParquetSink, Prefetch, memory_pool
 
 BATCH_ROWS = 131_072
 BOOLS = npt.NDArray[np.bool_]
-WRITER_OPTIONS: JSON = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+SPLITS = ("train", "validation")
+#: bump when the tables' bytes change for the same values (parquet options, row groups);
+#: part of every FeatureSet id (``providers.local.featureset`` repeats it, a test checks).
+#: 2: LZ4 without dictionary pages (1: zstd level 3, with dictionary pages)
+TABLE_FORMAT = 2
+#: snapshots' options, but LZ4: feature tables are derived and read by every training run,
+#: so writing and reading fast beat the smallest file (zstd level 1 costs 50% more time
+#: writing the bench's tables, which it makes 40% smaller: bench/features_bench.py)
+WRITER_OPTIONS: JSON = {**sink.WRITER_OPTIONS, "compression": "lz4", "compression_level": None}
 
 
 @dataclass
@@ -124,35 +136,60 @@ def _temporal(column: pa.Array, split: JSON) -> BOOLS:
 
 def scan(spec: FeatureSpec, source: Path, snapshot: str, batch_rows: int) -> Rows:
     """Pass 1: entity uniqueness, the split and missing labels for every row."""
-    split_column = str(spec.split.get("column", ""))
-    columns = list(dict.fromkeys([*spec.source_entity, spec.label, split_column]))
-    columns = [c for c in columns if c]
+    temporal = spec.split.get("type") == "temporal"
+    columns = list(dict.fromkeys([*spec.source_entity, spec.label]))
+    columns += [str(spec.split["column"])] if temporal else []
     hashes, validation, missing = [], [], []
+    ordered = _IncreasingKey(spec, pq.ParquetFile(source).schema_arrow)
     start = 0
-    for batch in _batches(source, columns, batch_rows):
+    for batch in _batches(source, list(dict.fromkeys(columns)), batch_rows):
         for column in spec.source_entity:
             if batch[column].null_count:
                 raise FeatureError(
                     f"entity column {column!r} has missing values in snapshot {snapshot}; "
                     "every row needs a complete entity key"
                 )
-        key = key_hash(_key_columns(spec, batch, start))
-        start += batch.num_rows
-        hashes.append(key)
-        if spec.split.get("type") == "temporal":
+        ordered.add(batch)
+        if temporal:
             validation.append(_temporal(batch[spec.split["column"]].combine_chunks(), spec.split))
         else:
+            key = key_hash(_key_columns(spec, batch, start))
+            hashes.append(key)
             fraction = float(spec.split.get("validationFraction", 0.2))
             validation.append(unit_interval(key, int(spec.split.get("seed", 42))) < fraction)
         missing.append(np.asarray(batch[spec.label].is_null().to_numpy(), dtype=bool))
-    all_hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-    if not spec.row_number:  # row numbers are unique by making
-        _check_unique(spec, source, snapshot, all_hashes)
+        start += batch.num_rows
+    if not spec.row_number and not ordered.increasing:  # row numbers are unique by making
+        if temporal:  # the split did not need the key's hashes
+            entity = list(spec.entity)
+            hashes = [
+                key_hash([b[c] for c in entity]) for b in _batches(source, entity, batch_rows)
+            ]
+        _check_unique(spec, source, snapshot, hashes)
     empty = np.zeros(0, bool)
     return Rows(
         np.concatenate(validation) if validation else empty,
         np.concatenate(missing) if missing else empty,
     )
+
+
+class _IncreasingKey:
+    """Whether a one-column integer key only ever increases, and so is unique without
+    sorting its hashes (the common case: an id column in the order rows were added)."""
+
+    def __init__(self, spec: FeatureSpec, schema: pa.Schema) -> None:
+        self.column = spec.source_entity[0] if len(spec.source_entity) == 1 else ""
+        self.increasing = bool(self.column) and pa.types.is_integer(schema.field(self.column).type)
+        self.last: Any = None
+
+    def add(self, batch: pa.Table) -> None:
+        if not self.increasing or not batch.num_rows:
+            return
+        values = batch[self.column].to_numpy()
+        self.increasing = bool(np.all(values[1:] > values[:-1])) and (
+            self.last is None or values[0] > self.last
+        )
+        self.last = values[-1]
 
 
 def _row_numbers(start: int, count: int) -> pa.Array:
@@ -166,7 +203,11 @@ def _key_columns(spec: FeatureSpec, batch: pa.Table, start: int) -> list[Any]:
     return [batch[c] for c in spec.entity]
 
 
-def _check_unique(spec: FeatureSpec, source: Path, snapshot: str, hashes: npt.NDArray[Any]) -> None:
+def _check_unique(
+    spec: FeatureSpec, source: Path, snapshot: str, batches: list[npt.NDArray[np.uint64]]
+) -> None:
+    """Refuse a key that repeats: equal hashes first, then the values behind them."""
+    hashes = np.concatenate(batches) if batches else np.zeros(0, np.uint64)
     ordered = np.sort(hashes)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if not repeated.size:
@@ -206,8 +247,9 @@ def _output_schema(spec: FeatureSpec, params: JSON, schema: pa.Schema) -> pa.Sch
         fields = [schema.field(c).remove_metadata() for c in params["entity"]]
     fields += [pa.field(name, pa.float32()) for name in params["outputs"]]
     fields.append(schema.field(params["label"]).remove_metadata())
+    prefix = _segment_prefix(spec)
     fields += [
-        pa.field(SEGMENT_PREFIX + c, schema.field(c).type) for c in spec.segments
+        pa.field(prefix + c, schema.field(c).type) for c in spec.segments
     ]  # behind the label: readers that take the features by name never see them
     return pa.schema(fields)
 
@@ -269,42 +311,61 @@ class _Statistics:
 
 def _write_tables(
     spec: FeatureSpec, params: JSON, source: Path, rows: Rows, directory: Path, batch_rows: int
-) -> JSON:
-    """Pass 3: transform every batch, append it to the tables, count the statistics."""
+) -> tuple[JSON, dict[str, str]]:
+    """Pass 3: transform every batch, append it to the tables, count the statistics; returns
+    the statistics and each table's sha256, hashed as it was written."""
     file = pq.ParquetFile(source)
     schema = _output_schema(spec, params, file.schema_arrow)
     statistics = _Statistics(spec, params, file)
     columns = list(
         dict.fromkeys([*spec.source_entity, *spec.source_columns(), spec.label, *spec.segments])
     )
-    writers = {
-        split: pq.ParquetWriter(directory / f"{split}.parquet", schema, **WRITER_OPTIONS)
-        for split in ("train", "validation")
-    }
+    sinks: dict[str, ParquetSink] = {}
     try:
+        for split in SPLITS:
+            sinks[split] = ParquetSink(directory / f"{split}.parquet", schema, **WRITER_OPTIONS)
         start = 0
-        for batch in _batches(source, columns, batch_rows):
-            stop = start + batch.num_rows
-            if spec.row_number:  # the key rides along as a column, as a key column would
-                batch = batch.append_column(spec.entity[0], _row_numbers(start, batch.num_rows))
-            out = apply_transform(params, batch)
-            for column in spec.segments:
-                out = out.append_column(SEGMENT_PREFIX + column, batch[column])
-            out = out.cast(schema)
-            sampled = np.arange(start, stop) % statistics.stride == 0
-            for split, keep in (
-                ("train", rows.train_keep(start, stop)),
-                ("validation", rows.validation_keep(start, stop)),
-            ):
-                part = out.filter(pa.array(keep))
-                _first_missing(params, part)
-                writers[split].write_table(part, row_group_size=batch_rows)
-                statistics.add(split, batch.filter(pa.array(keep)), part, sampled[keep])
-            start = stop
+        with Prefetch(_batches(source, columns, batch_rows)) as batches:
+            for batch in batches:
+                stop = start + batch.num_rows
+                if spec.row_number:  # the key rides along as a column, as a key column would
+                    batch = batch.append_column(spec.entity[0], _row_numbers(start, batch.num_rows))
+                out = _transformed(spec, params, batch, schema)
+                sources = batch.select(spec.source_columns())
+                sampled = np.arange(start, stop) % statistics.stride == 0
+                keeps = {
+                    "train": rows.train_keep(start, stop),
+                    "validation": rows.validation_keep(start, stop),
+                }
+                for split, keep in keeps.items():
+                    part = out.filter(keep)
+                    _first_missing(params, part)
+                    sinks[split].put(part)  # one row group, as the Spark engine writes it
+                    statistics.add(split, sources.filter(keep), part, sampled[keep])
+                start = stop
+        digests = {split: sinks.pop(split).close() for split in SPLITS}
     finally:
-        for writer in writers.values():
-            writer.close()
-    return statistics.result(rows)
+        for unfinished in sinks.values():  # an error: stop writing, the caller removes all
+            unfinished.abort()
+    return statistics.result(rows), digests
+
+
+def _transformed(spec: FeatureSpec, params: JSON, batch: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A batch's rows as the tables hold them: key, features, label, segment columns."""
+    out = apply_transform(params, batch)
+    prefix = _segment_prefix(spec)
+    for column in spec.segments:
+        out = out.append_column(prefix + column, batch[column])
+    return out.cast(schema)
+
+
+def _segment_prefix(spec: FeatureSpec) -> str:
+    """The column-name prefix of segment columns (imported only when there are some)."""
+    if not spec.segments:
+        return ""
+    from trainer.config import SEGMENT_PREFIX
+
+    return SEGMENT_PREFIX
 
 
 def _write_json(path: Path, document: JSON) -> bytes:
@@ -323,20 +384,21 @@ def materialise(
 ) -> JSON:
     """Write the FeatureSet files into directory; returns the manifest."""
     check_columns(spec, pq.ParquetFile(source).schema_arrow, snapshot)
-    rows = scan(spec, source, snapshot, batch_rows)
-    if not rows.train_keep(0, len(rows.validation)).any():
-        raise FeatureError(
-            f"the split leaves no training rows in snapshot {snapshot}; check split "
-            "(validationFrom, validationFraction) and the label column"
-        )
-    fitted = fit_params(spec, _train_batches(source, rows, batch_rows))
-    # serving reads transform.json back: apply exactly what it will read
-    params: JSON = json.loads(json.dumps(fitted, default=str))
-    transform_bytes = _write_json(directory / "transform.json", params)
-    stats = _write_tables(spec, params, source, rows, directory, batch_rows)
+    with memory_pool():
+        rows = scan(spec, source, snapshot, batch_rows)
+        if not rows.train_keep(0, len(rows.validation)).any():
+            raise FeatureError(
+                f"the split leaves no training rows in snapshot {snapshot}; check split "
+                "(validationFrom, validationFraction) and the label column"
+            )
+        fitted = fit_params(spec, _train_batches(source, rows, batch_rows))
+        # serving reads transform.json back: apply exactly what it will read
+        params: JSON = json.loads(json.dumps(fitted, default=str))
+        transform_bytes = _write_json(directory / "transform.json", params)
+        stats, digests = _write_tables(spec, params, source, rows, directory, batch_rows)
     _write_json(directory / "stats.json", stats)
     manifest = write_manifest(
-        spec, params, stats, transform_bytes, snapshot, feature_set_id, directory
+        spec, params, stats, transform_bytes, snapshot, feature_set_id, directory, digests
     )
     for path in directory.iterdir():
         fsync_dir(path)
@@ -352,15 +414,20 @@ def write_manifest(
     snapshot: str,
     feature_set_id: str,
     directory: Path,
+    digests: dict[str, str] | None = None,
 ) -> JSON:
-    """The materialisation's manifest.json, the same from either engine (local, Spark)."""
+    """The materialisation's manifest.json, the same from either engine (local, Spark);
+    ``digests``: each table's sha256, when the writer hashed it (else the files are read)."""
+    if digests is None:
+        digests = {split: sha256_file(directory / f"{split}.parquet") for split in SPLITS}
     manifest = {
         "id": feature_set_id,
         "datasetSnapshot": snapshot,
         "transformVersion": TRANSFORM_CODE_VERSION,
+        "tableFormat": TABLE_FORMAT,
         "rows": stats["rows"],
         "droppedNullLabel": stats["droppedNullLabel"],
-        "sha256": {s: sha256_file(directory / f"{s}.parquet") for s in ("train", "validation")},
+        "sha256": dict(digests),
         "transformDigest": "sha256:" + hashlib.sha256(transform_bytes).hexdigest(),
         "features": params["outputs"],
         "featureTypes": {name: "float32" for name in params["outputs"]},

@@ -37,6 +37,7 @@ from providers.local.data.features import (
 )
 
 TrainBatches = Callable[[list[str]], Iterator[pa.Table]]
+SMALL_SPAN = 1 << 16  # integers counted by bincount when max - min is below this
 
 
 def needs_fit(transform: JSON) -> bool:
@@ -57,15 +58,22 @@ class Moments:
         self.m2 = 0.0
 
     def add(self, x: FLOATS) -> None:
-        x = x[~np.isnan(x)]
-        if not x.size:
+        nan = np.isnan(x)
+        if nan.any():
+            x = x[~nan]
+        if x.size:
+            mean = float(x.mean())
+            deviations = np.square(x - mean)
+            self.merge(x.size, mean, float(deviations.sum()))
+
+    def merge(self, count: int, mean: float, m2: float) -> None:
+        """Fold in another batch's count, mean and sum of squared deviations (Chan et al.)."""
+        if not count:
             return
-        mean = float(x.mean())
-        m2 = float(np.square(x - mean).sum())
-        total = self.count + x.size
+        total = self.count + count
         delta = mean - self.mean
-        self.mean += delta * x.size / total
-        self.m2 += m2 + delta * delta * self.count * x.size / total
+        self.mean += delta * count / total
+        self.m2 += m2 + delta * delta * self.count * count / total
         self.count = total
 
     @property
@@ -74,30 +82,91 @@ class Moments:
 
 
 class CategoryCounter:
-    """Exact counts of the non-missing values; past ``cap`` distinct values it gives up."""
+    """Exact counts of the non-missing values; past ``cap`` distinct values it gives up.
+
+    Each batch is counted in one call (``bincount`` for integers of a small span, Arrow's
+    ``value_counts`` for the rest); the counts wait as Arrow arrays and are summed per
+    value (``dictionary_encode``, then ``bincount``) when they pile up, so a column of many
+    distinct values costs no Python loop.
+    """
 
     def __init__(self, cap: int | None = None) -> None:
-        self.counts: dict[Any, int] = {}
         self.cap = cap
-        self.overflow = False
+        self._overflow = False
+        self._values: list[pa.Array] = []  # after a merge, [0] holds each value once
+        self._counts: list[pa.Array] = []
+        self._rows = 0  # entries in _values
 
     def add(self, values: pa.Array) -> None:
-        if self.overflow:
+        if self._overflow:
             return
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
-        counted = pc.value_counts(values)
-        for value, count in zip(
-            counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
-        ):
-            if value is None or value != value:  # missing, or NaN
-                continue
-            self.counts[value] = self.counts.get(value, 0) + count
-        if self.cap is not None and len(self.counts) > self.cap:
-            self.overflow, self.counts = True, {}
+        found, counts = _small_integer_counts(values) or _value_counts(values)
+        self._values.append(found)
+        self._counts.append(counts)
+        self._rows += len(found)
+        if self._rows > 2 * max(4096, self.cap or 0):
+            self._merge()
+
+    def _merge(self) -> None:
+        if len(self._values) > 1:
+            encoded = pc.dictionary_encode(pa.concat_arrays(self._values))
+            sums = np.bincount(
+                encoded.indices.to_numpy(),
+                weights=pa.concat_arrays(self._counts).to_numpy(),
+                minlength=len(encoded.dictionary),
+            )  # float64 sums of integer counts: exact below 2**53
+            self._values = [encoded.dictionary]
+            self._counts = [pa.array(sums.astype(np.int64))]
+            self._rows = len(encoded.dictionary)
+        if self.cap is not None and self._rows > self.cap:
+            self._overflow, self._values, self._counts, self._rows = True, [], [], 0
+
+    @property
+    def overflow(self) -> bool:
+        """Whether more than ``cap`` distinct values were seen (and so none are kept)."""
+        self._merge()
+        return self._overflow
+
+    @property
+    def distinct(self) -> int:
+        """How many distinct non-missing values were seen."""
+        self._merge()
+        return self._rows
 
     def top(self, limit: int) -> list[tuple[Any, int]]:
-        return sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        """The ``limit`` most frequent values with their counts, ties broken by the value."""
+        self._merge()
+        if not self._values:
+            return []
+        counted = pa.table({"values": self._values[0], "counts": self._counts[0]})
+        head = counted.sort_by([("counts", "descending"), ("values", "ascending")])[:limit]
+        return list(zip(head["values"].to_pylist(), head["counts"].to_pylist(), strict=True))
+
+
+def _value_counts(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Each distinct non-missing value and its count (Arrow's hash-based value_counts)."""
+    counted = pc.value_counts(values)
+    found, counts = counted.field("values"), counted.field("counts")
+    known = pc.is_valid(found)
+    if pa.types.is_floating(found.type):
+        known = pc.and_(known, pc.invert(pc.is_nan(found)))  # NaN is missing too
+    return found.filter(known), counts.filter(known)
+
+
+def _small_integer_counts(values: pa.Array) -> tuple[pa.Array, pa.Array] | None:
+    """value_counts of integers within a span of SMALL_SPAN, by ``bincount``: labels, codes,
+    ids of shops (ten times faster than hashing); None for other values."""
+    if not pa.types.is_integer(values.type) or len(values) == values.null_count:
+        return None
+    x = (values.drop_null() if values.null_count else values).to_numpy()
+    low, high = int(x.min()), int(x.max())
+    if high - low >= SMALL_SPAN:
+        return None
+    counts = np.bincount((x - low).astype(np.intp, copy=False), minlength=high - low + 1)
+    seen = np.flatnonzero(counts)
+    return pa.array(seen + low, type=values.type), pa.array(counts[seen], type=pa.int64())
 
 
 class _Fitter(Protocol):

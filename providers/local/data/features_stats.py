@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 
@@ -54,8 +55,8 @@ class ColumnStats:
         self.temporal: list[Any] = []
         self.kind: pa.DataType | None = None
 
-    def add(self, values: pa.Array, sampled: np.ndarray[Any, np.dtype[np.bool_]]) -> None:
-        """values of this split's rows in a batch; sampled marks the rows kept for quantiles."""
+    def add(self, values: pa.Array, sampled: npt.NDArray[np.intp]) -> None:
+        """values of this split's rows in a batch; sampled: the positions kept for quantiles."""
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
         self.kind = values.type
@@ -64,20 +65,32 @@ class ColumnStats:
         if self.counter is not None:
             self.counter.add(values)
         if is_numeric_type(values.type):
-            x = np.asarray(pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False), np.float64)
-            nan = np.isnan(x)
-            extra_nulls = int(nan.sum()) - values.null_count  # NaN counts as missing
-            self.nulls += extra_nulls
-            self.count -= extra_nulls
-            self.moments.add(x)
-            if (~nan).any():
-                self.low = min(self.low, float(x[~nan].min()))
-                self.high = max(self.high, float(x[~nan].max()))
-            picked = x[sampled]
-            self.sample.append(picked[~np.isnan(picked)])
+            self._add_numbers(values, sampled)
         elif pa.types.is_temporal(values.type) and self.count:
             bounds = pc.min_max(values)
             self.temporal += [bounds["min"].as_py(), bounds["max"].as_py()]
+
+    def _add_numbers(self, values: pa.Array, sampled: npt.NDArray[np.intp]) -> None:
+        """Moments, bounds and the quantile sample, in numpy (in place where it can be)."""
+        if not pa.types.is_floating(values.type):
+            values = pc.cast(values, pa.float64())
+        x = values.to_numpy(zero_copy_only=False)  # missing values as NaN
+        picked = x[sampled]
+        self.sample.append(picked[~np.isnan(picked)].astype(np.float64))
+        nan = np.isnan(x)
+        missing = int(np.count_nonzero(nan))
+        self.nulls += missing - values.null_count  # NaN counts as missing
+        self.count -= missing - values.null_count
+        if missing:
+            x = x[~nan]
+        if not x.size:
+            return
+        y = x.astype(np.float64)  # a copy of our own, worked on in place
+        mean = float(y.mean())
+        self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
+        y -= mean
+        np.square(y, out=y)
+        self.moments.merge(y.size, mean, float(y.sum()))
 
     def result(self) -> JSON:
         out: JSON = {"count": self.count, "nulls": self.nulls}
@@ -106,7 +119,7 @@ class ColumnStats:
                 out["topCategories"] = None
                 out["distinct"] = f"more than {CATEGORY_CAP}"
             else:
-                out["distinct"] = len(self.counter.counts)
+                out["distinct"] = self.counter.distinct
                 out["topCategories"] = [
                     {"value": v if isinstance(v, str | int | float | bool) else str(v), "count": c}
                     for v, c in self.counter.top(TOP_CATEGORIES)
@@ -126,8 +139,10 @@ class SplitStats:
     def add(
         self, split: str, table: pa.Table, sampled: np.ndarray[Any, np.dtype[np.bool_]]
     ) -> None:
+        """This split's rows of a batch; sampled marks the rows kept for quantiles."""
+        positions = np.flatnonzero(sampled)
         for name, per_split in self.columns.items():
-            per_split[split].add(table[name].combine_chunks(), sampled)
+            per_split[split].add(table[name].combine_chunks(), positions)
 
     def result(self) -> JSON:
         return {

@@ -1,13 +1,14 @@
-"""The snapshot's two helper threads: one reads batches ahead, one writes the parquet file.
+"""The data plane's helper threads: one reads batches ahead, one writes a parquet file.
 
 ``Prefetch`` runs a source's batch iterator on a thread of its own, a couple of batches
 ahead of the caller, so decoding and converting the next batch overlaps checking this one
 (pyarrow's readers and kernels release the GIL); an error is raised in the caller's
-thread. ``ParquetSink`` takes record batches from the snapshot's read-and-validate loop and writes
+thread. ``ParquetSink`` takes record batches (or tables) from the snapshot's read-and-validate loop and writes
 them on a writer thread (zstd and the parquet encoders release the GIL), so writing one
 batch overlaps validating the next. A small queue bounds the batches in flight. The bytes
 pass through a sha256 on their way to disk, so the snapshot's ``sha256`` needs no second
 read of the file. A writer error (a full disk) is raised in the caller's thread.
+``memory_pool`` chooses the Arrow allocator while the data plane streams batches.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import io
 import queue
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +27,46 @@ import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
 QUEUE_BATCHES = 2  # batches waiting for the writer (each is a 16 MiB block or a row group)
+#: how pipeform writes parquet (snapshots, feature tables): zstd level 1 without dictionary
+#: pages, since dictionary attempts on high-cardinality columns cost more time than they
+#: save space (measured in bench/data.py and bench/features_bench.py)
+WRITER_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 1,
+    "use_dictionary": False,
+    "write_statistics": True,
+}
 PREFETCH_BATCHES = 2  # batches read ahead of the checks
 WRITE_BUFFER = 4 << 20  # bytes gathered before a write reaches Python (and the hash)
 _DONE = object()
+_pool_lock = threading.Lock()
+_pool_users = 0
+_pool_before: Any = None
+
+
+@contextmanager
+def memory_pool() -> Iterator[None]:
+    """Arrow allocates from jemalloc inside this block (the C library's malloc where pyarrow
+    has no jemalloc), then the default pool is restored; blocks may nest and overlap across
+    threads. pyarrow's default, mimalloc, spends several times more time in the kernel when
+    batch-sized buffers come and go: 0.6 s against 0.15 s of system time materialising 1M
+    rows (bench/features_bench.py). Buffers are freed to the pool they came from."""
+    global _pool_users, _pool_before
+    with _pool_lock:
+        if not _pool_users:
+            _pool_before = pa.default_memory_pool()
+            try:
+                pa.set_memory_pool(pa.jemalloc_memory_pool())
+            except NotImplementedError:
+                pa.set_memory_pool(pa.system_memory_pool())
+        _pool_users += 1
+    try:
+        yield
+    finally:
+        with _pool_lock:
+            _pool_users -= 1
+            if not _pool_users:
+                pa.set_memory_pool(_pool_before)
 
 
 class Prefetch:
@@ -109,7 +148,10 @@ class HashingFile(io.RawIOBase):
 
 
 class ParquetSink:
-    """``put`` batches of one schema, then ``close`` for the file's sha256 (or ``abort``)."""
+    """``put`` batches of one schema, then ``close`` for the file's sha256 (or ``abort``).
+
+    A batch, or a table, is written as one row group (up to pyarrow's 1Mi rows), even
+    when it is empty, as ``ParquetWriter.write_table`` writes it."""
 
     def __init__(self, path: Path, schema: Any, **options: Any) -> None:
         self._file = HashingFile(path)
@@ -127,7 +169,10 @@ class ParquetSink:
         while (batch := self._queue.get()) is not _DONE:
             if self._error is None and not self._aborted:
                 try:
-                    self._writer.write_batch(batch)
+                    if isinstance(batch, pa.Table):
+                        self._writer.write_table(batch)
+                    else:
+                        self._writer.write_batch(batch)
                 except BaseException as exc:  # raised again in the caller's thread
                     self._error = exc
         try:

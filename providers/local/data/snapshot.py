@@ -47,7 +47,7 @@ from providers.local.data.layout import (
     spec_material,
 )
 from providers.local.data.readers import ColumnHint, Source, SourceError
-from providers.local.data.sink import ParquetSink, Prefetch
+from providers.local.data.sink import WRITER_OPTIONS, ParquetSink, Prefetch
 from providers.local.data.validate import READING, Check, Validator, failures
 from providers.local.settings import LocalSettings
 from reconciler.kinds.data import ColumnType, DatasetSpec
@@ -270,9 +270,7 @@ def _flush(data: Path) -> None:
 
 
 def _sink(data: Path, schema: Any) -> ParquetSink:
-    # zstd level 1 without dictionary pages: dictionary attempts on high-cardinality
-    # columns cost more time than they save space (measured in bench/data.py)
-    return ParquetSink(data, schema, compression="zstd", compression_level=1, use_dictionary=False)
+    return ParquetSink(data, schema, **WRITER_OPTIONS)
 
 
 def _same_schema(batch: Any, schema: Any, source: Source) -> Any:
