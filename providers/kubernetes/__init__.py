@@ -88,9 +88,7 @@ class KubernetesProvider(Dispatching, Provider):
         ``providers.local`` block (which the engine passes as ``workspace.local``)."""
         with self._loading:
             if self._local is None:
-                workspace = self.settings.workspace
-                config = {**(workspace.get("local") or {}), "workspace": workspace}
-                self._local = LocalProvider(config, self.root)
+                self._local = LocalProvider(self.settings.local_config, self.root)
             return self._local
 
     def read_batch(self, requests: Sequence[ReadRequest]) -> list[ReadResponse] | None:

@@ -96,6 +96,12 @@ class KubeSettings:
         return (self.namespace, *(n for n in self.namespaces if n != self.namespace))
 
     @property
+    def local_config(self) -> JSON:
+        """The local provider's configuration (the Workspace's ``providers.local`` block),
+        which the delegated kinds and TrainingJob's run records use."""
+        return {**(self.workspace.get("local") or {}), "workspace": self.workspace}
+
+    @property
     def workspace_name(self) -> str:
         return str(self.workspace.get("name") or "default")
 
