@@ -89,7 +89,10 @@ def pod_view(pod: JSON) -> PodView:
         exit_code=int(code) if isinstance(code, int) else None,
         message=str(terminated.get("message") or ""),
         reason=str(
-            (disruption or {}).get("reason") or status.get("reason") or terminated.get("reason") or ""
+            (disruption or {}).get("reason")
+            or status.get("reason")
+            or terminated.get("reason")
+            or ""
         ),
         disrupted=disruption is not None,
         started_at=terminated.get("startedAt") or status.get("startTime"),
@@ -147,13 +150,13 @@ def progress_of(live: JSON, pods: list[PodView]) -> Progress:
     if failed is not None:
         reason, message = str(failed.get("reason") or ""), str(failed.get("message") or "")
         said = f": {message}" if message else ""
-        return Progress("failed", f"{shown} failed ({reason or 'no reason given'}){said}", reason, message)
+        return Progress(
+            "failed", f"{shown} failed ({reason or 'no reason given'}){said}", reason, message
+        )
     running = [p for p in pods if p.phase == "Running"]
     wanted = expected_pods(live)
     preempted = [p for p in pods if p.preempted]
-    note = (
-        f"; {len(preempted)} pod(s) preempted, not counted against retries" if preempted else ""
-    )
+    note = f"; {len(preempted)} pod(s) preempted, not counted against retries" if preempted else ""
     restarting = _condition(live, "Restarting")
     if restarting is not None and not running:
         return Progress("running", f"{shown} restarting ({restarting.get('reason') or ''}){note}")
