@@ -161,7 +161,7 @@ class Wait:
                     "starts its Job again (resuming from its newest checkpoint)"
                 )
             pods = self.pods()
-            self.record_attempts(pods)
+            self.record_attempts(live, pods)
             progress = status.progress_of(live, pods)
             if progress.line != last_line:
                 report_progress(self.address, {"event": "waiting", "message": progress.line})
@@ -185,10 +185,27 @@ class Wait:
         items = self.cluster.client.list(RESOURCES["pods"], self.namespace, selector)
         return status.pods_of(items)
 
-    def record_attempts(self, pods: list[status.PodView]) -> None:
-        """Each pod that ended is one attempt (preempted ones are not failures)."""
+    def record_attempts(self, live: JSON, pods: list[status.PodView]) -> None:
+        """Each pod that ended is one attempt (a PyTorchJob's Master stands for the run;
+        its restarts are preemptions); preempted ones are not failures."""
         seen = {a.get("pod") for a in self.record["attempts"]}
         changed = False
+        restart = status.restart_of(live) if self.kind == "PyTorchJob" else None
+        if restart is not None and f"restart:{restart}" not in seen:
+            attempt = runs.start_attempt(self.record)
+            attempt["pod"] = f"restart:{restart}"
+            runs.finish_attempt(self.record, "preempted", 0.0, None, None)
+            report_progress(
+                self.address,
+                {
+                    "event": "waiting",
+                    "message": f"{self.shown} restarting its pods (a retryable exit such as "
+                    "a preemption's 143) from the same checkpoint, not counted against retries",
+                },
+            )
+            changed = True
+        if self.kind == "PyTorchJob":
+            pods = [p for p in pods if p.role == "master"]
         for pod in pods:
             if not pod.finished or pod.uid in seen:
                 continue

@@ -102,15 +102,24 @@ def pod_view(pod: JSON) -> PodView:
 
 
 def pods_of(items: list[JSON]) -> list[PodView]:
-    """The pods, oldest first (by creation, then name)."""
-    ordered = sorted(
-        items,
-        key=lambda p: (
-            str((p.get("metadata") or {}).get("creationTimestamp") or ""),
-            str((p.get("metadata") or {}).get("name") or ""),
-        ),
-    )
-    return [pod_view(p) for p in ordered]
+    """The pods, the one changed last last (so a pod that ended comes after those that
+    ended before it)."""
+
+    def changed(pod: JSON) -> int:
+        version = str((pod.get("metadata") or {}).get("resourceVersion") or "0")
+        return int(version) if version.isdigit() else 0
+
+    return [pod_view(p) for p in sorted(items, key=changed)]
+
+
+def restart_of(live: JSON) -> str | None:
+    """A PyTorchJob's current restart (the operator recreates a pod that exited 128-255
+    under ``restartPolicy: ExitCode``, such as a preempted trainer's 143): the Restarting
+    condition's transition time, or None."""
+    restarting = _condition(live, "Restarting")
+    if restarting is None:
+        return None
+    return str(restarting.get("lastTransitionTime") or restarting.get("lastUpdateTime") or "?")
 
 
 def pod_selector(kind: str, name: str) -> str:
