@@ -27,6 +27,7 @@ from providers.base import (
     JSON,
     ApplyRequest,
     ApplyResponse,
+    CheckRequest,
     DeleteRequest,
     ImportRequest,
     ImportResponse,
@@ -141,6 +142,20 @@ class TrainingJobHandler(KubeHandler):
         )
 
     # --- checks --------------------------------------------------------------------------
+
+    def manifests(
+        self, ctx: ResourceContext, document: JSON, upstream: Mapping[str, JSON]
+    ) -> list[JSON]:
+        """None from the document alone: a run's objects are named after its run id,
+        which only apply knows (``run_manifests``)."""
+        return []
+
+    def check(self, request: CheckRequest) -> list[Diagnostic]:
+        """The Workspace's namespace exists (a Quota's namespace is its Quota's to check)."""
+        if inner_spec(request.spec).get("quota"):
+            return []
+        problem = self.namespace_problem(self.settings.namespace)
+        return [error(problem, address=request.ctx.address)] if problem else []
 
     def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
         inner = inner_spec(spec)

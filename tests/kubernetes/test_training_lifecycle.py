@@ -207,9 +207,7 @@ def test_no_wait_then_refresh_shows_the_outcome_and_apply_records_it(
     )
     finished = bench.read_batch(started, doc)
     assert finished.observed["status"] == "succeeded"  # the next plan shows it
-    assert finished.outputs["status"] == "succeeded" and finished.outputs["metrics"] == {
-        "auc": 0.9
-    }
+    assert finished.outputs["status"] == "succeeded" and finished.outputs["metrics"] == {"auc": 0.9}
     kube_server.reset_requests()
     done = bench.apply(doc, started)  # records it: adopts the finished Job, trains nothing
     assert done.outputs["status"] == "succeeded" and done.outputs["runId"] == run_id
@@ -224,7 +222,7 @@ def test_ctrl_c_stops_waiting_not_the_job(
     name = bench.wait_for_job()
     kube_server.job_running(NAMESPACE, name)
     monkeypatch.setattr(executor, "_interrupts", executor.interrupts() + 1)
-    with pytest.raises(PermanentError, match="stopped waiting.*keeps running"):
+    with pytest.raises(PermanentError, match=r"stopped waiting.*keeps running"):
         applying.result(timeout=30)
     job = kube_server.get("batch", "v1", "jobs", NAMESPACE, name)
     assert job is not None and job["status"]["active"] == 1
@@ -238,9 +236,9 @@ def test_a_pytorchjob_across_nodes(
     name = bench.wait_for_job("PyTorchJob")
     run_id = _run_id(bench, name)
     kube_server.pytorchjob_running(NAMESPACE, name)
-    assert kube_server.pytorchjob_pod_failed(NAMESPACE, name, 143, message("preempted", run_id)) == (
-        "Restarting"
-    )
+    assert kube_server.pytorchjob_pod_failed(
+        NAMESPACE, name, 143, message("preempted", run_id)
+    ) == ("Restarting")
     _seen(progress, "restarting its pods")
     kube_server.pytorchjob_running(NAMESPACE, name)
     kube_server.pytorchjob_succeeded(NAMESPACE, name, message=message("succeeded", run_id))
