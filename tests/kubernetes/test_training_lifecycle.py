@@ -263,3 +263,36 @@ def test_a_job_that_can_never_fit_its_quota_is_refused_at_plan(
     assert "requests.cpu: 3 CPU cores of 4 CPU cores in use" in str(waits.reason_detail)
     with pytest.raises(PermanentError, match="can never fit ResourceQuota ml/team"):
         bench.plan(bench.doc(quota="team", resources={"cpu": 8, "memory": "1Gi"}))
+
+
+def test_delete_removes_the_runs_jobs_and_config_maps(
+    bench: KubeBench, kube_server: KubeServer
+) -> None:
+    doc = bench.doc()
+    started = bench.apply(doc, wait=False)
+    name = bench.wait_for_job()
+    kube_server.job_running(NAMESPACE, name)
+    assert kube_server.objects("", "v1", "pods", NAMESPACE)
+    bench.delete(started, doc)
+    assert bench.jobs() == []
+    assert kube_server.get("", "v1", "configmaps", NAMESPACE, name) is None
+    assert kube_server.objects("", "v1", "pods", NAMESPACE) == []  # with the Job
+    assert not (bench.data_dir / "runs" / bench.name).exists()
+
+
+def test_validate_names_what_the_cluster_needs(
+    bench: KubeBench, kube_server: KubeServer, kubeconfig: Path
+) -> None:
+    from providers.kubernetes import KubernetesProvider
+    from tests.kubernetes.training_bench import provider_config
+
+    config = provider_config(kube_server, kubeconfig)
+    del config["image"], config["volume"]
+    provider = KubernetesProvider(config, bench.root)
+    doc = bench.doc(resources={"cpu": 1, "memory": "1Gi", "gpus": 1, "gpuType": "h100"})
+    found = provider.handler("TrainingJob").validate(bench.ctx, doc)
+    text = [d.message for d in found]
+    assert any("trainer image by digest" in t for t in text)
+    assert any("data volume" in t for t in text)
+    gpu = [d for d in found if "gpuType 'h100' has no node mapping" in d.message]
+    assert gpu and gpu[0].path == "spec.resources.gpuType"
