@@ -23,6 +23,8 @@ from typing import ClassVar
 from providers import handlers
 from providers.base import (
     JSON,
+    AliasRequest,
+    AliasResponse,
     PermanentError,
     Provider,
     ReadRequest,
@@ -90,6 +92,13 @@ class KubernetesProvider(Dispatching, Provider):
             if self._local is None:
                 self._local = LocalProvider(self.settings.local_config, self.root)
             return self._local
+
+    def move_alias(self, request: AliasRequest) -> AliasResponse:
+        """A TrainingJob's model alias lives in the registry its runs register in: the
+        local provider's (on the shared volume), or MLflow; moved as the local provider does."""
+        if request.ctx.kind != "TrainingJob":
+            return super().move_alias(request)
+        return self.local().move_alias(request)
 
     def read_batch(self, requests: Sequence[ReadRequest]) -> list[ReadResponse] | None:
         """One LIST per (resource, namespace) with the state's ownership selector for every
