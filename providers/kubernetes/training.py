@@ -21,6 +21,7 @@ Workspace's. Secrets reach the pods as ``secretKeyRef``: the Secret's Kubernetes
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from providers.base import (
@@ -224,6 +225,9 @@ class TrainingJobHandler(KubeHandler):
         response = self.runs.plan(request)
         if not response.unknown_outputs:
             return response
+        running = self._running_job(request.ctx, response.inputs_fingerprint)
+        if running is not None and response.adopts is None:
+            response = replace(response, adopts=f"the running {running} (no new Job)")
         spec = inner_spec(request.desired_spec)
         try:
             asked = resources_of(spec, self.local_settings)
@@ -234,16 +238,18 @@ class TrainingJobHandler(KubeHandler):
         if waits is None:
             return response
         detail = f"{response.reason_detail}; {waits}" if response.reason_detail else waits
-        return PlanResponse(
-            requires_replace=response.requires_replace,
-            unknown_outputs=response.unknown_outputs,
-            inputs_fingerprint=response.inputs_fingerprint,
-            reason_detail=detail,
-            adopts=response.adopts,
-            trigger=response.trigger,
-            pending=response.pending,
-            waiting=response.waiting,
-        )
+        return replace(response, reason_detail=detail)
+
+    def _running_job(self, ctx: ResourceContext, fingerprint: str | None) -> str | None:
+        """The Job of a run of these inputs that is still running (an apply killed while
+        it waited, or --no-wait), which the apply adopts: ``Job ml/name``."""
+        if fingerprint is None:
+            return None
+        for record in runs.RunStore(self.local_settings, ctx).running():
+            placed = record.get("cluster") or {}
+            if record.get("fingerprint") == fingerprint and placed.get("name"):
+                return f"{placed.get('kind')} {placed.get('namespace')}/{placed['name']}"
+        return None
 
     # --- apply ---------------------------------------------------------------------------
 

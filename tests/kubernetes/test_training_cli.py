@@ -111,6 +111,11 @@ def _jobs(server: KubeServer) -> list[dict[str, object]]:
     return server.objects("batch", "v1", "jobs", NAMESPACE)
 
 
+def _polled(server: KubeServer) -> bool:
+    """Whether pipeform listed the Job's pods since the requests were reset: it waits."""
+    return any(r.resource == "pods" and r.verb == "list" for r in server.requests)
+
+
 def test_kill_9_while_waiting_then_apply_adopts_the_running_job(
     kube_server: KubeServer, kubeconfig: Path, tmp_path: Path
 ) -> None:
@@ -145,11 +150,27 @@ def test_kill_9_while_waiting_then_apply_adopts_the_running_job(
     config_map = kube_server.get("", "v1", "configmaps", NAMESPACE, name)
     assert config_map is not None
     run_id = json.loads(config_map["data"]["config.json"])["run_id"]
+    kube_server.reset_requests()
+    again = subprocess.Popen(
+        _pipeform("apply", "--auto-approve"),
+        cwd=root,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _polled(kube_server):  # the new apply waits on the running Job
+        assert again.poll() is None, again.communicate()[0]
+        assert time.monotonic() < deadline, "the second apply never waited on the Job"
+        time.sleep(0.05)
     kube_server.job_succeeded(
         NAMESPACE, name, message=message("succeeded", run_id, metrics={"auc": 0.7})
     )
-    again = subprocess.run(_pipeform("apply", "--auto-approve"), **run)  # type: ignore[call-overload]
-    assert again.returncode == 0, again.stdout + again.stderr
+    output = again.communicate(timeout=120)[0]
+    assert again.returncode == 0, output
+    assert f"adopting the running Job {NAMESPACE}/{name} (no new Job)" in output
+    assert not [r for r in kube_server.requests if r.verb == "create"]  # nothing made anew
     jobs = _jobs(kube_server)
     assert [j["metadata"]["uid"] for j in jobs] == [uid]  # type: ignore[index]
     shown = subprocess.run(_pipeform("state", "show", "TrainingJob/rows-model"), **run)  # type: ignore[call-overload]
