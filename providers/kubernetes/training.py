@@ -227,7 +227,10 @@ class TrainingJobHandler(KubeHandler):
             return response
         running = self._running_job(request.ctx, response.inputs_fingerprint)
         if running is not None and response.adopts is None:
-            response = replace(response, adopts=f"the running {running} (no new Job)")
+            response = replace(response, adopts=f"{running} (no new Job)")
+        if running is not None and request.prior_outputs.get("status") in FINISHED:
+            # refresh saw it finish; an apply records the run (promotion, history)
+            response = replace(response, pending=f"record the finished run of {running}")
         spec = inner_spec(request.desired_spec)
         try:
             asked = resources_of(spec, self.local_settings)
@@ -303,16 +306,18 @@ class TrainingJobHandler(KubeHandler):
         return ObjectRef(RESOURCES[key], str(placed.get("namespace")), str(placed["name"]))
 
     def refs(self, request: ReadRequest | DeleteRequest) -> list[ObjectRef]:
-        """A running run's Job (a finished run is read from its record)."""
-        if request.outputs.get("status") in FINISHED:
-            return []
+        """The Job of a run recorded as running (a run an apply waited for is read from its
+        record alone)."""
         ref = self._ref(request.outputs.get("cluster"))
         return [ref] if ref is not None else []
 
     def respond(self, request: ReadRequest, found: Found) -> ReadResponse:
-        if request.outputs.get("status") in FINISHED or not request.outputs.get("cluster"):
-            return self.runs.read(request)
         refs = self.refs(request)
+        if request.outputs.get("status") in FINISHED or not refs:
+            recorded = self.runs.read(request)
+            # a finished run is its record; one only refresh has seen finish is its Job
+            if recorded.exists or not refs or found.get(refs[0]) is None:
+                return recorded
         live = found.get(refs[0]) if refs else None
         if live is None:
             return ReadResponse(exists=False)  # deleted by hand: the next apply starts it again

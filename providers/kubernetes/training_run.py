@@ -79,6 +79,11 @@ class ClusterRuns(local.TrainingJobHandler):
             fingerprint, inputs, asked.as_output()
         )
         run_id = str(record["runId"])
+        said = store.result(run_id)
+        if record.get("cluster") and said is not None and said.status in ("succeeded", "gated"):
+            # it finished while no pipeform waited (--no-wait, a killed apply): the trainer's
+            # result.json is on the volume, whether or not its Job is still there
+            return Wait(cluster, store, record, {}, spec).finish_recorded(said.status)
         place = RunPlace(run_id, store.run_dir(run_id))
         config = build_run_config(
             ctx, request.spec, fs, self.settings, place, store.prior_counts(prior_runs), image
@@ -138,8 +143,9 @@ class Wait:
         spec: JSON,
     ) -> None:
         self.cluster, self.store, self.record, self.spec = cluster, store, record, spec
-        self.kind = str(workload["kind"])
-        metadata = workload["metadata"]
+        placed = record.get("cluster") or {}
+        self.kind = str(workload.get("kind") or placed.get("kind"))
+        metadata = workload.get("metadata") or placed
         self.namespace, self.name = str(metadata["namespace"]), str(metadata["name"])
         self.resource = RESOURCES[
             "pytorchjobs.kubeflow.org" if self.kind == "PyTorchJob" else "jobs.batch"
@@ -271,6 +277,15 @@ class Wait:
             + f"; {self.where()}"
             + self.log_tail(failing[-1] if failing else None)
         )
+
+    def finish_recorded(self, said: str) -> JSON:
+        """Record a run whose result the trainer left on the volume; the record."""
+        if said == "gated":
+            self.finish_run("gated")
+            result = self.store.result(str(self.record["runId"]))
+            raise PermanentError(f"{self.address}: {runs.gate_text(result)}; {self.where()}")
+        self.finish_run("succeeded")
+        return self.record
 
     def finish_run(self, state: str) -> None:
         self.record["status"] = state

@@ -169,10 +169,44 @@ def test_kill_9_while_waiting_then_apply_adopts_the_running_job(
     )
     output = again.communicate(timeout=120)[0]
     assert again.returncode == 0, output
-    assert f"adopting the running Job {NAMESPACE}/{name} (no new Job)" in output
+    assert f"adopting Job {NAMESPACE}/{name} (no new Job)" in output
     assert not [r for r in kube_server.requests if r.verb == "create"]  # nothing made anew
     jobs = _jobs(kube_server)
     assert [j["metadata"]["uid"] for j in jobs] == [uid]  # type: ignore[index]
     shown = subprocess.run(_pipeform("state", "show", "TrainingJob/rows-model"), **run)  # type: ignore[call-overload]
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert run_id in shown.stdout and "succeeded" in shown.stdout and "0.7" in shown.stdout
+
+
+def test_no_wait_then_plan_and_refresh_pick_up_the_outcome(
+    kube_server: KubeServer, kubeconfig: Path, tmp_path: Path
+) -> None:
+    root = _tree(tmp_path / "tree", kubeconfig)
+    run = {"cwd": root, "env": _env(), "capture_output": True, "text": True, "timeout": 120}
+    started = subprocess.run(_pipeform("apply", "--auto-approve", "--no-wait"), **run)  # type: ignore[call-overload]
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "not waiting" in started.stdout
+    job = _jobs(kube_server)[0]
+    name = str(job["metadata"]["name"])  # type: ignore[index]
+    config_map = kube_server.get("", "v1", "configmaps", NAMESPACE, name)
+    assert config_map is not None
+    run_id = json.loads(config_map["data"]["config.json"])["run_id"]
+    kube_server.job_running(NAMESPACE, name)
+    quiet = subprocess.run(_pipeform("plan", "--detailed-exitcode"), **run)  # type: ignore[call-overload]
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr  # running: nothing to do
+    kube_server.job_succeeded(
+        NAMESPACE, name, message=message("succeeded", run_id, metrics={"auc": 0.8})
+    )
+    shown = subprocess.run(_pipeform("plan", "--detailed-exitcode"), **run)  # type: ignore[call-overload]
+    assert shown.returncode == 2, shown.stdout + shown.stderr
+    assert "TrainingJob/rows-model" in shown.stdout and "succeeded" in shown.stdout
+    refreshed = subprocess.run(_pipeform("refresh"), **run)  # type: ignore[call-overload]
+    assert refreshed.returncode == 0, refreshed.stdout + refreshed.stderr
+    state = subprocess.run(_pipeform("state", "show", "TrainingJob/rows-model"), **run)  # type: ignore[call-overload]
+    assert "0.8" in state.stdout and "succeeded" in state.stdout, state.stdout
+    recorded = subprocess.run(_pipeform("apply", "--auto-approve"), **run)  # type: ignore[call-overload]
+    assert recorded.returncode == 0, recorded.stdout + recorded.stderr
+    assert "record the finished run" in recorded.stdout
+    settled = subprocess.run(_pipeform("plan", "--detailed-exitcode"), **run)  # type: ignore[call-overload]
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    assert [j["metadata"]["uid"] for j in _jobs(kube_server)] == [job["metadata"]["uid"]]  # type: ignore[index]
