@@ -195,9 +195,11 @@ class TrainingJobHandler(KubeHandler):
         namespace: str,
         asked: JobResources,
         upstream: Mapping[str, JSON],
+        applying: bool = False,
     ) -> str | None:
-        """Refuse a job that can never fit its Quota's live ResourceQuota; what it waits
-        for when it does not fit now (None when it fits, or there is no live quota)."""
+        """Refuse a job that can never fit its Quota's live ResourceQuota (and, when
+        ``applying``, one whose Job the quota refuses now: ``count/jobs.batch``); what it
+        waits for when it does not fit now (None when it fits, or there is no live quota)."""
         name = spec.get("quota")
         if not name:
             return None
@@ -208,13 +210,19 @@ class TrainingJobHandler(KubeHandler):
             return None
         from providers.kubernetes.training_quota import quota_fit
 
-        never, waits = quota_fit(live, asked)
+        never, waits, full = quota_fit(live, asked)
         shown = f"ResourceQuota {namespace}/{quota_name or name} (Quota/{name})"
         if never:
             raise PermanentError(
                 f"{address}: can never fit {shown}: {'; '.join(never)}; lower "
                 "spec.resources or spec.distributed, or raise the Quota"
             )
+        if full and applying:
+            raise PermanentError(
+                f"{address}: {shown} allows no more Jobs now ({'; '.join(full)}); apply again "
+                "once one has finished, or raise the Quota's concurrentJobs"
+            )
+        waits = waits + [f"{f} (the Job waits for a slot)" for f in full]
         if waits:
             return f"{shown} is in use ({'; '.join(waits)}): the pods wait until it frees"
         return None

@@ -44,13 +44,20 @@ def _shown(amount: Decimal, unit: str) -> str:
     return f"{amount:g} {unit}"
 
 
-def quota_fit(live: JSON, asked: JobResources) -> tuple[list[str], list[str]]:
-    """(limits it can never fit within, limits it waits on now), each in words."""
+#: a limit the API server enforces when the Job is made (refused then), not its pods
+#: (which the Job controller keeps trying to make until they fit)
+CREATE_TIME = frozenset({"count/jobs.batch"})
+
+
+def quota_fit(live: JSON, asked: JobResources) -> tuple[list[str], list[str], list[str]]:
+    """(limits it can never fit within, limits its pods wait on now, limits that refuse
+    the Job itself now), each in words."""
     status = live.get("status") or {}
     hard = dict(status.get("hard") or (live.get("spec") or {}).get("hard") or {})
     used = dict(status.get("used") or {})
     never: list[str] = []
     waits: list[str] = []
+    full: list[str] = []
     for key, (amount, parse, unit) in _asked(asked).items():
         if key not in hard or not amount:
             continue
@@ -62,5 +69,6 @@ def quota_fit(live: JSON, asked: JobResources) -> tuple[list[str], list[str]]:
         if amount > limit:
             never.append(f"asks {_shown(amount, unit)}, {key} allows {_shown(limit, unit)}")
         elif amount + in_use > limit:
-            waits.append(f"{key}: {_shown(in_use, unit)} of {_shown(limit, unit)} in use")
-    return never, waits
+            said = f"{key}: {_shown(in_use, unit)} of {_shown(limit, unit)} in use"
+            (full if key in CREATE_TIME else waits).append(said)
+    return never, waits, full

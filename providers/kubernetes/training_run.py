@@ -72,12 +72,14 @@ class ClusterRuns(local.TrainingJobHandler):
         cluster = self.cluster
         asked = resources_of(spec, self.settings)
         namespace = cluster.namespace_of(spec, request.upstream)
-        cluster.check_quota(ctx.address, spec, namespace, asked, request.upstream)
         check_tables(ctx, spec, fs, self.settings)
         image = cluster.image_reference()
-        record = self._resumable(store, fingerprint) or store.new(
-            fingerprint, inputs, asked.as_output()
-        )
+        record = self._resumable(store, fingerprint)
+        if record is None:  # a new Job: it must fit (an adopted one is counted already)
+            cluster.check_quota(
+                ctx.address, spec, namespace, asked, request.upstream, applying=True
+            )
+            record = store.new(fingerprint, inputs, asked.as_output())
         run_id = str(record["runId"])
         said = store.result(run_id)
         if record.get("cluster") and said is not None and said.status in ("succeeded", "gated"):
@@ -210,8 +212,12 @@ class Wait:
                 },
             )
             changed = True
-        if self.kind == "PyTorchJob":
-            pods = [p for p in pods if p.role == "master"]
+        if self.kind == "PyTorchJob":  # a retryable exit (128-255) is the restart above
+            pods = [
+                p
+                for p in pods
+                if p.role == "master" and not (p.exit_code is not None and 128 <= p.exit_code)
+            ]
         for pod in pods:
             if not pod.finished or pod.uid in seen:
                 continue

@@ -296,3 +296,21 @@ def test_validate_names_what_the_cluster_needs(
     assert any("data volume" in t for t in text)
     gpu = [d for d in found if "gpuType 'h100' has no node mapping" in d.message]
     assert gpu and gpu[0].path == "spec.resources.gpuType"
+
+
+def test_a_full_job_count_refuses_a_new_job_but_not_the_running_one(
+    bench: KubeBench, kube_server: KubeServer
+) -> None:
+    from kubernetes import client
+
+    api = client.CoreV1Api(bench.handler.client.api())
+    body = {"metadata": {"name": "team"}, "spec": {"hard": {"count/jobs.batch": "1"}}}
+    api.create_namespaced_resource_quota(NAMESPACE, body)
+    bench.upstream["Quota/team"] = {"namespace": NAMESPACE, "name": "team"}
+    doc = bench.doc(quota="team")
+    started = bench.apply(doc, wait=False)  # fits: nothing in use
+    kube_server.set_quota_used(NAMESPACE, "team", {"count/jobs.batch": "1"})
+    again = bench.apply(doc, started, wait=False)  # its own Job: adopted, not refused
+    assert again.outputs["runId"] == started.outputs["runId"]
+    with pytest.raises(PermanentError, match="allows no more Jobs now"):
+        bench.apply(bench.doc(quota="team", retries=1), started, wait=False)
