@@ -216,7 +216,7 @@ class Wait:
             pods = [
                 p
                 for p in pods
-                if p.role == "master" and not (p.exit_code is not None and 128 <= p.exit_code)
+                if p.role == "master" and not (p.exit_code is not None and p.exit_code >= 128)
             ]
         for pod in pods:
             if not pod.finished or pod.uid in seen:
