@@ -246,10 +246,14 @@ class TrainingJobHandler(KubeHandler):
         except (ValueError, TypeError):
             return response
         waits = self.check_quota(request.ctx.address, spec, namespace, asked, request.upstream)
-        if waits is None:
-            return response
-        detail = f"{response.reason_detail}; {waits}" if response.reason_detail else waits
-        return replace(response, reason_detail=detail)
+        if waits is not None:
+            detail = f"{response.reason_detail}; {waits}" if response.reason_detail else waits
+            response = replace(response, reason_detail=detail)
+        if running is None:
+            from providers.kubernetes.training_run import preview
+
+            response = replace(response, manifests=preview(self, request, namespace, asked))
+        return response
 
     def _running_job(self, ctx: ResourceContext, fingerprint: str | None) -> str | None:
         """The Job of a run of these inputs that is still running (an apply killed while

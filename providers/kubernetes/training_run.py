@@ -20,10 +20,11 @@ apply records it (adopting the Job, which is then finished).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from providers.base import JSON, ApplyRequest, PermanentError, report_progress
+from providers.base import JSON, ApplyRequest, PermanentError, PlanRequest, report_progress
 from providers.kubernetes import objects
 from providers.kubernetes import training_render as render
 from providers.kubernetes import training_status as status
@@ -33,6 +34,7 @@ from providers.local import training as local
 from providers.local import training_runs as runs
 from providers.local.kind import inner_spec
 from providers.local.training_config import (
+    UNKNOWN,
     RunPlace,
     build_run_config,
     check_tables,
@@ -131,6 +133,32 @@ class ClusterRuns(local.TrainingJobHandler):
             store.save(record)
             self.cluster.delete_run_objects(store.ctx, record)
         return chosen
+
+
+def preview(
+    cluster: TrainingJobHandler, request: PlanRequest, namespace: str, asked: Any
+) -> list[JSON] | None:
+    """The manifests an apply will make, for ``plan --json`` (secrets are references
+    already): the run id, which only apply draws, shown as ``(known after apply)``. None
+    while the FeatureSet is not materialised, or the Workspace lacks what a run needs."""
+    upstream = request.upstream.get(
+        f"FeatureSet/{inner_spec(request.desired_spec).get('features')}"
+    )
+    if not upstream or not isinstance(upstream.get("id"), str) or upstream["id"] == UNKNOWN:
+        return None
+    ctx, spec = request.ctx, inner_spec(request.desired_spec)
+    settings = cluster.local_settings
+    store = runs.RunStore(settings, ctx)
+    place = RunPlace(UNKNOWN, store.job_dir / UNKNOWN)
+    try:
+        image = cluster.image_reference()
+        config = build_run_config(ctx, request.desired_spec, upstream, settings, place, {}, image)
+        pod = render.pod_config(config, settings.data_dir, cluster.mount_path())
+        run = cluster.run_manifests(ctx, spec, namespace, UNKNOWN, pod, asked, request.upstream)
+    except (PermanentError, ValueError, KeyError, TypeError):
+        return None
+    run = dataclasses.replace(run, name=f"{render.object_name(ctx.name, 'x')[:-2]}-{UNKNOWN}")
+    return [objects.owned(render.config_map(run), ctx), objects.owned(render.workload(run), ctx)]
 
 
 class Wait:

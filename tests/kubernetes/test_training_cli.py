@@ -125,6 +125,14 @@ def test_kill_9_while_waiting_then_apply_adopts_the_running_job(
         _pipeform("apply", "--auto-approve", "--target", "FeatureSet/rows-features"), **run
     )  # type: ignore[call-overload]
     assert first.returncode == 0, first.stdout + first.stderr
+    planned = subprocess.run(_pipeform("plan", "--json"), **run)  # type: ignore[call-overload]
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    changes = {c["address"]: c for c in json.loads(planned.stdout)["resource_changes"]}
+    manifests = changes["TrainingJob/rows-model"]["change"]["after"]["manifests"]
+    assert [m["kind"] for m in manifests] == ["ConfigMap", "Job"]
+    container = manifests[1]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"registry.example.com/pipeform-trainer@{DIGEST}"
+    assert manifests[1]["metadata"]["name"] == "rows-model-(known after apply)"
     waiting = subprocess.Popen(
         _pipeform("apply", "--auto-approve"),
         cwd=root,
