@@ -314,3 +314,37 @@ def test_a_full_job_count_refuses_a_new_job_but_not_the_running_one(
     assert again.outputs["runId"] == started.outputs["runId"]
     with pytest.raises(PermanentError, match="allows no more Jobs now"):
         bench.apply(bench.doc(quota="team", retries=1), started, wait=False)
+
+
+def test_retries_used_up_fail_with_the_reason_and_the_log(
+    bench: KubeBench, kube_server: KubeServer
+) -> None:
+    applying = bench.start(bench.doc(retries=1))
+    name = bench.wait_for_job()
+    run_id = _run_id(bench, name)
+    crashed = message("failed", run_id, error="CUDA out of memory")
+    assert kube_server.job_pod_failed(NAMESPACE, name, 1, crashed, log="step 1\nOOM\n") == "Count"
+    assert kube_server.job_pod_failed(NAMESPACE, name, 1, crashed, log="step 1\nOOM\n") == "Failed"
+    with pytest.raises(PermanentError) as failed:
+        applying.result(timeout=30)
+    text = str(failed.value)
+    assert "BackoffLimitExceeded" in text and "CUDA out of memory" in text
+    assert "\n  step 1\n  OOM" in text
+    record = bench.record(run_id)
+    assert record["status"] == "failed" and record["failures"] == 2
+
+
+def test_refresh_reads_a_running_job_with_one_list_and_a_finished_run_with_none(
+    bench: KubeBench, kube_server: KubeServer
+) -> None:
+    doc = bench.doc()
+    started = bench.apply(doc, wait=False)
+    kube_server.reset_requests()
+    assert bench.read_batch(started, doc).exists
+    assert [(r.verb, r.resource) for r in kube_server.requests] == [("list", "jobs")]
+    name = bench.wait_for_job()
+    kube_server.job_succeeded(NAMESPACE, name, message=message("succeeded", _run_id(bench, name)))
+    done = bench.apply(doc, started)
+    kube_server.reset_requests()
+    assert bench.read_batch(done, doc).exists
+    assert kube_server.requests == []  # a finished run is its record
