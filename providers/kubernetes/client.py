@@ -207,6 +207,18 @@ class KubeClient:
             query.append(("force", "true"))
         return self.request("PATCH", call, query=query, body=manifest, content_type=APPLY_PATCH)
 
+    def merge_patch(self, ref: Any, patch: JSON) -> JSON:
+        """A JSON merge patch of ``{"metadata": patch}`` (an ``objects.ObjectRef``), as an
+        Update by field manager ``pipeform``: it takes no field from another manager."""
+        call = Call("patch", ref.resource, ref.namespace, ref.name)
+        return self.request(
+            "PATCH",
+            call,
+            query=[("fieldManager", FIELD_MANAGER)],
+            body={"metadata": patch},
+            content_type="application/merge-patch+json",
+        )
+
     def delete(
         self,
         resource: Resource,

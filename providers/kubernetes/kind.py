@@ -23,6 +23,8 @@ from providers.base import (
     ApplyResponse,
     CheckRequest,
     DeleteRequest,
+    ImportRequest,
+    ImportResponse,
     PermanentError,
     PlanRequest,
     PlanResponse,
@@ -94,7 +96,8 @@ class KubeHandler(handlers.KindHandler):
     ) -> list[JSON]:
         if document is None:
             return []
-        return [objects.owned(m, ctx) for m in self.manifests(ctx, document, upstream)]
+        labels = (document.get("metadata") or {}).get("labels") or {}
+        return [objects.owned(m, ctx, labels) for m in self.manifests(ctx, document, upstream)]
 
     def _rendered_or_none(self, request: ReadRequest | DeleteRequest) -> list[JSON]:
         try:
@@ -236,6 +239,18 @@ class KubeHandler(handlers.KindHandler):
         if len(refs) == 1:
             observed = observed[refs[0].id]
         return ApplyResponse(self.outputs(request.ctx, applied), refs[0].id, observed)
+
+    def import_(self, request: ImportRequest) -> ImportResponse:
+        """Mark the objects the id names as this resource's (a merge patch of the
+        ownership labels, which leaves every field another manager set as it is)."""
+        refs = self.refs_of_id(request.id)
+        adopted = []
+        for ref in refs:
+            live = self.client.get(ref.resource, ref.namespace, ref.name)
+            if live is None:
+                raise PermanentError(f"there is no {ref.shown} on {self.client.host} to import")
+            adopted.append(self.client.merge_patch(ref, objects.ownership(request.ctx)))
+        return ImportResponse({}, None, self.outputs(request.ctx, adopted), refs[0].id)
 
     def delete(self, request: DeleteRequest) -> None:
         for ref in self.refs(request):
