@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+from click.testing import CliRunner, Result
+
 from providers import base
+from reconciler import cli
 from providers.kubernetes import KubernetesProvider
 from tests.kubernetes.apiserver import KubeServer
 from tests.kubernetes.conftest import write_kubeconfig
@@ -51,6 +55,19 @@ class Cluster:
 
 
 RUNNING: list[Cluster] = []
+
+_MAIN = click.Command(
+    "pipeform",
+    callback=lambda args: cli.main(list(args)),
+    params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+    context_settings={"ignore_unknown_options": True},
+)
+
+
+def pipeform(*args: str) -> Result:
+    """The console entry point (cli.main: errors reported, exit 1, no traceback), in this
+    process; the result's output holds stdout and stderr."""
+    return CliRunner().invoke(_MAIN, list(args))
 
 
 def cluster(tmp_path: Path) -> Iterator[Cluster]:

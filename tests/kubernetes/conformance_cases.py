@@ -34,6 +34,4 @@ SECRET = KindSample(
     _secret_env,
 )
 
-CASE = ProviderCase(
-    "kubernetes", _provider, (QUOTA, SECRET, ALERT, SLO), fixture="kube_cluster"
-)
+CASE = ProviderCase("kubernetes", _provider, (QUOTA, SECRET, ALERT, SLO), fixture="kube_cluster")
