@@ -16,8 +16,8 @@ import click
 from click.testing import CliRunner, Result
 
 from providers import base
-from reconciler import cli
 from providers.kubernetes import KubernetesProvider
+from reconciler import cli
 from tests.kubernetes.apiserver import KubeServer
 from tests.kubernetes.conftest import write_kubeconfig
 

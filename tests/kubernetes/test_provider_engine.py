@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
 from tests.kubernetes.cluster import NAMESPACE, Cluster, pipeform
 
 TOKEN = "k8s-secret-value-5c1e9a"
