@@ -6,7 +6,8 @@ Each Alert or SLO becomes one PrometheusRule in the Workspace's namespace, named
 rule is the same wherever it lands. The Prometheus Operator loads it when its
 ``ruleSelector`` matches the object's labels: the document's labels (and the Workspace's
 ``defaults.labels``) are set on the object, so a label such as ``release: prometheus``
-there is how to match a selector.
+there is how to match a selector. With ``providers.kubernetes.dashboards: true``, the
+Workspace's Grafana dashboards follow the rules as ConfigMaps (``dashboards``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from providers import rules
-from providers.base import JSON, PermanentError, ResourceContext
+from providers.base import (
+    JSON,
+    ApplyRequest,
+    ApplyResponse,
+    DeleteRequest,
+    PermanentError,
+    ResourceContext,
+)
 from providers.kubernetes.kind import KubeHandler
 
 
@@ -58,6 +66,26 @@ class RuleHandler(KubeHandler):
             "rules": len(rule_list),
             "alerts": sorted({str(r["alert"]) for r in rule_list if r.get("alert")}),
         }
+
+    def _apply(self, request: ApplyRequest, manifests: list[JSON]) -> ApplyResponse:
+        if not self.settings.dashboards:
+            return super()._apply(request, manifests)
+        from providers.kubernetes import dashboards
+
+        with dashboards.SYNC:  # the rules and the dashboards change together
+            response = super()._apply(request, manifests)
+            dashboards.sync(self.client, self.settings, request.ctx.lineage)
+        return response
+
+    def delete(self, request: DeleteRequest) -> None:
+        if not self.settings.dashboards:
+            return super().delete(request)
+        from providers.kubernetes import dashboards
+
+        with dashboards.SYNC:  # so that the last rule deleted also removes the dashboards
+            super().delete(request)
+            dashboards.sync(self.client, self.settings, request.ctx.lineage)
+        return None
 
 
 class AlertHandler(RuleHandler):

@@ -239,3 +239,34 @@ def test_quota_outputs_carry_what_the_cluster_counts_as_used(
     (read,) = provider.read_batch([request]) or []  # what refresh sees at plan time
     assert read.outputs["used"] == {"requests.nvidia.com/gpu": "1"}
     assert read.observed == recorded.observed  # usage is no drift
+
+
+def test_dashboards_follow_the_rules_as_configmaps_for_the_grafana_sidecar(
+    kube_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kubernetes_validate
+
+    monkeypatch.setenv("PF_KUBE_TOKEN", TOKEN)
+    root = tree(tmp_path / "tree", kube_cluster, dashboards="true")
+    assert run("apply", "--auto-approve", str(root)).exit_code == 0
+    server = kube_cluster.server
+    maps = server.objects("", "v1", "configmaps", NAMESPACE)
+    assert sorted(m["metadata"]["name"] for m in maps) == [
+        "pipeform-kube-debug",
+        "pipeform-kube-executive",
+        "pipeform-kube-oncall",
+    ]
+    for found in maps:
+        assert found["metadata"]["labels"]["grafana_dashboard"] == "1"
+        ((name, text),) = found["data"].items()
+        assert json.loads(text)["title"], name
+        manifest = {k: v for k, v in found.items() if k in ("data",)}
+        manifest.update(
+            apiVersion="v1",
+            kind="ConfigMap",
+            metadata={"name": found["metadata"]["name"], "labels": found["metadata"]["labels"]},
+        )
+        kubernetes_validate.validate(manifest, "1.37.0", strict=True)
+    assert run("plan", "--detailed-exitcode", str(root)).exit_code == 0
+    assert run("destroy", "--auto-approve", str(root)).exit_code == 0
+    assert server.objects("", "v1", "configmaps", NAMESPACE) == []
