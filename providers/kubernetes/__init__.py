@@ -42,8 +42,8 @@ from providers.local import LocalProvider
 HANDLERS: Mapping[str, str] = {
     "Quota": "providers.kubernetes.quota:QuotaHandler",
     "Secret": "providers.kubernetes.secrets:SecretHandler",
-    "Alert": "providers.kubernetes.rules:RuleHandler",
-    "SLO": "providers.kubernetes.rules:RuleHandler",
+    "Alert": "providers.kubernetes.rules:AlertHandler",
+    "SLO": "providers.kubernetes.rules:SloHandler",
     "TrainingJob": "providers.kubernetes.training:TrainingJobHandler",
 }
 #: kinds realised by the local provider's handlers (their data lives on the shared volume)

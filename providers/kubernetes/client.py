@@ -119,6 +119,9 @@ class KubeClient:
         self._api: Any = None
         self._lock = threading.Lock()
         self.host = ""  # the API server's URL, once configured
+        #: set when no call can succeed (no configuration, refused credentials, no server):
+        #: the apply's checks then report it once instead of once per object
+        self.unusable: str | None = None
 
     # --- configuration ---------------------------------------------------------------
 
@@ -129,10 +132,14 @@ class KubeClient:
                 from kubernetes import client
 
                 configuration = client.Configuration()
-                if self.settings.in_cluster:
-                    _load_in_cluster(configuration)
-                else:
-                    _load_kubeconfig(self.settings, configuration)
+                try:
+                    if self.settings.in_cluster:
+                        _load_in_cluster(configuration)
+                    else:
+                        _load_kubeconfig(self.settings, configuration)
+                except ProviderError as exc:
+                    self.unusable = str(exc)
+                    raise
                 self.host = str(configuration.host).rstrip("/")
                 self._api = client.ApiClient(configuration)
             return self._api
@@ -168,12 +175,18 @@ class KubeClient:
         except ProviderError:
             raise
         except Exception as exc:
-            raise self.unreachable(exc, call) from None
+            problem = self.unreachable(exc, call)
+            self.unusable = str(problem)
+            raise problem from None
         status = int(response.status)
         parsed = _json(data)
         if 200 <= status < 300:
+            self.unusable = None
             return parsed if isinstance(parsed, dict) else {}
-        raise failure(self, call, status, parsed if isinstance(parsed, dict) else {})
+        error = failure(self, call, status, parsed if isinstance(parsed, dict) else {})
+        if status == 401:
+            self.unusable = str(error)
+        raise error
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> JSON | None:
         """The object, or None when there is none."""
@@ -197,15 +210,30 @@ class KubeClient:
             if not token:
                 return found
 
-    def apply(self, manifest: JSON, *, force: bool = False) -> JSON:
-        """Server-side apply of a whole object as field manager ``pipeform``."""
+    def apply(self, manifest: JSON, *, force: bool = False, dry_run: bool = False) -> JSON:
+        """Server-side apply of a whole object as field manager ``pipeform``; with
+        ``dry_run`` the server checks everything and stores nothing."""
         resource = resource_of(manifest)
         metadata = manifest.get("metadata") or {}
         call = Call("patch", resource, metadata.get("namespace"), str(metadata.get("name")))
         query = [("fieldManager", FIELD_MANAGER)]
         if force:
             query.append(("force", "true"))
+        if dry_run:
+            query.append(("dryRun", "All"))
         return self.request("PATCH", call, query=query, body=manifest, content_type=APPLY_PATCH)
+
+    def merge_patch(self, ref: Any, patch: JSON) -> JSON:
+        """A JSON merge patch of ``{"metadata": patch}`` (an ``objects.ObjectRef``), as an
+        Update by field manager ``pipeform``: it takes no field from another manager."""
+        call = Call("patch", ref.resource, ref.namespace, ref.name)
+        return self.request(
+            "PATCH",
+            call,
+            query=[("fieldManager", FIELD_MANAGER)],
+            body={"metadata": patch},
+            content_type="application/merge-patch+json",
+        )
 
     def delete(
         self,

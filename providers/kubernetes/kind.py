@@ -3,8 +3,9 @@
 A kind renders its document as manifests (``manifests``: whole objects, without the
 ownership marks, which ``objects.owned`` adds), and may say how to read them back
 (``observe``, ``outputs``). The rest is here: plan shows the manifests (masked), validate
-checks what the schemas miss, check makes sure each namespace exists before an apply
-starts, create claims or adopts and applies, update applies (and deletes what the
+checks what the schemas miss, check applies each object with ``dryRun=All`` before an
+apply starts (so a refusal, a missing namespace or an invalid object stops it before
+anything changes), create claims or adopts and applies, update applies (and deletes what the
 document no longer renders), delete removes what is ours, and reads are one GET per
 object, or, through ``respond``, whatever one LIST per (kind, namespace) found
 (``KubernetesProvider.read_batch``).
@@ -12,7 +13,6 @@ object, or, through ``respond``, whatever one LIST per (kind, namespace) found
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -23,6 +23,8 @@ from providers.base import (
     ApplyResponse,
     CheckRequest,
     DeleteRequest,
+    ImportRequest,
+    ImportResponse,
     PermanentError,
     PlanRequest,
     PlanResponse,
@@ -56,8 +58,6 @@ class KubeHandler(handlers.KindHandler):
     def __init__(self, settings: KubeSettings, client: KubeClient) -> None:
         self.settings = settings
         self.client = client
-        self._namespaces: dict[str, str | None] = {}  # checked namespace -> problem or None
-        self._namespace_lock = threading.Lock()
 
     # --- what a kind defines ------------------------------------------------------------
 
@@ -94,7 +94,8 @@ class KubeHandler(handlers.KindHandler):
     ) -> list[JSON]:
         if document is None:
             return []
-        return [objects.owned(m, ctx) for m in self.manifests(ctx, document, upstream)]
+        labels = (document.get("metadata") or {}).get("labels") or {}
+        return [objects.owned(m, ctx, labels) for m in self.manifests(ctx, document, upstream)]
 
     def _rendered_or_none(self, request: ReadRequest | DeleteRequest) -> list[JSON]:
         try:
@@ -161,34 +162,27 @@ class KubeHandler(handlers.KindHandler):
         return validation.check_document(self, ctx, spec)
 
     def check(self, request: CheckRequest) -> list[Diagnostic]:
-        problems = []
-        for ref in {ObjectRef.of(m) for m in self.rendered(request.ctx, request.spec, {})}:
-            if ref.namespace is None:
-                continue
-            problem = self.namespace_problem(ref.namespace)
-            if problem is not None:
-                problems.append(error(problem, address=request.ctx.address))
-        return problems
-
-    def namespace_problem(self, namespace: str) -> str | None:
-        """Why objects cannot be made in the namespace (it does not exist; the cluster
-        cannot be reached), asked once per namespace."""
-        with self._namespace_lock:
-            if namespace not in self._namespaces:
-                try:
-                    live = self.client.get(RESOURCES["namespaces"], None, namespace)
-                except ProviderError as exc:
-                    self._namespaces[namespace] = str(exc)
-                else:
-                    self._namespaces[namespace] = (
-                        None
-                        if live is not None
-                        else (
-                            f"namespace {namespace!r} does not exist on {self.client.host}; create "
-                            f"it (kubectl create namespace {namespace}) or name another"
-                        )
-                    )
-            return self._namespaces[namespace]
+        """Before an apply changes anything: each object is applied with ``dryRun=All``
+        (the API server runs authorisation, the namespace's existence, validation and
+        admission, and stores nothing), and a create refuses an object that is not ours.
+        A failure to reach or log in to the cluster is reported once, not per object."""
+        if self.client.unusable is not None:
+            return []  # reported with the first object checked
+        ctx = request.ctx
+        as_applied = ApplyRequest(ctx, request.spec, request.prior_spec, {}, None, {})
+        try:
+            manifests = self.rendered(ctx, request.spec, {})
+            if request.prior_spec is None:
+                for manifest in manifests:
+                    ref = ObjectRef.of(manifest)
+                    live = self.client.get(ref.resource, ref.namespace, ref.name)
+                    if live is not None:
+                        objects.claim(live, ctx, ref)
+            for manifest in self.fill(as_applied, manifests):
+                self.client.apply(manifest, force=True, dry_run=True)
+        except ProviderError as exc:
+            return [error(str(exc), address=ctx.address)]
+        return []
 
     def read(self, request: ReadRequest) -> ReadResponse:
         found = {ref: self._get_ours(request.ctx, ref) for ref in self.refs(request)}
@@ -236,6 +230,18 @@ class KubeHandler(handlers.KindHandler):
         if len(refs) == 1:
             observed = observed[refs[0].id]
         return ApplyResponse(self.outputs(request.ctx, applied), refs[0].id, observed)
+
+    def import_(self, request: ImportRequest) -> ImportResponse:
+        """Mark the objects the id names as this resource's (a merge patch of the
+        ownership labels, which leaves every field another manager set as it is)."""
+        refs = self.refs_of_id(request.id)
+        adopted = []
+        for ref in refs:
+            live = self.client.get(ref.resource, ref.namespace, ref.name)
+            if live is None:
+                raise PermanentError(f"there is no {ref.shown} on {self.client.host} to import")
+            adopted.append(self.client.merge_patch(ref, objects.ownership(request.ctx)))
+        return ImportResponse({}, None, self.outputs(request.ctx, adopted), refs[0].id)
 
     def delete(self, request: DeleteRequest) -> None:
         for ref in self.refs(request):

@@ -15,6 +15,7 @@ server adds (status, defaults, managedFields) is not.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,11 +71,16 @@ def ownership(ctx: ResourceContext) -> JSON:
     }
 
 
-def owned(manifest: JSON, ctx: ResourceContext) -> JSON:
-    """The manifest with the ownership labels and annotation merged into its metadata."""
+def owned(manifest: JSON, ctx: ResourceContext, labels: Mapping[str, Any] | None = None) -> JSON:
+    """The manifest with the document's labels, and the ownership labels and annotation,
+    merged into its metadata."""
     marks = ownership(ctx)
     metadata = dict(manifest.get("metadata") or {})
-    metadata["labels"] = {**(metadata.get("labels") or {}), **marks["labels"]}
+    metadata["labels"] = {
+        **{str(k): str(v) for k, v in (labels or {}).items()},
+        **(metadata.get("labels") or {}),
+        **marks["labels"],
+    }
     metadata["annotations"] = {**(metadata.get("annotations") or {}), **marks["annotations"]}
     return {**manifest, "metadata": metadata}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kubernetes import client, config
 
 from tests.kubernetes.apiserver import KubeServer
 
@@ -52,3 +53,13 @@ def kube_server() -> Iterator[KubeServer]:
 @pytest.fixture
 def kubeconfig(kube_server: KubeServer, tmp_path: Path) -> Path:
     return write_kubeconfig(tmp_path / "kubeconfig", kube_server.url, kube_server.token)
+
+
+@pytest.fixture
+def kube_api(kubeconfig: Path) -> client.ApiClient:
+    """An ApiClient configured by ``kubernetes.config.load_kube_config`` from ``kubeconfig``."""
+    configuration = client.Configuration()
+    config.load_kube_config(
+        config_file=str(kubeconfig), context="test", client_configuration=configuration
+    )
+    return client.ApiClient(configuration)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import traceback
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -86,12 +87,20 @@ class Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     # -- plumbing ----------------------------------------------------------------------
-    def _send(self, code: int, body: str | bytes, content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        code: int,
+        body: str | bytes,
+        content_type: str = "application/json",
+        retry_after: int | None = None,
+    ) -> None:
         data = body.encode() if isinstance(body, str) else body
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        self._headers_buffer.append(b"\r\n" + data)  # headers and body in one write
+        if retry_after is not None:
+            self.send_header("Retry-After", str(retry_after))
+        self._headers_buffer.append(b"\r\n" + data)  # type: ignore[attr-defined] # one write
         self.flush_headers()
 
     def _json(self, code: int, body: Any) -> None:
@@ -126,9 +135,27 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, discovery.answer(url.path, f"127.0.0.1:{kube.port}"))
                 return
             kube.access.authorize(user, request)
-            self._route(request, body)
+            fault = kube.take_fault(request)
+            if fault is not None:
+                raise fault
+            dry_run = request.query.get("dryRun")
+            if dry_run is None:
+                self._route(request, body)
+            elif dry_run != "All" or request.verb not in ("create", "update", "patch", "delete"):
+                raise ApiError.bad_request(f"dryRun: Unsupported value: {dry_run!r}")
+            else:
+                with kube.store.dry_run():
+                    self._route(request, body)
         except ApiError as error:
-            self._json(error.code, error.status())
+            self._send(
+                code=error.code,
+                body=json.dumps(error.status()),
+                retry_after=error.details.get("retryAfterSeconds"),
+            )
+        except Exception as error:  # a bug in the test server: say so, do not hang up
+            message = f"test API server error: {traceback.format_exc()}"
+            self._json(500, ApiError(500, "InternalError", message).status())
+            raise error
 
     def _route(self, request: Request, body: Any) -> None:
         version = request.path.split("/")[2] if request.group == "" else request.path.split("/")[3]

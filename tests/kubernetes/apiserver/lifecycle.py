@@ -62,11 +62,7 @@ def _rule_matches(rule: dict[str, Any], pod: dict[str, Any], exit_code: int) -> 
 
 class JobLifecycle(PodControls):
     def _job(self, ns: str, name: str) -> dict[str, Any]:
-        job = self.store.get(JOBS, ns, name)
-        for condition in (job.get("status") or {}).get("conditions") or []:
-            if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
-                raise ValueError(f"Job {ns}/{name} has already finished ({condition['type']})")
-        return job
+        return self.unfinished(JOBS, ns, name, ("Complete", "Failed"))
 
     def _job_pod(self, ns: str, job: dict[str, Any]) -> dict[str, Any]:
         meta = job["metadata"]
@@ -94,12 +90,20 @@ class JobLifecycle(PodControls):
         }
         return self.set_status(JOBS, ns, job["metadata"]["name"], body, CONTROLLER)
 
-    def job_pending(self, ns: str, name: str) -> list[str]:
-        """One pod Pending (created if need be); ``status.active`` counts it. The pod names."""
+    def job_pending(
+        self,
+        ns: str,
+        name: str,
+        waiting: tuple[str, str] | None = None,
+        unschedulable: str | None = None,
+    ) -> list[str]:
+        """One pod Pending (created if need be); ``status.active`` counts it. ``waiting``:
+        its container's (reason, message), e.g. ("ErrImagePull", "..."); ``unschedulable``:
+        the scheduler's message (PodScheduled False, a FailedScheduling event). The pods."""
         job = self._job(ns, name)
         pods = self._active_pods(ns, job, 1)
         for pod in pods:
-            self.set_pod_phase(ns, pod, "Pending")
+            self.set_pod_phase(ns, pod, "Pending", waiting=waiting, unschedulable=unschedulable)
         self._job_status(ns, job, active=len(pods), ready=0)
         return [p["metadata"]["name"] for p in pods]
 

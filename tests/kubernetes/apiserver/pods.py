@@ -8,7 +8,7 @@ import copy
 import secrets
 from typing import Any
 
-from tests.kubernetes.apiserver.resources import resource
+from tests.kubernetes.apiserver.resources import Resource, resource
 from tests.kubernetes.apiserver.store import MERGE, Store, now
 
 PODS = resource("", "v1", "pods")
@@ -25,6 +25,18 @@ class PodControls:
     ) -> dict[str, Any]:
         """A controller's status write (merge patch on /status: lists are replaced)."""
         obj, _ = self.store.patch(res, ns, name, MERGE, {"status": status}, manager, sub="status")
+        return obj
+
+    def unfinished(
+        self, res: Resource, ns: str, name: str, final: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """The object, which must not carry a ``final`` condition yet (a test's mistake)."""
+        obj = self.store.get(res, ns, name)
+        for condition in (obj.get("status") or {}).get("conditions") or []:
+            if condition["type"] in final and condition["status"] == "True":
+                raise ValueError(
+                    f"{res.kind} {ns}/{name} has already finished ({condition['type']})"
+                )
         return obj
 
     def set_pod_log(self, ns: str, pod: str, text: str) -> None:
@@ -75,6 +87,8 @@ class PodControls:
             if any(o.get("uid") == owner_uid for o in p["metadata"].get("ownerReferences") or [])
             and (phases is None or (p.get("status") or {}).get("phase") in phases)
         ]
+        for pod in pods:  # list items carry no kind
+            pod.update(apiVersion="v1", kind="Pod")
         return sorted(pods, key=lambda p: int(p["metadata"]["resourceVersion"]))
 
     def create_pod(
@@ -118,48 +132,54 @@ class PodControls:
         message: str = "",
         log: str | None = None,
         conditions: list[dict[str, Any]] | None = None,
+        waiting: tuple[str, str] | None = None,
+        unschedulable: str | None = None,
     ) -> dict[str, Any]:
-        """The kubelet's status for ``phase``; a terminated pod's first container carries
-        ``exit_code`` and ``message`` (its termination message)."""
+        """The kubelet's status for ``phase``. A terminated pod's first container carries
+        ``exit_code`` and ``message``, its termination message (at most 4096 bytes; with
+        ``terminationMessagePolicy: FallbackToLogsOnError``, a failure without a message
+        gets the log's last 80 lines, 2048 bytes at most, as the kubelet does). Pending:
+        ``waiting`` (reason, message) such as ("ImagePullBackOff", "..."), or, with
+        ``unschedulable`` (the scheduler's message), PodScheduled False and no containers."""
         name, stamp = pod["metadata"]["name"], now()
         started = (pod.get("status") or {}).get("startTime") or stamp
-        statuses = []
-        for n, container in enumerate(pod["spec"].get("containers") or []):
-            status: dict[str, Any] = {
-                "name": container.get("name"),
-                "image": container.get("image"),
-                "imageID": "",
-                "restartCount": 0,
-                "ready": phase == "Running",
-                "started": phase == "Running",
+        if log is not None:
+            self.set_pod_log(ns, name, log)
+        if unschedulable is not None:
+            scheduled = {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": unschedulable,
+                "lastTransitionTime": stamp,
             }
-            if phase == "Pending":
-                status["state"] = {"waiting": {"reason": "ContainerCreating"}}
-            elif phase == "Running":
-                status["state"] = {"running": {"startedAt": started}}
-                status["containerID"] = f"containerd://{name}-{n}"
-            else:
-                code = exit_code if n == 0 else 0
-                terminated: dict[str, Any] = {
-                    "exitCode": code,
-                    "reason": "Completed" if code == 0 else "Error",
-                    "startedAt": started,
-                    "finishedAt": stamp,
-                    "containerID": f"containerd://{name}-{n}",
-                }
-                if message and n == 0:
-                    terminated["message"] = message
-                status["state"] = {"terminated": terminated}
-                status["containerID"] = terminated["containerID"]
-            statuses.append(status)
+            self.emit_event(
+                ns, pod, "FailedScheduling", unschedulable, "Warning", "default-scheduler"
+            )
+            body = {"phase": "Pending", "conditions": [scheduled], "qosClass": "BestEffort"}
+            return self.set_status(PODS, ns, name, body, "kube-scheduler")
+        statuses = [
+            self._container_status(
+                ns,
+                pod,
+                n,
+                phase,
+                exit_code if n == 0 else 0,
+                message if n == 0 else "",
+                started,
+                waiting,
+            )
+            for n in range(len(pod["spec"].get("containers") or []))
+        ]
         ready = "True" if phase == "Running" else "False"
         pod_conditions = [
             {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
             {"type": "Initialized", "status": "True", "lastTransitionTime": started},
             {"type": "ContainersReady", "status": ready, "lastTransitionTime": stamp},
             {"type": "Ready", "status": ready, "lastTransitionTime": stamp},
-        ] + (conditions or [])
-        body: dict[str, Any] = {
+            *(conditions or []),
+        ]
+        body = {
             "phase": phase,
             "conditions": pod_conditions,
             "containerStatuses": statuses,
@@ -167,9 +187,56 @@ class PodControls:
         }
         if phase != "Pending":
             body.update(startTime=started, hostIP="10.0.0.1", podIP="10.1.0.7")
-        if log is not None:
-            self.set_pod_log(ns, name, log)
         return self.set_status(PODS, ns, name, body, "kubelet")
+
+    def _container_status(
+        self,
+        ns: str,
+        pod: dict[str, Any],
+        n: int,
+        phase: str,
+        code: int,
+        message: str,
+        started: str,
+        waiting: tuple[str, str] | None,
+    ) -> dict[str, Any]:
+        container = pod["spec"]["containers"][n]
+        name = pod["metadata"]["name"]
+        status: dict[str, Any] = {
+            "name": container.get("name"),
+            "image": container.get("image"),
+            "imageID": "",
+            "restartCount": 0,
+            "ready": phase == "Running",
+            "started": phase == "Running",
+        }
+        if phase == "Pending":
+            reason, text = waiting or ("ContainerCreating", "")
+            status["state"] = {"waiting": {"reason": reason, **({"message": text} if text else {})}}
+            return status
+        status["containerID"] = f"containerd://{name}-{n}"
+        if phase == "Running":
+            status["state"] = {"running": {"startedAt": started}}
+            return status
+        if (
+            not message
+            and code
+            and container.get("terminationMessagePolicy") == "FallbackToLogsOnError"
+        ):
+            with self.store.lock:
+                lines = self.store.logs.get((ns, name), "").splitlines(keepends=True)[-80:]
+            message = "".join(lines).encode()[-2048:].decode(errors="ignore")
+        terminated: dict[str, Any] = {
+            "exitCode": code,
+            "reason": "Completed" if code == 0 else "Error",
+            "startedAt": started,
+            "finishedAt": now(),
+            "containerID": status["containerID"],
+        }
+        if message:
+            terminated["message"] = message.encode()[:4096].decode(errors="ignore")
+        status["state"] = {"terminated": terminated}
+        return status
 
     def disruption_condition(self) -> dict[str, Any]:
         return {

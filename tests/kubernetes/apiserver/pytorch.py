@@ -51,13 +51,7 @@ def _set_condition(
 
 class PyTorchLifecycle(PodControls):
     def _pytorchjob(self, ns: str, name: str) -> dict[str, Any]:
-        job = self.store.get(PYTORCHJOBS, ns, name)
-        for condition in (job.get("status") or {}).get("conditions") or []:
-            if condition["type"] in ("Succeeded", "Failed") and condition["status"] == "True":
-                raise ValueError(
-                    f"PyTorchJob {ns}/{name} has already finished ({condition['type']})"
-                )
-        return job
+        return self.unfinished(PYTORCHJOBS, ns, name, ("Succeeded", "Failed"))
 
     def _replicas(self, job: dict[str, Any]) -> list[tuple[str, int, dict[str, Any]]]:
         """(replica type, index, replica spec) for every pod the job has."""

@@ -108,6 +108,9 @@ class ApiError(Exception):
     message: str
     details: dict[str, Any] = field(default_factory=dict)
 
+    def __str__(self) -> str:
+        return f"{self.code} {self.reason}: {self.message}"
+
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "kind": "Status",
@@ -203,3 +206,14 @@ class ApiError(Exception):
             "MethodNotAllowed",
             f"the server does not allow this method on the requested resource ({method})",
         )
+
+    @classmethod
+    def server_error(cls, code: int, retry_after: int | None = None) -> ApiError:
+        reason, message = {
+            429: ("TooManyRequests", "Too many requests, please try again later."),
+            500: ("InternalError", "Internal error occurred: injected by the test"),
+            503: ("ServiceUnavailable", "The server is currently unable to handle the request"),
+            504: ("Timeout", "The server was unable to return a response in the time allotted"),
+        }.get(code, ("InternalError", f"injected error {code}"))
+        details = {"retryAfterSeconds": retry_after} if retry_after is not None else {}
+        return cls(code, reason, message, details)

@@ -36,6 +36,7 @@ class KubeServer(JobLifecycle, PyTorchLifecycle):
         self._http: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
+        self._faults: list[tuple[int, str | None, str | None, int | None]] = []
 
     # -- running -----------------------------------------------------------------------
     def start(self) -> KubeServer:
@@ -49,6 +50,9 @@ class KubeServer(JobLifecycle, PyTorchLifecycle):
         return self
 
     def stop(self) -> None:
+        with self.store.lock:
+            self.store.closed = True
+            self.store.changed.notify_all()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
@@ -90,6 +94,34 @@ class KubeServer(JobLifecycle, PyTorchLifecycle):
     def reset_requests(self) -> None:
         with self._requests_lock:
             self.requests.clear()
+
+    def inject_errors(
+        self,
+        code: int,
+        times: int = 1,
+        verb: str | None = None,
+        resource: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        """Answer the next ``times`` resource requests (of ``verb`` on ``resource``, as
+        RBAC names them, when given) with ``code``: 429 (TooManyRequests), 500, 503 or 504,
+        as an overloaded or restarting API server would. With ``retry_after`` the answer
+        carries a Retry-After header, on which urllib3 itself retries 429 and 503 for
+        idempotent methods (GET, PUT, DELETE) before the client sees an error."""
+        with self._requests_lock:
+            self._faults += [(code, verb, resource, retry_after)] * times
+
+    def take_fault(self, request: Request) -> ApiError | None:
+        with self._requests_lock:
+            for n, (code, verb, res, retry_after) in enumerate(self._faults):
+                if (
+                    request.verb
+                    and verb in (None, request.verb)
+                    and res in (None, request.rbac_resource)
+                ):
+                    del self._faults[n]
+                    return ApiError.server_error(code, retry_after)
+        return None
 
     def enforce_rules(self, rules: list[dict[str, Any]] | None) -> None:
         """Answer requests no rule allows with 403 (``None``: allow everything again)."""

@@ -151,6 +151,20 @@ def _remove_at(obj: dict[str, Any], path: Path, keep: set[Path]) -> None:
         _remove_at(obj, parent_path, keep)
 
 
+def _remove_dropped(obj: dict[str, Any], dropped: set[Path], keep: set[Path]) -> None:
+    """Remove what the applier dropped: a list item whole (its fields with it), else
+    field by field; an item's ``name`` goes only with the item."""
+    items: list[Path] = []
+    for path in sorted(dropped, key=len):
+        if any(path[: len(item)] == item for item in items):
+            continue
+        if len(path) > 1 and path[-2].startswith("k:") and path[-1] == "f:name":
+            continue
+        _remove_at(obj, path, keep)
+        if path[-1].startswith("k:"):
+            items.append(path)
+
+
 def merge(live: Any, applied: Any) -> Any:
     if isinstance(live, dict) and isinstance(applied, dict):
         result = dict(live)
@@ -279,11 +293,9 @@ def apply(
         raise conflict_error(conflicts)
     for n in others:
         others[n] -= {p for e, p in conflicts if e is entries[n]}
-    result = merge(copy.deepcopy(live), applied)
+    result: dict[str, Any] = merge(copy.deepcopy(live), applied)
     owned_by_others = set().union(*others.values()) if others else set()
-    for path in sorted(previous - applied_set, key=len, reverse=True):
-        if path not in owned_by_others:
-            _remove_at(result, path, owned_by_others | applied_set)
+    _remove_dropped(result, previous - applied_set - owned_by_others, owned_by_others | applied_set)
     keep, kept_others = [], {}
     for n, entry in enumerate(entries):
         if n != mine_index:

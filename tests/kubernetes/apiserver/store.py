@@ -8,6 +8,7 @@ Every method takes and returns copies; one lock serialises writes and reads.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import copy
 import json
 import secrets
@@ -52,6 +53,7 @@ class Store:
         self.logs: dict[Key, str] = {}  # (namespace, pod) -> log text
         self.restarts: dict[Key, int] = {}  # (namespace, PyTorchJob) -> restarts so far
         self.changed = threading.Condition(self.lock)
+        self.closed = False  # set when the server stops: open watches end
         # (resourceVersion, ADDED | MODIFIED | DELETED, resource, object): what watches read
         self.events: list[tuple[int, str, Resource, dict[str, Any]]] = []
 
@@ -106,9 +108,7 @@ class Store:
     ) -> str:
         """The list body, serialised under the lock (no copies: the benchmark lists thousands)."""
         label_match, field_match = label_matcher(labels), field_matcher(fields)
-        with self.lock:
-            if namespace is not None and res.namespaced:
-                self.require_namespace(res, namespace)
+        with self.lock:  # a namespace that does not exist lists empty, as on a cluster
             rows = sorted(self.table(res).items())
             items = [
                 obj
@@ -140,6 +140,20 @@ class Store:
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = json.loads(self.list_json(res, namespace, labels))["items"]
         return items
+
+    @contextlib.contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """``dryRun=All``: the write runs, is answered, then undone (under the lock, so no
+        reader or watch sees it). Stored objects are replaced, never changed in place, so
+        shallow copies of the tables suffice."""
+        with self.lock:
+            tables = {res: dict(rows) for res, rows in self.tables.items()}
+            revision, events, logs = self.revision, len(self.events), dict(self.logs)
+            try:
+                yield
+            finally:
+                self.tables, self.revision, self.logs = tables, revision, logs
+                del self.events[events:]
 
     # -- writes ------------------------------------------------------------------------
     def create(
@@ -279,6 +293,12 @@ class Store:
         with self.lock:
             if content_type == APPLY:
                 return self._apply(res, namespace, name, body, manager, force, sub)
+            if force:
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    "force: Invalid value: true: may not be specified for non-apply patch",
+                )
             old = self._current(res, namespace, name)
             if content_type == JSON_PATCH:
                 new = patches.json_patch(old, body)
@@ -319,6 +339,8 @@ class Store:
         if not isinstance(body, dict):
             raise ApiError.bad_request("apply patch must be an object")
         meta = body.get("metadata") or {}
+        if meta.get("managedFields"):
+            raise ApiError.bad_request("metadata.managedFields must be nil")
         if meta.get("name") != name:
             raise ApiError.bad_request(
                 f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
@@ -337,6 +359,9 @@ class Store:
             }
             new = ssa.apply(live, body, res, None, manager, force, now())
             return self._insert(res, new), True
+        wanted = meta.get("resourceVersion")
+        if wanted and wanted != old["metadata"]["resourceVersion"]:
+            raise ApiError.stale(res, name)
         new = ssa.apply(old, body, res, sub, manager, force, now())
         return self.commit(res, old, new, sub, None), False
 
@@ -344,7 +369,7 @@ class Store:
         self, res: Resource, namespace: str | None, name: str, propagation: str | None = None
     ) -> dict[str, Any]:
         with self.lock:
-            obj = self._current(res, namespace, name)
+            obj = copy.deepcopy(self._current(res, namespace, name))
             del self.table(res)[self._key(res, namespace, name)]
             obj["metadata"]["resourceVersion"] = self.next_version()
             self._event("DELETED", res, obj)
@@ -370,8 +395,12 @@ class Store:
                 if any(o.get("uid") == uid for o in owners):
                     del rows[key]
                     self.logs.pop(key, None)
-                    obj["metadata"]["resourceVersion"] = self.next_version()
-                    self._event("DELETED", res, obj)
+                    version = self.next_version()
+                    self._event(
+                        "DELETED",
+                        res,
+                        {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}},
+                    )
                     self._delete_dependents(obj["metadata"]["uid"])
 
     def _orphan_dependents(self, uid: str) -> None:
@@ -433,7 +462,7 @@ class Store:
             with self.lock:
                 while position >= len(self.events):
                     left = deadline - time.monotonic()
-                    if left <= 0:
+                    if left <= 0 or self.closed:
                         return
                     self.changed.wait(min(left, 0.5))
                 batch = self.events[position:]

@@ -4,6 +4,7 @@ cannot change (template, selector, completions) and a Job's restartPolicy."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -131,6 +132,14 @@ def validate(res: Resource, obj: dict[str, Any]) -> None:
     causes = _name_causes(res, name) + _label_causes(meta.get("labels"), "metadata.labels")
     if res.plural == "jobs":
         causes += _job_causes(obj)
+    for key, value in (obj.get("data") or {}).items() if res.plural == "secrets" else ():
+        try:
+            base64.b64decode(str(value), validate=True)
+        except ValueError:
+            raise ApiError.bad_request(
+                f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data '
+                f"at data[{key!r}]"
+            ) from None
     if causes:
         raise ApiError.invalid(res, name, causes)
 
@@ -139,6 +148,18 @@ IMMUTABLE_JOB_FIELDS = ("template", "selector", "completions")
 
 
 def check_immutable(res: Resource, old: dict[str, Any], new: dict[str, Any]) -> None:
+    if res.plural == "secrets" and old.get("type") != new.get("type"):
+        raise ApiError.invalid(
+            res,
+            new["metadata"]["name"],
+            [
+                (
+                    "type",
+                    "FieldValueInvalid",
+                    f'Invalid value: "{new.get("type")}": field is immutable',
+                )
+            ],
+        )
     if res.plural != "jobs":
         return
     old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
@@ -178,6 +199,14 @@ def apply_defaults(res: Resource, obj: dict[str, Any]) -> None:
     """The API server's defaulting, in place (before validation, on every write)."""
     if res.plural == "pods":
         default_pod_spec(obj.setdefault("spec", {}))
+    if res.plural == "secrets":
+        obj.setdefault("type", "Opaque")
+        string_data = obj.pop("stringData", None) or {}
+        data = obj.setdefault("data", {})
+        for key, value in string_data.items():  # written as data, never read back
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        if not data:
+            del obj["data"]
     if res.plural != "jobs":
         return
     meta, spec = obj["metadata"], obj.setdefault("spec", {})
