@@ -35,6 +35,7 @@ from providers.base import (
     PermanentError,
     PlanRequest,
     PlanResponse,
+    ProviderError,
     ReadRequest,
     ReadResponse,
     ResourceContext,
@@ -114,10 +115,9 @@ class TrainingJobHandler(KubeHandler):
         plain_env: dict[str, str] = {}
         for variable, source in (spec.get("env") or {}).items():
             if "secret" in source:
-                recorded = upstream.get(f"Secret/{source['secret']}") or {}
-                name = recorded.get("name") if isinstance(recorded.get("name"), str) else None
-                key = recorded.get("key") if isinstance(recorded.get("key"), str) else None
-                secret_env[variable] = (name or str(source["secret"]), key or SECRET_KEY)
+                secret_env[variable] = secret_place(
+                    str(source["secret"]), namespace, upstream, f"spec.env.{variable}"
+                )
             else:
                 plain_env[variable] = str(source.get("value", ""))
         volume = self.settings.volume
@@ -152,11 +152,25 @@ class TrainingJobHandler(KubeHandler):
         return []
 
     def check(self, request: CheckRequest) -> list[Diagnostic]:
-        """The Workspace's namespace exists (a Quota's namespace is its Quota's to check)."""
-        if inner_spec(request.spec).get("quota"):
+        """Before an apply changes anything: a dry-run apply of a ConfigMap like the run's
+        in the Workspace's namespace (the API server checks the namespace, authorisation
+        and admission, and stores nothing). A Quota's namespace is its Quota's to check."""
+        if self.client.unusable is not None or inner_spec(request.spec).get("quota"):
             return []
-        problem = self.namespace_problem(self.settings.namespace)
-        return [error(problem, address=request.ctx.address)] if problem else []
+        ctx = request.ctx
+        probe = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": render.object_name(ctx.name, "check"),
+                "namespace": self.settings.namespace,
+            },
+        }
+        try:
+            self.client.apply(objects.owned(probe, ctx), force=True, dry_run=True)
+        except ProviderError as exc:
+            return [error(str(exc), address=ctx.address)]
+        return []
 
     def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
         inner = inner_spec(spec)
@@ -205,10 +219,12 @@ class TrainingJobHandler(KubeHandler):
             return None
         recorded = upstream.get(f"Quota/{name}") or {}
         quota_name = recorded.get("name") if isinstance(recorded.get("name"), str) else None
-        live = self.client.get(RESOURCES["resourcequotas"], namespace, quota_name or str(name))
+        from providers.kubernetes.quota import live_quota
+        from providers.kubernetes.training_quota import quota_fit
+
+        live = live_quota(self.client, namespace, quota_name or str(name))
         if live is None:
             return None
-        from providers.kubernetes.training_quota import quota_fit
 
         never, waits, full = quota_fit(live, asked)
         shown = f"ResourceQuota {namespace}/{quota_name or name} (Quota/{name})"
@@ -400,3 +416,22 @@ class TrainingJobHandler(KubeHandler):
         config = ObjectRef(RESOURCES["configmaps"], ref.namespace, ref.name)
         for target in (ref, config):
             self._delete_ours(ctx, target)
+
+
+def secret_place(
+    name: str, namespace: str, upstream: Mapping[str, JSON], where: str
+) -> tuple[str, str]:
+    """The Kubernetes Secret (name, key) in the pod's namespace that a Secret document
+    made (its ``secrets`` outputs); refused when it made none there."""
+    recorded = upstream.get(f"Secret/{name}") or {}
+    places = [p for p in recorded.get("secrets") or [] if isinstance(p, dict)]
+    for place in places:
+        if place.get("namespace") == namespace and place.get("name"):
+            return str(place["name"]), str(place.get("key") or SECRET_KEY)
+    if places or not recorded:
+        raise PermanentError(
+            f"{where} takes Secret/{name}, which has no Kubernetes Secret in namespace "
+            f"{namespace!r}, where the training pods run; add a target "
+            f"{{provider: kubernetes, namespace: {namespace}}} to Secret/{name}"
+        )
+    return name, SECRET_KEY  # not made by the kubernetes provider: its own name

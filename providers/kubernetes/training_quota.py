@@ -1,7 +1,7 @@
 """Whether a training run fits its namespace's ResourceQuota: never, not now, or now.
 
-Pure: from the live ResourceQuota (``status.hard``, else ``spec.hard``, and
-``status.used``) and what the run asks for in all (per worker, times workers per node,
+Pure: from the live ResourceQuota as ``providers.kubernetes.quota.live_quota`` reads it
+(``{"hard": ..., "used": ...}``) and what the run asks for in all (per worker, times workers per node,
 times nodes), the limits it could never fit within and the ones it waits on while other
 work holds them. Memory and cpu are compared as the API server counts them (``requests.*``
 and ``limits.*``, which pipeform sets equal; a bare ``cpu``/``memory`` is ``requests.*``).
@@ -52,9 +52,7 @@ CREATE_TIME = frozenset({"count/jobs.batch"})
 def quota_fit(live: JSON, asked: JobResources) -> tuple[list[str], list[str], list[str]]:
     """(limits it can never fit within, limits its pods wait on now, limits that refuse
     the Job itself now), each in words."""
-    status = live.get("status") or {}
-    hard = dict(status.get("hard") or (live.get("spec") or {}).get("hard") or {})
-    used = dict(status.get("used") or {})
+    hard, used = dict(live.get("hard") or {}), dict(live.get("used") or {})
     never: list[str] = []
     waits: list[str] = []
     full: list[str] = []
