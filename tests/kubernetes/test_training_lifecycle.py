@@ -348,3 +348,28 @@ def test_refresh_reads_a_running_job_with_one_list_and_a_finished_run_with_none(
     kube_server.reset_requests()
     assert bench.read_batch(done, doc).exists
     assert kube_server.requests == []  # a finished run is its record
+
+
+def test_the_documented_role_allows_every_call_of_a_run(
+    bench: KubeBench, kube_server: KubeServer
+) -> None:
+    """A run that fails once (its pod's log read), succeeds, then is deleted, under exactly
+    docs/kubernetes-rbac.yaml's rules."""
+    from tests.kubernetes.test_rbac import allowed, role_rules
+
+    rules = role_rules()
+    kube_server.enforce_rules(rules)
+    doc = bench.doc(retries=0)
+    applying = bench.start(doc)
+    name = bench.wait_for_job()
+    kube_server.job_pod_failed(NAMESPACE, name, 1, log="boom\n")
+    with pytest.raises(PermanentError, match="boom"):
+        applying.result(timeout=30)
+    applying = bench.start(bench.doc(retries=1))
+    name = bench.wait_for_job(besides=(name,))
+    kube_server.job_succeeded(NAMESPACE, name, message=message("succeeded", _run_id(bench, name)))
+    done = applying.result(timeout=30)
+    bench.delete(done, doc)
+    calls = kube_server.calls()
+    assert ("get", "", "pods/log") in calls and ("delete", "batch", "jobs") in calls
+    assert all(allowed(rules, *call) for call in calls), sorted(calls)
