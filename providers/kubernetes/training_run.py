@@ -75,6 +75,7 @@ class ClusterRuns(local.TrainingJobHandler):
         asked = resources_of(spec, self.settings)
         namespace = cluster.namespace_of(spec, request.upstream)
         check_tables(ctx, spec, fs, self.settings)
+        cluster.check_run(spec, namespace, asked, request.upstream)
         image = cluster.image_reference()
         record = self._resumable(store, fingerprint)
         if record is None:  # a new Job: it must fit (an adopted one is counted already)

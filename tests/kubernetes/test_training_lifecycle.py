@@ -373,3 +373,36 @@ def test_the_documented_role_allows_every_call_of_a_run(
     calls = kube_server.calls()
     assert ("get", "", "pods/log") in calls and ("delete", "batch", "jobs") in calls
     assert all(allowed(rules, *call) for call in calls), sorted(calls)
+
+
+def test_the_deadline_is_a_timeout(bench: KubeBench, kube_server: KubeServer) -> None:
+    applying = bench.start(bench.doc(maxDuration="10m"))
+    name = bench.wait_for_job()
+    assert bench.jobs()[0]["spec"]["activeDeadlineSeconds"] == 600
+    kube_server.job_running(NAMESPACE, name)
+    kube_server.job_failed(NAMESPACE, name, reason="DeadlineExceeded")
+    with pytest.raises(PermanentError, match=r"ran past spec.maxDuration \(600s"):
+        applying.result(timeout=30)
+    assert bench.record(_run_id(bench, name))["status"] == "timed-out"
+
+
+def test_a_secret_without_a_kubernetes_secret_in_the_namespace_is_refused_first(
+    bench: KubeBench,
+) -> None:
+    bench.upstream["Secret/token"] = {
+        "secrets": [{"namespace": "default", "name": "token", "key": "value"}]
+    }
+    with pytest.raises(
+        PermanentError, match=r"Secret/token.*no Kubernetes Secret in namespace 'ml'"
+    ):
+        bench.apply(bench.doc(env={"TOKEN": {"secret": "token"}}), wait=False)
+    assert bench.jobs() == []
+    assert not (bench.data_dir / "runs" / bench.name).exists()  # no run was recorded
+    bench.upstream["Secret/token"]["secrets"].append({"namespace": "ml", "name": "token-ml"})
+    started = bench.apply(bench.doc(env={"TOKEN": {"secret": "token"}}), wait=False)
+    container = bench.jobs()[0]["spec"]["template"]["spec"]["containers"][0]
+    assert {
+        "name": "TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "token-ml", "key": "value"}},
+    } in container["env"]
+    assert started.outputs["status"] == "running"
