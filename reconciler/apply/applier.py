@@ -29,7 +29,7 @@ from providers.base import (
 )
 from reconciler import faults
 from reconciler.apply import scheduling
-from reconciler.apply.report import ApplyReport, Listener, Outcome
+from reconciler.apply.report import ApplyOptions, ApplyReport, Listener, Outcome
 from reconciler.plan import cost
 from reconciler.plan.model import Action, Plan, ResourceChange
 from reconciler.plan.planner import Providers, canonical_hash
@@ -63,9 +63,12 @@ class Applier:
         sleep: Callable[[float], None] = time.sleep,
         journal: Callable[[Outcome], JournalEntry] | None = None,
         stop: threading.Event | None = None,
+        options: ApplyOptions | None = None,
     ):
         """journal(outcome) makes the journal entry for one result; a success is journaled
-        in the same transaction as its state write, so history never misses a change."""
+        in the same transaction as its state write, so history never misses a change.
+        options: what every create and update is asked with (``ApplyOptions``)."""
+        self.options = options or ApplyOptions()
         self.journal = journal
         self.stop = stop  # once set, nothing new starts; what runs finishes and is persisted
         self._journaled: set[str] = set()
@@ -177,6 +180,8 @@ class Applier:
             prior.outputs if prior else {},
             prior.external_id if prior else None,
             upstream,
+            force_conflicts=self.options.force_conflicts,
+            wait=self.options.wait,
         )
         # The plan may only have known "(known after apply)"; now the inputs are real.
         fingerprint = provider.plan(

@@ -46,3 +46,11 @@ class ApplyReport:
 
 #: told of each change as it starts (outcome None) and finishes
 Listener = Callable[[str, ResourceChange, Outcome | None], None]
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How the providers are asked to make each change (``providers.base.ApplyRequest``)."""
+
+    force_conflicts: bool = False  # apply --force-conflicts: take fields other managers hold
+    wait: bool = True  # apply --no-wait: record started jobs as running, do not wait
