@@ -196,12 +196,14 @@ class KubeClient:
             return None
 
     def list(self, resource: Resource, namespace: str | None, selector: str) -> list[JSON]:
-        """Objects matching a label selector (all of them: one LIST, no paging below 500)."""
+        """Objects matching a label selector: one LIST, unpaged (no ``limit``: refresh
+        makes one request per kind and namespace), following ``continue`` if a server
+        pages anyway."""
         found: list[JSON] = []
         token = ""
         call = Call("list", resource, namespace)
         while True:
-            query = [("labelSelector", selector), ("limit", "500")]
+            query = [("labelSelector", selector)]
             if token:
                 query.append(("continue", token))
             body = self.request("GET", call, query=query)

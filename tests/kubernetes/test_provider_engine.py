@@ -135,10 +135,15 @@ def test_plan_json_shows_the_manifests_with_the_secret_masked(
 
 
 def test_the_secret_value_is_never_in_state_plans_or_output(
-    applied: Path, kube_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+    applied: Path,
+    kube_cluster: Cluster,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import base64
+    import logging
 
+    caplog.set_level(logging.DEBUG)
     live = kube_cluster.server.get("", "v1", "secrets", NAMESPACE, "api-token")
     assert live is not None
     assert base64.b64decode(live["data"]["value"]).decode() == TOKEN
@@ -148,11 +153,14 @@ def test_the_secret_value_is_never_in_state_plans_or_output(
     applied_again = run("apply", "--auto-approve", str(applied))
     assert applied_again.exit_code == 0, applied_again.output
     state = sqlite3.connect(applied / ".pipeform" / "state.db")
-    dumped = "\n".join(state.iterdump())
+    dumped = "\n".join(state.iterdump())  # resources, versions and the journal
+    files = b"".join(p.read_bytes() for p in (applied / ".pipeform").rglob("*") if p.is_file())
+    shown = plan.output + text.output + applied_again.output + caplog.text
     for secret in (TOKEN, ROTATED):
         for encoded in (secret, base64.b64encode(secret.encode()).decode()):
             assert encoded not in dumped
-            assert encoded not in plan.output + text.output + applied_again.output
+            assert encoded.encode() not in files
+            assert encoded not in shown
 
 
 def test_a_rotated_source_plans_an_update_of_the_secret(
