@@ -278,3 +278,40 @@ def test_dashboards_follow_the_rules_as_configmaps_for_the_grafana_sidecar(
     assert run("plan", "--detailed-exitcode", str(root)).exit_code == 0
     assert run("destroy", "--auto-approve", str(root)).exit_code == 0
     assert server.objects("", "v1", "configmaps", NAMESPACE) == []
+
+
+def test_an_object_made_by_hand_is_refused_until_imported(
+    kube_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(kube_cluster.kubeconfig)))
+    api.create_namespaced_resource_quota(
+        NAMESPACE,
+        {"metadata": {"name": "team-a"}, "spec": {"hard": {"requests.cpu": "2"}}},
+        field_manager="kubectl-create",
+    )
+    monkeypatch.setenv("PF_KUBE_TOKEN", TOKEN)
+    root = tree(tmp_path / "tree", kube_cluster)
+    refused = run("apply", "--auto-approve", str(root))
+    assert refused.exit_code == 1
+    assert "ResourceQuota ml/team-a already exists and was not made by pipeform" in refused.output
+    assert "pipeform import Quota/team-a ml/team-a" in refused.output
+    assert "Nothing was changed." in refused.output
+
+    imported = run("import", "Quota/team-a", "ml/team-a", str(root))
+    assert imported.exit_code == 0, imported.output
+    plan = json.loads(run("plan", "--json", str(root)).output)
+    (change,) = [c for c in plan["resource_changes"] if c["address"] == "Quota/team-a"]
+    assert change["change"]["actions"] == ["update"]
+    assert {f["path"] for f in change["change"]["field_changes"]} == {
+        "metadata.labels.team",  # the document's labels, which the object lacked
+        "spec.cpu",
+        "spec.memory",
+        "spec.gpus",
+        "spec.concurrentJobs",
+    }
+    applied = run("apply", "--auto-approve", "--force-conflicts", str(root))
+    assert applied.exit_code == 0, applied.output
+    assert quota(kube_cluster)["spec"]["hard"]["requests.cpu"] == "4"  # type: ignore[index]
+    assert run("plan", "--detailed-exitcode", str(root)).exit_code == 0
