@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,9 +120,10 @@ class KubeClient:
         self._api: Any = None
         self._lock = threading.Lock()
         self.host = ""  # the API server's URL, once configured
-        #: set when no call can succeed (no configuration, refused credentials, no server):
-        #: the apply's checks then report it once instead of once per object
+        #: why no call can succeed (no configuration, refused credentials, no server), and
+        #: when that was found: the apply's checks report it once, not once per object
         self.unusable: str | None = None
+        self.unusable_since = 0.0
 
     # --- configuration ---------------------------------------------------------------
 
@@ -138,7 +140,7 @@ class KubeClient:
                     else:
                         _load_kubeconfig(self.settings, configuration)
                 except ProviderError as exc:
-                    self.unusable = str(exc)
+                    self._broken(str(exc))
                     raise
                 self.host = str(configuration.host).rstrip("/")
                 self._api = client.ApiClient(configuration)
@@ -176,7 +178,7 @@ class KubeClient:
             raise
         except Exception as exc:
             problem = self.unreachable(exc, call)
-            self.unusable = str(problem)
+            self._broken(str(problem))
             raise problem from None
         status = int(response.status)
         parsed = _json(data)
@@ -185,8 +187,15 @@ class KubeClient:
             return parsed if isinstance(parsed, dict) else {}
         error = failure(self, call, status, parsed if isinstance(parsed, dict) else {})
         if status == 401:
-            self.unusable = str(error)
+            self._broken(str(error))
         raise error
+
+    def _broken(self, why: str) -> None:
+        self.unusable, self.unusable_since = why, time.monotonic()
+
+    def broken_recently(self, seconds: float = 60.0) -> bool:
+        """Whether a call found the cluster unusable within ``seconds``."""
+        return self.unusable is not None and time.monotonic() - self.unusable_since < seconds
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> JSON | None:
         """The object, or None when there is none."""

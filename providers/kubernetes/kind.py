@@ -166,8 +166,8 @@ class KubeHandler(handlers.KindHandler):
         (the API server runs authorisation, the namespace's existence, validation and
         admission, and stores nothing), and a create refuses an object that is not ours.
         A failure to reach or log in to the cluster is reported once, not per object."""
-        if self.client.unusable is not None:
-            return []  # reported with the first object checked
+        if self.client.broken_recently():
+            return []  # reported with the first object checked (a minute ago at most)
         ctx = request.ctx
         as_applied = ApplyRequest(ctx, request.spec, request.prior_spec, {}, None, {})
         try:
