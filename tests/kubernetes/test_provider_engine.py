@@ -315,3 +315,16 @@ def test_an_object_made_by_hand_is_refused_until_imported(
     assert applied.exit_code == 0, applied.output
     assert quota(kube_cluster)["spec"]["hard"]["requests.cpu"] == "4"  # type: ignore[index]
     assert run("plan", "--detailed-exitcode", str(root)).exit_code == 0
+
+
+def test_a_lost_state_is_noticed_from_the_objects_on_the_cluster(
+    applied: Path, kube_cluster: Cluster
+) -> None:
+    (applied / ".pipeform" / "state.db").rename(applied / "lost-state.db")
+    result = run("apply", str(applied), input="no\n")
+    assert "Warning: the state holds no resources, but the providers found" in result.output
+    assert "Quota/team-a  (id ml/team-a: ResourceQuota ml/team-a on http://" in result.output
+    assert "Alert/model-failed" in result.output
+    # and the apply refuses to take the old state's objects
+    assert "belongs to another state" in result.output
+    assert "Nothing was changed." in result.output
