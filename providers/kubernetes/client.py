@@ -123,7 +123,7 @@ class KubeClient:
         #: why no call can succeed (no configuration, refused credentials, no server), and
         #: when that was found: the apply's checks report it once, not once per object
         self.unusable: str | None = None
-        self.unusable_since = 0.0
+        self.reported_at = -1e9  # when an apply's check last reported ``unusable``
 
     # --- configuration ---------------------------------------------------------------
 
@@ -191,11 +191,19 @@ class KubeClient:
         raise error
 
     def _broken(self, why: str) -> None:
-        self.unusable, self.unusable_since = why, time.monotonic()
+        self.unusable = why
 
-    def broken_recently(self, seconds: float = 60.0) -> bool:
-        """Whether a call found the cluster unusable within ``seconds``."""
-        return self.unusable is not None and time.monotonic() - self.unusable_since < seconds
+    def reported_recently(self, seconds: float = 60.0) -> bool:
+        """Whether an apply's check reported the cluster unusable within ``seconds`` (the
+        other objects' checks then say nothing more)."""
+        return self.unusable is not None and time.monotonic() - self.reported_at < seconds
+
+    def report_unusable(self) -> bool:
+        """Note that the cluster's unusability was just reported; False when it is usable."""
+        if self.unusable is None:
+            return False
+        self.reported_at = time.monotonic()
+        return True
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> JSON | None:
         """The object, or None when there is none."""

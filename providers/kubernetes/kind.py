@@ -166,7 +166,7 @@ class KubeHandler(handlers.KindHandler):
         (the API server runs authorisation, the namespace's existence, validation and
         admission, and stores nothing), and a create refuses an object that is not ours.
         A failure to reach or log in to the cluster is reported once, not per object."""
-        if self.client.broken_recently():
+        if self.client.reported_recently():
             return []  # reported with the first object checked (a minute ago at most)
         ctx = request.ctx
         as_applied = ApplyRequest(ctx, request.spec, request.prior_spec, {}, None, {})
@@ -181,6 +181,7 @@ class KubeHandler(handlers.KindHandler):
             for manifest in self.fill(as_applied, manifests):
                 self.client.apply(manifest, force=True, dry_run=True)
         except ProviderError as exc:
+            self.client.report_unusable()  # when the cluster, not this object, is at fault
             return [error(str(exc), address=ctx.address)]
         return []
 

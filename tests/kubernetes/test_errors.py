@@ -159,6 +159,19 @@ def test_a_namespace_that_does_not_exist(kube_cluster: Cluster, tmp_path: Path) 
             "kube.yaml:6:",
             "namespace 'other' is not one the Workspace allows",
         ),
+        (
+            "kind: Secret\nmetadata: {name: s}\nspec:\n  from: {env: X}\n"
+            "  targets: [{provider: kubernetes}, {provider: local}]\n",
+            "kube.yaml:6:",
+            "spec.targets[1] asks for provider local beside kubernetes targets",
+        ),
+        (
+            "kind: Secret\nmetadata: {name: s}\nspec:\n  from: {env: X}\n"
+            "  targets: [{provider: kubernetes}, {provider: aws}]\n",
+            "kube.yaml:6:",
+            "spec.targets[1] asks for provider aws, but this Secret is realised by the "
+            "kubernetes provider",
+        ),
     ],
 )
 def test_plan_refuses_what_the_cluster_would_with_file_and_line(
