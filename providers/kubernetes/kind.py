@@ -13,6 +13,8 @@ object, or, through ``respond``, whatever one LIST per (kind, namespace) found
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -42,6 +44,12 @@ from reconciler.diagnostics import Diagnostic, error
 
 #: what a batch read found: every object asked about, None where there was none of ours
 Found = Mapping[ObjectRef, JSON | None]
+#: a check that passed this long ago is not asked of the cluster again
+CHECK_FRESH_SECONDS = 60.0
+
+
+def _canonical(document: JSON) -> str:
+    return json.dumps(document, sort_keys=True, default=str)
 
 
 class KubeHandler(handlers.KindHandler):
@@ -58,6 +66,7 @@ class KubeHandler(handlers.KindHandler):
     def __init__(self, settings: KubeSettings, client: KubeClient) -> None:
         self.settings = settings
         self.client = client
+        self._checked: dict[tuple[str, str, str], float] = {}  # check passed -> when
 
     # --- what a kind defines ------------------------------------------------------------
 
@@ -168,6 +177,15 @@ class KubeHandler(handlers.KindHandler):
         A failure to reach or log in to the cluster is reported once, not per object."""
         if self.client.reported_recently():
             return []  # reported with the first object checked (a minute ago at most)
+        key = (request.ctx.address, request.ctx.lineage, _canonical(request.spec))
+        if time.monotonic() - self._checked.get(key, -1e9) < CHECK_FRESH_SECONDS:
+            return []  # passed just now (the CLI checks, then the engine asks again)
+        problems = self._check(request)
+        if not problems:
+            self._checked[key] = time.monotonic()
+        return problems
+
+    def _check(self, request: CheckRequest) -> list[Diagnostic]:
         ctx = request.ctx
         as_applied = ApplyRequest(ctx, request.spec, request.prior_spec, {}, None, {})
         try:
