@@ -34,6 +34,7 @@ from providers.base import (
     ReadRequest,
     ReadResponse,
     ResourceContext,
+    RetryableError,
     default_plan,
 )
 from providers.kubernetes import objects
@@ -46,6 +47,8 @@ from reconciler.diagnostics import Diagnostic, error
 Found = Mapping[ObjectRef, JSON | None]
 #: a check that passed this long ago is not asked of the cluster again
 CHECK_FRESH_SECONDS = 60.0
+#: how often a check asks a busy API server (429, 5xx) before it reports the failure
+CHECK_ATTEMPTS = 3
 
 
 def _canonical(document: JSON) -> str:
@@ -186,22 +189,34 @@ class KubeHandler(handlers.KindHandler):
         return problems
 
     def _check(self, request: CheckRequest) -> list[Diagnostic]:
+        """The dry run; a busy server (429, 5xx) is asked again, twice at most."""
+        for attempt in range(CHECK_ATTEMPTS):
+            try:
+                self._dry_run(request)
+            except RetryableError as exc:
+                if self.client.unusable is None and attempt + 1 < CHECK_ATTEMPTS:
+                    time.sleep(min(exc.delay, 2.0))
+                    continue
+                self.client.report_unusable()  # when the cluster, not the object, is at fault
+                return [error(str(exc), address=request.ctx.address)]
+            except ProviderError as exc:
+                self.client.report_unusable()
+                return [error(str(exc), address=request.ctx.address)]
+            return []
+        return []  # not reached: the last attempt returns
+
+    def _dry_run(self, request: CheckRequest) -> None:
         ctx = request.ctx
+        manifests = self.rendered(ctx, request.spec, {})
+        if request.prior_spec is None:
+            for manifest in manifests:
+                ref = ObjectRef.of(manifest)
+                live = self.client.get(ref.resource, ref.namespace, ref.name)
+                if live is not None:
+                    objects.claim(live, ctx, ref)
         as_applied = ApplyRequest(ctx, request.spec, request.prior_spec, {}, None, {})
-        try:
-            manifests = self.rendered(ctx, request.spec, {})
-            if request.prior_spec is None:
-                for manifest in manifests:
-                    ref = ObjectRef.of(manifest)
-                    live = self.client.get(ref.resource, ref.namespace, ref.name)
-                    if live is not None:
-                        objects.claim(live, ctx, ref)
-            for manifest in self.fill(as_applied, manifests):
-                self.client.apply(manifest, force=True, dry_run=True)
-        except ProviderError as exc:
-            self.client.report_unusable()  # when the cluster, not this object, is at fault
-            return [error(str(exc), address=ctx.address)]
-        return []
+        for manifest in self.fill(as_applied, manifests):
+            self.client.apply(manifest, force=True, dry_run=True)
 
     def read(self, request: ReadRequest) -> ReadResponse:
         found = {ref: self._get_ours(request.ctx, ref) for ref in self.refs(request)}
