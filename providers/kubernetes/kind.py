@@ -13,6 +13,8 @@ object, or, through ``respond``, whatever one LIST per (kind, namespace) found
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -32,6 +34,7 @@ from providers.base import (
     ReadRequest,
     ReadResponse,
     ResourceContext,
+    RetryableError,
     default_plan,
 )
 from providers.kubernetes import objects
@@ -42,6 +45,14 @@ from reconciler.diagnostics import Diagnostic, error
 
 #: what a batch read found: every object asked about, None where there was none of ours
 Found = Mapping[ObjectRef, JSON | None]
+#: a check that passed this long ago is not asked of the cluster again
+CHECK_FRESH_SECONDS = 60.0
+#: how often a check asks a busy API server (429, 5xx) before it reports the failure
+CHECK_ATTEMPTS = 3
+
+
+def _canonical(document: JSON) -> str:
+    return json.dumps(document, sort_keys=True, default=str)
 
 
 class KubeHandler(handlers.KindHandler):
@@ -58,6 +69,7 @@ class KubeHandler(handlers.KindHandler):
     def __init__(self, settings: KubeSettings, client: KubeClient) -> None:
         self.settings = settings
         self.client = client
+        self._checked: dict[tuple[str, str, str], float] = {}  # check passed -> when
 
     # --- what a kind defines ------------------------------------------------------------
 
@@ -166,23 +178,45 @@ class KubeHandler(handlers.KindHandler):
         (the API server runs authorisation, the namespace's existence, validation and
         admission, and stores nothing), and a create refuses an object that is not ours.
         A failure to reach or log in to the cluster is reported once, not per object."""
-        if self.client.unusable is not None:
-            return []  # reported with the first object checked
+        if self.client.reported_recently():
+            return []  # reported with the first object checked (a minute ago at most)
+        key = (request.ctx.address, request.ctx.lineage, _canonical(request.spec))
+        if time.monotonic() - self._checked.get(key, -1e9) < CHECK_FRESH_SECONDS:
+            return []  # passed just now (the CLI checks, then the engine asks again)
+        problems = self._check(request)
+        if not problems:
+            self._checked[key] = time.monotonic()
+        return problems
+
+    def _check(self, request: CheckRequest) -> list[Diagnostic]:
+        """The dry run; a busy server (429, 5xx) is asked again, twice at most."""
+        for attempt in range(CHECK_ATTEMPTS):
+            try:
+                self._dry_run(request)
+            except RetryableError as exc:
+                if self.client.unusable is None and attempt + 1 < CHECK_ATTEMPTS:
+                    time.sleep(min(exc.delay, 2.0))
+                    continue
+                self.client.report_unusable()  # when the cluster, not the object, is at fault
+                return [error(str(exc), address=request.ctx.address)]
+            except ProviderError as exc:
+                self.client.report_unusable()
+                return [error(str(exc), address=request.ctx.address)]
+            return []
+        return []  # not reached: the last attempt returns
+
+    def _dry_run(self, request: CheckRequest) -> None:
         ctx = request.ctx
+        manifests = self.rendered(ctx, request.spec, {})
+        if request.prior_spec is None:
+            for manifest in manifests:
+                ref = ObjectRef.of(manifest)
+                live = self.client.get(ref.resource, ref.namespace, ref.name)
+                if live is not None:
+                    objects.claim(live, ctx, ref)
         as_applied = ApplyRequest(ctx, request.spec, request.prior_spec, {}, None, {})
-        try:
-            manifests = self.rendered(ctx, request.spec, {})
-            if request.prior_spec is None:
-                for manifest in manifests:
-                    ref = ObjectRef.of(manifest)
-                    live = self.client.get(ref.resource, ref.namespace, ref.name)
-                    if live is not None:
-                        objects.claim(live, ctx, ref)
-            for manifest in self.fill(as_applied, manifests):
-                self.client.apply(manifest, force=True, dry_run=True)
-        except ProviderError as exc:
-            return [error(str(exc), address=ctx.address)]
-        return []
+        for manifest in self.fill(as_applied, manifests):
+            self.client.apply(manifest, force=True, dry_run=True)
 
     def read(self, request: ReadRequest) -> ReadResponse:
         found = {ref: self._get_ours(request.ctx, ref) for ref in self.refs(request)}
@@ -231,17 +265,36 @@ class KubeHandler(handlers.KindHandler):
             observed = observed[refs[0].id]
         return ApplyResponse(self.outputs(request.ctx, applied), refs[0].id, observed)
 
+    def spec_of(self, ctx: ResourceContext, live: Sequence[JSON]) -> JSON | None:
+        """The live objects in spec terms (the document's ``spec``), for import; None
+        where they cannot say (a Secret's source, a rule's document). Default: None."""
+        return None
+
     def import_(self, request: ImportRequest) -> ImportResponse:
         """Mark the objects the id names as this resource's (a merge patch of the
-        ownership labels, which leaves every field another manager set as it is)."""
+        ownership labels, which leaves every field another manager set as it is).
+
+        Where the kind can tell the live object's spec (``spec_of``), state records it and
+        what a read observes, so the next plan shows how it differs from the document.
+        Otherwise ``observed`` is a mark no read observes: the next plan shows drift and
+        applies the document, so the object ends as the document says."""
+        ctx = request.ctx
         refs = self.refs_of_id(request.id)
         adopted = []
         for ref in refs:
             live = self.client.get(ref.resource, ref.namespace, ref.name)
             if live is None:
                 raise PermanentError(f"there is no {ref.shown} on {self.client.host} to import")
-            adopted.append(self.client.merge_patch(ref, objects.ownership(request.ctx)))
-        return ImportResponse({}, None, self.outputs(request.ctx, adopted), refs[0].id)
+            adopted.append(self.client.merge_patch(ref, objects.ownership(ctx)))
+        outputs = self.outputs(ctx, adopted)
+        spec = self.spec_of(ctx, adopted)
+        if spec is None:
+            return ImportResponse({"imported": request.id}, None, outputs, refs[0].id)
+        document = {"metadata": {"labels": {}, "annotations": {}}, "spec": spec}
+        read = self.respond(
+            ReadRequest(ctx, document, outputs, refs[0].id), dict(zip(refs, adopted, strict=True))
+        )
+        return ImportResponse(read.observed, spec, outputs, refs[0].id)
 
     def delete(self, request: DeleteRequest) -> None:
         for ref in self.refs(request):

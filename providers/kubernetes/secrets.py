@@ -1,7 +1,7 @@
 """Secret on the kubernetes provider: a v1 Secret per target, filled from the Secret's source.
 
 The value is read from ``spec.from`` (an environment variable, or a file in the spec
-tree) by the local provider's reader (``providers.secret_source.read``) and written
+tree) by the shared reader (``providers.secret_source.read``) and written
 under the data key ``value`` of an Opaque Secret for each ``{provider: kubernetes}``
 target (``name``, default the Secret's; ``namespace``, default the Workspace's). A Secret
 with no kubernetes target (the default ``targets: [{provider: local}]``) becomes one
@@ -109,7 +109,21 @@ class SecretHandler(KubeHandler):
 
     def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
         found = []
-        for i, target in enumerate(inner_spec(spec).get("targets") or []):
+        listed = inner_spec(spec).get("targets") or []
+        on_cluster = any(t.get("provider") == "kubernetes" for t in listed)
+        for i, target in enumerate(listed):
+            if target.get("provider") == "local" and on_cluster:
+                found.append(
+                    error(
+                        f"spec.targets[{i}] asks for provider local beside kubernetes targets, "
+                        "but this Secret is realised by the kubernetes provider, which "
+                        "writes only Kubernetes Secrets",
+                        address=ctx.address,
+                        path=f"spec.targets[{i}].provider",
+                        hint="write one Secret per provider; a Secret with only local "
+                        "targets becomes one Kubernetes Secret in the Workspace's namespace",
+                    )
+                )
             if target.get("provider") == "aws":
                 found.append(
                     error(
