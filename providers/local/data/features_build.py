@@ -49,9 +49,11 @@ from providers.local.data.features import (
 from providers.local.data.features_fit import fit_params
 from providers.local.data.features_hash import key_hash, unit_interval
 from providers.local.data.features_stats import QUANTILE_SAMPLE, SplitStats, is_categorical
-from providers.local.data.sink import ParquetSink, Prefetch, memory_pool
+from providers.local.data.sink import ParquetSink, Prefetch, Worker, memory_pool
 
 BATCH_ROWS = 131_072
+#: a snapshot whose columns read are at most this large (uncompressed) is read once and held
+IN_MEMORY_BYTES = 256 << 20
 BOOLS = npt.NDArray[np.bool_]
 SPLITS = ("train", "validation")
 #: bump when the tables' bytes change for the same values (parquet options, row groups);
@@ -105,10 +107,54 @@ def check_columns(spec: FeatureSpec, schema: pa.Schema, snapshot: str) -> None:
             )
 
 
-def _batches(source: Path, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
-    reader = pq.ParquetFile(source)
-    for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
-        yield pa.Table.from_batches([batch])
+@dataclass(frozen=True)
+class Source:
+    """The snapshot's parquet file, and the columns materialising reads when they are held
+    in memory (``table``): a small snapshot is read once, on Arrow's threads, instead of
+    once per pass."""
+
+    path: Path
+    table: pa.Table | None = None
+
+    @classmethod
+    def open(cls, spec: FeatureSpec, path: Path) -> Source:
+        """Hold the columns ``spec`` reads in memory when they are under IN_MEMORY_BYTES."""
+        file = pq.ParquetFile(path)
+        columns = _read_columns(spec)
+        metadata, names = file.metadata, file.schema_arrow.names
+        wanted = [i for i, name in enumerate(names) if name in columns]
+        size = sum(
+            metadata.row_group(g).column(i).total_uncompressed_size
+            for g in range(metadata.num_row_groups)
+            for i in wanted
+        )  # leaf columns are the top-level ones here: check_columns read the flat schema
+        if len(names) != metadata.num_columns or size > IN_MEMORY_BYTES:
+            return cls(path)
+        return cls(path, pq.read_table(path, columns=columns))
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pq.ParquetFile(self.path).schema_arrow if self.table is None else self.table.schema
+
+    def batches(self, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
+        """The columns in batches of batch_rows rows (the last may be shorter), the same
+        batches whether the file is read or the table sliced."""
+        if self.table is None:
+            reader = pq.ParquetFile(self.path)
+            for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
+                yield pa.Table.from_batches([batch])
+            return
+        table = self.table.select(columns)
+        for start in range(0, table.num_rows, batch_rows):
+            yield table.slice(start, batch_rows).combine_chunks()
+
+
+def _read_columns(spec: FeatureSpec) -> list[str]:
+    """Every column of the snapshot that materialising reads."""
+    columns = [*spec.source_entity, *spec.source_columns(), spec.label, *spec.segments]
+    if spec.split.get("type") == "temporal":
+        columns.append(str(spec.split["column"]))
+    return list(dict.fromkeys(columns))
 
 
 def _temporal(column: pa.Array, split: JSON) -> BOOLS:
@@ -134,15 +180,15 @@ def _temporal(column: pa.Array, split: JSON) -> BOOLS:
     return np.asarray(pc.greater_equal(column, bound).to_numpy(zero_copy_only=False), bool)
 
 
-def scan(spec: FeatureSpec, source: Path, snapshot: str, batch_rows: int) -> Rows:
+def scan(spec: FeatureSpec, source: Source, snapshot: str, batch_rows: int) -> Rows:
     """Pass 1: entity uniqueness, the split and missing labels for every row."""
     temporal = spec.split.get("type") == "temporal"
     columns = list(dict.fromkeys([*spec.source_entity, spec.label]))
     columns += [str(spec.split["column"])] if temporal else []
     hashes, validation, missing = [], [], []
-    ordered = _IncreasingKey(spec, pq.ParquetFile(source).schema_arrow)
+    ordered = _IncreasingKey(spec, source.schema)
     start = 0
-    for batch in _batches(source, list(dict.fromkeys(columns)), batch_rows):
+    for batch in source.batches(list(dict.fromkeys(columns)), batch_rows):
         for column in spec.source_entity:
             if batch[column].null_count:
                 raise FeatureError(
@@ -162,10 +208,8 @@ def scan(spec: FeatureSpec, source: Path, snapshot: str, batch_rows: int) -> Row
     if not spec.row_number and not ordered.increasing:  # row numbers are unique by making
         if temporal:  # the split did not need the key's hashes
             entity = list(spec.entity)
-            hashes = [
-                key_hash([b[c] for c in entity]) for b in _batches(source, entity, batch_rows)
-            ]
-        _check_unique(spec, source, snapshot, hashes)
+            hashes = [key_hash([b[c] for c in entity]) for b in source.batches(entity, batch_rows)]
+        _check_unique(spec, source.path, snapshot, hashes)
     empty = np.zeros(0, bool)
     return Rows(
         np.concatenate(validation) if validation else empty,
@@ -229,10 +273,10 @@ def _check_unique(
         )
 
 
-def _train_batches(source: Path, rows: Rows, batch_rows: int) -> Any:
+def _train_batches(source: Source, rows: Rows, batch_rows: int) -> Any:
     def batches(columns: list[str]) -> Iterator[pa.Table]:
         start = 0
-        for batch in _batches(source, columns, batch_rows):
+        for batch in source.batches(columns, batch_rows):
             stop = start + batch.num_rows
             yield batch.filter(pa.array(rows.train_keep(start, stop)))
             start = stop
@@ -310,22 +354,23 @@ class _Statistics:
 
 
 def _write_tables(
-    spec: FeatureSpec, params: JSON, source: Path, rows: Rows, directory: Path, batch_rows: int
+    spec: FeatureSpec, params: JSON, source: Source, rows: Rows, directory: Path, batch_rows: int
 ) -> tuple[JSON, dict[str, str]]:
     """Pass 3: transform every batch, append it to the tables, count the statistics; returns
     the statistics and each table's sha256, hashed as it was written."""
-    file = pq.ParquetFile(source)
+    file = pq.ParquetFile(source.path)
     schema = _output_schema(spec, params, file.schema_arrow)
     statistics = _Statistics(spec, params, file)
     columns = list(
         dict.fromkeys([*spec.source_entity, *spec.source_columns(), spec.label, *spec.segments])
     )
     sinks: dict[str, ParquetSink] = {}
+    counting = Worker(lambda item: statistics.add(*item), name="pipeform-stats")
     try:
         for split in SPLITS:
             sinks[split] = ParquetSink(directory / f"{split}.parquet", schema, **WRITER_OPTIONS)
         start = 0
-        with Prefetch(_batches(source, columns, batch_rows)) as batches:
+        with Prefetch(source.batches(columns, batch_rows)) as batches:
             for batch in batches:
                 stop = start + batch.num_rows
                 if spec.row_number:  # the key rides along as a column, as a key column would
@@ -341,10 +386,12 @@ def _write_tables(
                     part = out.filter(keep)
                     _first_missing(params, part)
                     sinks[split].put(part)  # one row group, as the Spark engine writes it
-                    statistics.add(split, sources.filter(keep), part, sampled[keep])
+                    counting.put((split, sources.filter(keep), part, sampled[keep]))
                 start = stop
         digests = {split: sinks.pop(split).close() for split in SPLITS}
+        counting.close()
     finally:
+        counting.abort()
         for unfinished in sinks.values():  # an error: stop writing, the caller removes all
             unfinished.abort()
     return statistics.result(rows), digests
@@ -385,17 +432,18 @@ def materialise(
     """Write the FeatureSet files into directory; returns the manifest."""
     check_columns(spec, pq.ParquetFile(source).schema_arrow, snapshot)
     with memory_pool():
-        rows = scan(spec, source, snapshot, batch_rows)
+        held = Source.open(spec, source)
+        rows = scan(spec, held, snapshot, batch_rows)
         if not rows.train_keep(0, len(rows.validation)).any():
             raise FeatureError(
                 f"the split leaves no training rows in snapshot {snapshot}; check split "
                 "(validationFrom, validationFraction) and the label column"
             )
-        fitted = fit_params(spec, _train_batches(source, rows, batch_rows))
+        fitted = fit_params(spec, _train_batches(held, rows, batch_rows))
         # serving reads transform.json back: apply exactly what it will read
         params: JSON = json.loads(json.dumps(fitted, default=str))
         transform_bytes = _write_json(directory / "transform.json", params)
-        stats, digests = _write_tables(spec, params, source, rows, directory, batch_rows)
+        stats, digests = _write_tables(spec, params, held, rows, directory, batch_rows)
     _write_json(directory / "stats.json", stats)
     manifest = write_manifest(
         spec, params, stats, transform_bytes, snapshot, feature_set_id, directory, digests

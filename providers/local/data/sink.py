@@ -18,7 +18,7 @@ import hashlib
 import io
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,51 @@ class HashingFile(io.RawIOBase):
         super().close()
 
 
+class Worker:
+    """Call ``work(item)`` for every ``put`` item, in order, on a thread of its own.
+
+    A small queue bounds the items in flight. The first error is raised again in the
+    caller's thread (by the next ``put``, or by ``close``); after it the thread keeps
+    taking items without working on them, so ``put`` never blocks for ever."""
+
+    def __init__(self, work: Callable[[Any], None], name: str) -> None:
+        self._work = work
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_BATCHES)
+        self.error: BaseException | None = None
+        self._aborted = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _DONE:
+            if self.error is None and not self._aborted:
+                try:
+                    self._work(item)
+                except BaseException as exc:  # raised again in the caller's thread
+                    self.error = exc
+
+    def put(self, item: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Wait for every item to be worked on; raise the first error."""
+        self._stop()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        """Stop working: the items still queued are dropped."""
+        self._aborted = True
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+
+
 class ParquetSink:
     """``put`` batches of one schema, then ``close`` for the file's sha256 (or ``abort``).
 
@@ -159,46 +204,35 @@ class ParquetSink:
             pa.PythonFile(self._file, mode="w"), buffer_size=WRITE_BUFFER
         )
         self._writer = pq.ParquetWriter(self._stream, schema, **options)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_BATCHES)
-        self._error: BaseException | None = None
-        self._aborted = False
-        self._thread = threading.Thread(target=self._run, name="pipeform-parquet", daemon=True)
-        self._thread.start()
+        self._worker = Worker(self._write, name="pipeform-parquet")
 
-    def _run(self) -> None:
-        while (batch := self._queue.get()) is not _DONE:
-            if self._error is None and not self._aborted:
-                try:
-                    if isinstance(batch, pa.Table):
-                        self._writer.write_table(batch)
-                    else:
-                        self._writer.write_batch(batch)
-                except BaseException as exc:  # raised again in the caller's thread
-                    self._error = exc
-        try:
-            self._writer.close()
-            self._stream.close()
-        except BaseException as exc:
-            self._error = self._error or exc
-        finally:
-            self._file.close()
+    def _write(self, batch: Any) -> None:
+        if isinstance(batch, pa.Table):
+            self._writer.write_table(batch)
+        else:
+            self._writer.write_batch(batch)
 
     def put(self, batch: Any) -> None:
-        if self._error is not None:
-            raise self._error
-        self._queue.put(batch)  # the writer keeps taking batches, even after an error
+        self._worker.put(batch)  # the writer keeps taking batches, even after an error
 
     def close(self) -> str:
         """Wait for every batch to be written; the file's sha256 (hex)."""
-        self._queue.put(_DONE)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        try:
+            self._worker.close()
+        except BaseException:
+            self.abort()
+            raise
+        try:
+            self._writer.close()
+            self._stream.close()
+        finally:
+            self._file.close()
         return self._file.hexdigest()
 
     def abort(self) -> None:
         """Stop writing (the file is left incomplete for the caller to remove)."""
-        if self._thread.is_alive():
-            self._aborted = True
-            self._queue.put(_DONE)
-            self._thread.join()
+        self._worker.abort()
+        with contextlib.suppress(Exception):  # the footer of a file that will be removed
+            self._writer.close()
+            self._stream.close()
+        self._file.close()
