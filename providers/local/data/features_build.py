@@ -130,7 +130,7 @@ class Source:
         )  # leaf columns are the top-level ones here: check_columns read the flat schema
         if len(names) != metadata.num_columns or size > IN_MEMORY_BYTES:
             return cls(path)
-        return cls(path, pq.read_table(path, columns=columns))
+        return cls(path, file.read(columns=columns))
 
     @property
     def schema(self) -> pa.Schema:
@@ -375,18 +375,20 @@ def _write_tables(
                 stop = start + batch.num_rows
                 if spec.row_number:  # the key rides along as a column, as a key column would
                     batch = batch.append_column(spec.entity[0], _row_numbers(start, batch.num_rows))
-                out = _transformed(spec, params, batch, schema)
-                sources = batch.select(spec.source_columns())
                 sampled = np.arange(start, stop) % statistics.stride == 0
                 keeps = {
                     "train": rows.train_keep(start, stop),
                     "validation": rows.validation_keep(start, stop),
                 }
                 for split, keep in keeps.items():
-                    part = out.filter(keep)
+                    # each split's rows are transformed apart (the transforms work row by row):
+                    # filtering the few source columns costs less than filtering the features
+                    kept = batch.filter(keep)
+                    part = _transformed(spec, params, kept, schema)
                     _first_missing(params, part)
                     sinks[split].put(part)  # one row group, as the Spark engine writes it
-                    counting.put((split, sources.filter(keep), part, sampled[keep]))
+                    sources = kept.select(spec.source_columns())
+                    counting.put((split, sources, part, sampled[keep]))
                 start = stop
         digests = {split: sinks.pop(split).close() for split in SPLITS}
         counting.close()
