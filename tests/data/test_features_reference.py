@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from providers.local.data.features import parse_spec
+from providers.local.data.features import FeatureSpec, parse_spec
 from providers.local.data.features_build import materialise
 
 ROWS = 5_000
@@ -125,13 +125,8 @@ def reference(frame: pd.DataFrame) -> tuple[dict[str, dict[str, Any]], pd.DataFr
     return fitted, out[frame["label"].notna().to_numpy()]
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
-    tmp = tmp_path_factory.mktemp("reference")
-    frame = snapshot()
-    source = tmp / "snapshot.parquet"
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), source)
-    spec = parse_spec(
+def reference_spec() -> FeatureSpec:
+    return parse_spec(
         {
             "dataset": "d",
             "entity": ["id"],
@@ -140,6 +135,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]
             "split": {"type": "temporal", "column": "ts", "validationFrom": SPLIT_FROM},
         }
     )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    tmp = tmp_path_factory.mktemp("reference")
+    frame = snapshot()
+    source = tmp / "snapshot.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), source)
+    spec = reference_spec()
     (tmp / "out").mkdir()
     materialise(spec, source, "ds-ref", "fs-ref", tmp / "out", batch_rows=700)
     return tmp / "out", frame
@@ -217,3 +221,21 @@ def test_statistics_are_numpys(built: tuple[Path, pd.DataFrame]) -> None:
     counts = frame.loc[source.index, "kind"].value_counts()
     assert kinds["distinct"] == len(counts)
     assert kinds["topCategories"][0] == {"value": counts.index[0], "count": int(counts.iloc[0])}
+
+
+def test_a_streamed_snapshot_gives_the_same_files_as_a_held_one(
+    built: tuple[Path, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Held in memory (the fixture: a small snapshot) or read again for every pass (as a
+    snapshot larger than IN_MEMORY_BYTES is), the same tables, fit and statistics."""
+    from providers.local.data import features_build
+
+    directory, _ = built
+    source = directory.parent / "snapshot.parquet"
+    assert features_build.Source.open(reference_spec(), source).table is not None  # held there
+    monkeypatch.setattr(features_build, "IN_MEMORY_BYTES", 0)
+    spec = reference_spec()
+    assert features_build.Source.open(spec, source).table is None  # streamed here
+    materialise(spec, source, "ds-ref", "fs-ref", tmp_path, batch_rows=700)
+    for name in ("train.parquet", "validation.parquet", "transform.json", "stats.json"):
+        assert (tmp_path / name).read_bytes() == (directory / name).read_bytes(), name
