@@ -411,13 +411,14 @@ def _write_tables(
                     sources = kept.select(spec.source_columns())
                     counting.put((split, sources, part, sampled[keep]))
                 start = stop
-        digests = {split: sinks.pop(split).close() for split in SPLITS}
         counting.close()
+        stats = statistics.result(rows)  # while the writers finish their last row groups
+        digests = {split: sinks.pop(split).close() for split in SPLITS}
     finally:
         counting.abort()
         for unfinished in sinks.values():  # an error: stop writing, the caller removes all
             unfinished.abort()
-    return statistics.result(rows), digests
+    return stats, digests
 
 
 def _transformed(spec: FeatureSpec, params: JSON, batch: pa.Table, schema: pa.Schema) -> pa.Table:
