@@ -56,9 +56,10 @@ from providers.local.data.features_stats import QUANTILE_SAMPLE, SplitStats, is_
 from providers.local.data.sink import ParquetSink, Prefetch, Worker, memory_pool
 
 BATCH_ROWS = 131_072
-#: a snapshot whose columns read are at most this large (uncompressed), and at most a quarter
-#: of the memory free, is read once and held: the bench's 10M rows (570 MiB) then take 6.3 s
-#: instead of 9.3 s, at a peak of 1.2 GiB instead of 0.65 (bench/features_bench.py)
+#: a snapshot whose columns read take at most this much memory, and at most a quarter of the
+#: memory free, is read once and held: the bench's 10M rows (570 MiB held) then take 6.3 s
+#: instead of 9.3 s, at a peak of 1.2 GiB instead of 0.65 (bench/features_bench.py). Their
+#: memory is guessed as twice their uncompressed size in the file (336 MiB there).
 IN_MEMORY_BYTES = 1 << 30
 BOOLS = npt.NDArray[np.bool_]
 SPLITS = ("train", "validation")
@@ -134,7 +135,7 @@ class Source:
             for g in range(metadata.num_row_groups)
             for i in wanted
         )  # leaf columns are the top-level ones here: check_columns read the flat schema
-        if len(names) != metadata.num_columns or size > _hold_limit():
+        if len(names) != metadata.num_columns or 2 * size > _hold_limit():
             return cls(path)
         return cls(path, file.read(columns=columns))
 
