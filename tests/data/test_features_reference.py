@@ -228,14 +228,14 @@ def test_a_streamed_snapshot_gives_the_same_files_as_a_held_one(
 ) -> None:
     """Held in memory (the fixture: a small snapshot) or read again for every pass (as a
     snapshot larger than IN_MEMORY_BYTES is), the same tables, fit and statistics."""
-    from providers.local.data import features_build
+    from providers.local.data import features_source
 
     directory, _ = built
     source = directory.parent / "snapshot.parquet"
-    assert features_build.Source.open(reference_spec(), source).table is not None  # held there
-    monkeypatch.setattr(features_build, "IN_MEMORY_BYTES", 0)
+    assert features_source.Source.open(reference_spec(), source).table is not None  # held there
+    monkeypatch.setattr(features_source, "IN_MEMORY_BYTES", 0)
     spec = reference_spec()
-    assert features_build.Source.open(spec, source).table is None  # streamed here
+    assert features_source.Source.open(spec, source).table is None  # streamed here
     materialise(spec, source, "ds-ref", "fs-ref", tmp_path, batch_rows=700)
     for name in ("train.parquet", "validation.parquet", "transform.json", "stats.json"):
         assert (tmp_path / name).read_bytes() == (directory / name).read_bytes(), name

@@ -4,12 +4,12 @@
 file in batches and writes into ``directory`` (a fresh temporary directory the caller
 renames into place): ``train.parquet``, ``validation.parquet``, ``transform.json``,
 ``stats.json`` and ``manifest.json``. The columns it reads are read once and held in
-memory when they are small enough (``Source``: up to IN_MEMORY_BYTES uncompressed and a
-quarter of the free memory), else read again from the file for each pass. Passes:
+memory when they are small enough (``features_source.Source``), else read again from the
+file for each pass. Passes:
 
 1. scan: the entity key (unique, no missing parts), the split of every row, missing labels;
 2. fit: one pass per run of fitted transforms, over training rows only (``features_fit``);
-3. transform: each batch's rows of each split filtered, then ``apply_transform``-ed,
+3. transform: each batch's rows of each split taken, then ``apply_transform``-ed,
    appended to that split's table and counted into the statistics.
 
 The transform pass overlaps its parts on threads (pyarrow's reader, kernels and parquet
@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,15 +51,11 @@ from providers.local.data.features import (
 )
 from providers.local.data.features_fit import fit_params
 from providers.local.data.features_hash import key_hash, unit_interval
+from providers.local.data.features_source import Source
 from providers.local.data.features_stats import QUANTILE_SAMPLE, SplitStats, is_categorical
 from providers.local.data.sink import ParquetSink, Prefetch, Worker, memory_pool
 
 BATCH_ROWS = 131_072
-#: a snapshot whose columns read take at most this much memory, and at most a quarter of the
-#: memory free, is read once and held: the bench's 10M rows (570 MiB held) then take 6.3 s
-#: instead of 9.3 s, at a peak of 1.2 GiB instead of 0.65 (bench/features_bench.py). Their
-#: memory is guessed as twice their uncompressed size in the file (336 MiB there).
-IN_MEMORY_BYTES = 1 << 30
 BOOLS = npt.NDArray[np.bool_]
 SPLITS = ("train", "validation")
 #: bump when the tables' bytes change for the same values (parquet options, row groups);
@@ -112,65 +107,6 @@ def check_columns(spec: FeatureSpec, schema: pa.Schema, snapshot: str) -> None:
             raise FeatureError(
                 f"{what} {column!r} is not in snapshot {snapshot} (it has: {listed})"
             )
-
-
-@dataclass(frozen=True)
-class Source:
-    """The snapshot's parquet file, and the columns materialising reads when they are held
-    in memory (``table``): a small snapshot is read once, on Arrow's threads, instead of
-    once per pass."""
-
-    path: Path
-    table: pa.Table | None = None
-
-    @classmethod
-    def open(cls, spec: FeatureSpec, path: Path) -> Source:
-        """Hold the columns ``spec`` reads in memory when they are small enough."""
-        file = pq.ParquetFile(path)
-        columns = _read_columns(spec)
-        metadata, names = file.metadata, file.schema_arrow.names
-        wanted = [i for i, name in enumerate(names) if name in columns]
-        size = sum(
-            metadata.row_group(g).column(i).total_uncompressed_size
-            for g in range(metadata.num_row_groups)
-            for i in wanted
-        )  # leaf columns are the top-level ones here: check_columns read the flat schema
-        if len(names) != metadata.num_columns or 2 * size > _hold_limit():
-            return cls(path)
-        return cls(path, file.read(columns=columns))
-
-    @property
-    def schema(self) -> pa.Schema:
-        return pq.ParquetFile(self.path).schema_arrow if self.table is None else self.table.schema
-
-    def batches(self, columns: list[str], batch_rows: int) -> Iterator[pa.Table]:
-        """The columns in batches of batch_rows rows (the last may be shorter), the same
-        batches whether the file is read or the table sliced."""
-        if self.table is None:
-            reader = pq.ParquetFile(self.path)
-            for batch in reader.iter_batches(batch_size=batch_rows, columns=columns):
-                yield pa.Table.from_batches([batch])
-            return
-        table = self.table.select(columns)
-        for start in range(0, table.num_rows, batch_rows):
-            yield table.slice(start, batch_rows).combine_chunks()
-
-
-def _hold_limit() -> int:
-    """IN_MEMORY_BYTES, or a quarter of the memory free now where that is less."""
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):  # not a POSIX system that can tell
-        return IN_MEMORY_BYTES
-    return min(IN_MEMORY_BYTES, free // 4)
-
-
-def _read_columns(spec: FeatureSpec) -> list[str]:
-    """Every column of the snapshot that materialising reads."""
-    columns = [*spec.source_entity, *spec.source_columns(), spec.label, *spec.segments]
-    if spec.split.get("type") == "temporal":
-        columns.append(str(spec.split["column"]))
-    return list(dict.fromkeys(columns))
 
 
 def _temporal(column: pa.Array, split: JSON) -> BOOLS:
