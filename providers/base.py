@@ -124,6 +124,9 @@ class PlanResponse:
     #: what waits on a person or a condition and is not planned (a model version awaiting
     #: approval, a promotion held while an SLO burns), in words: the plan lists it
     waiting: str | None = None
+    #: the objects the provider will apply, as it will apply them (secret values masked as
+    #: "(sensitive)"): ``plan --json`` shows them in ``change.after.manifests``
+    manifests: list[JSON] | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,11 @@ class ApplyRequest:
     prior_outputs: JSON
     external_id: str | None
     upstream: Mapping[str, JSON]
+    #: take ownership of fields another field manager holds (``apply --force-conflicts``)
+    force_conflicts: bool = False
+    #: wait for what the change starts (a training Job) to finish; False: record it as
+    #: running and let a later plan or refresh pick up the outcome (``apply --no-wait``)
+    wait: bool = True
 
 
 @dataclass(frozen=True)

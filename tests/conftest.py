@@ -161,3 +161,12 @@ def aws(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
         monkeypatch.delenv(name, raising=False)
     moto_server.reset()
     return moto_server
+
+
+@pytest.fixture
+def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Kubernetes API server for the tests (tests/kubernetes/apiserver), a kubeconfig
+    for it, and the kubernetes provider registered: tests/kubernetes/cluster.py."""
+    from tests.kubernetes import cluster
+
+    yield from cluster.cluster(tmp_path_factory.mktemp("kube"))

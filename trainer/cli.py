@@ -83,6 +83,12 @@ def _report_bad_config(raw: dict[str, Any], message: str) -> None:
         write_atomic(
             Path(output_dir) / "result.json", (result.model_dump_json(indent=2) + "\n").encode()
         )
+    termination = raw.get("termination_message_path")
+    if isinstance(termination, str) and termination:
+        from trainer.termination import write_message
+
+        with contextlib.suppress(OSError):
+            write_message(termination, result)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,10 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: 2 added evaluation, segment columns, per-slice and fairness gates and the champion
 #: gate; 3 added s3:// locations (input tables, checkpoints, the package) and the object
-#: store's settings; older configs (none of these) are still read
-CONFIG_VERSION: Final[Literal[3]] = 3
+#: store's settings; 4 added termination_message_path and the preemption exit 143; older
+#: configs (none of these) are still read
+CONFIG_VERSION: Final[Literal[4]] = 4
 #: the versions this trainer reads
-READS_VERSIONS: Final = (1, 2, 3)
+READS_VERSIONS: Final = (1, 2, 3, 4)
 S3_SCHEME: Final = "s3://"
 #: segment columns ride in the feature tables under this prefix (never a model input), so
 #: that a segment may share its name with a feature
@@ -37,7 +38,19 @@ EXIT_OK = 0  # trained, gates passed (or none), registered when asked
 EXIT_FAILED = 1  # an error: bad config, bad data, a crash
 EXIT_BAD_INPUT = 3  # an input table is missing or its checksum does not match
 EXIT_GATED = 4  # trained, a gate failed: nothing registered, no alias moved
-EXIT_PREEMPTED = 5  # SIGTERM: a checkpoint was saved; run again to resume
+EXIT_PREEMPTED = 143  # SIGTERM: a checkpoint was saved; run again to resume (version 4)
+EXIT_PREEMPTED_BEFORE_V4 = 5  # the same, under a config of version 1 to 3
+#: every code that means preempted, whatever the config's version
+PREEMPTED_EXITS: Final = (EXIT_PREEMPTED, EXIT_PREEMPTED_BEFORE_V4)
+#: exit codes that no retry can change (the Job's podFailurePolicy fails at once on them)
+PERMANENT_EXITS: Final = (EXIT_BAD_INPUT, EXIT_GATED)
+#: Kubernetes keeps at most this many bytes of a termination message
+TERMINATION_MESSAGE_LIMIT: Final = 4096
+
+
+def preempted_exit(version: int) -> int:
+    """The exit code of a preempted trainer under a config of this version."""
+    return EXIT_PREEMPTED if version >= 4 else EXIT_PREEMPTED_BEFORE_V4
 
 
 class _Model(BaseModel):
@@ -192,7 +205,7 @@ class ObjectStore(_Model):
 
 
 class RunConfig(_Model):
-    version: Literal[1, 2, 3] = CONFIG_VERSION
+    version: Literal[1, 2, 3, 4] = CONFIG_VERSION
     run_id: str
     inputs: Inputs
     model: ModelConfig
@@ -214,6 +227,11 @@ class RunConfig(_Model):
     object_store: ObjectStore | None = Field(
         None, description="(version 3) region and endpoint of the s3:// locations."
     )
+    termination_message_path: str | None = Field(
+        None,
+        description="(version 4) where rank 0 writes a compact JSON result (under 4 KiB) as "
+        "it exits: a pod's terminationMessagePath (/dev/termination-log).",
+    )
 
     def remote_locations(self) -> list[str]:
         """Every s3:// location the config names."""
@@ -232,6 +250,8 @@ class RunConfig(_Model):
             raise ValueError("s3:// locations need config version 3")
         if self.package_uri and not self.package_uri.startswith(S3_SCHEME):
             raise ValueError("package_uri must be an s3://bucket/prefix/ URI")
+        if self.version < 4 and self.termination_message_path:
+            raise ValueError("termination_message_path needs config version 4")
         return self
 
 

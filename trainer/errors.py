@@ -4,7 +4,7 @@
 
     TrainerError            a readable one-line problem: EXIT_FAILED
      ├── BadInputError      an input table is missing or its checksum differs: EXIT_BAD_INPUT
-     └── Preempted          SIGTERM: a checkpoint was saved: EXIT_PREEMPTED
+     └── Preempted          SIGTERM: a checkpoint was saved: EXIT_PREEMPTED (143; 5 before config v4)
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
 """One run, end to end: verify inputs, train, evaluate, gate, package, register, report.
 
 Every exit path ends the same way on rank 0: ``result.json`` (a ``RunResult``) written
-atomically in the output directory, metrics pushed to the Pushgateway when one is
-configured, and the exit code returned:
+atomically in the output directory, its compact form at ``termination_message_path``
+when the config names one (``trainer.termination``), metrics pushed to the Pushgateway
+when one is configured, and the exit code returned:
 
 ==================  ======================================================================
 EXIT_OK             trained, every gate passed, packaged, registered when asked
 EXIT_GATED          trained and packaged, a gate failed: nothing registered, no alias moved
 EXIT_PREEMPTED      SIGTERM (or Ctrl-C): a checkpoint was saved; run again to resume
+                    (143; 5 under a config of version 1 to 3: ``preempted_exit``)
 EXIT_BAD_INPUT      an input table is missing or its sha256 differs (before any training)
 EXIT_FAILED         anything else, with a one-line error (a traceback with PIPEFORM_DEBUG=1)
 ==================  ======================================================================
@@ -30,9 +32,9 @@ from trainer.config import (
     EXIT_FAILED,
     EXIT_GATED,
     EXIT_OK,
-    EXIT_PREEMPTED,
     RunConfig,
     RunResult,
+    preempted_exit,
 )
 from trainer.errors import BadInputError, Preempted, TrainerError
 from trainer.gates import check_gates
@@ -315,7 +317,7 @@ def run(config: RunConfig, started: float | None = None) -> int:
         )
         _train(config, ctx, reporter, stop, started, report)
     except Preempted as preempted:
-        report.status, report.code = "preempted", EXIT_PREEMPTED
+        report.status, report.code = "preempted", preempted_exit(config.version)
         reporter.event("preempted", checkpoint=preempted.checkpoint)
     except BaseException as error:  # every failure still writes result.json
         report.status = "failed"
@@ -343,6 +345,7 @@ def run(config: RunConfig, started: float | None = None) -> int:
                 file=sys.stderr,
             )
             report.code = EXIT_FAILED
+        _terminate(config, result)
         _push(config, result, finished_at, reporter)
         reporter.event(
             "finished", status=result.status, exit_code=report.code, seconds=result.duration_seconds
@@ -350,6 +353,18 @@ def run(config: RunConfig, started: float | None = None) -> int:
     if ctx is not None:
         distributed.teardown(ctx)
     return report.code
+
+
+def _terminate(config: RunConfig, result: RunResult) -> None:
+    """The compact result at the pod's termination message path, when the config names one."""
+    if not config.termination_message_path:
+        return
+    from trainer.termination import write_message
+
+    try:
+        write_message(config.termination_message_path, result)
+    except OSError as error:  # Kubernetes then falls back to the log's tail
+        print(f"trainer: warning: cannot write the termination message: {error}", file=sys.stderr)
 
 
 def _message(error: BaseException) -> str:

@@ -74,6 +74,12 @@ def notify(address: str, event: JSON) -> None:
             _hook(address, event)
 
 
+def interrupts() -> int:
+    """How many Ctrl-Cs pipeform has had so far (a waiting loop compares it with the count
+    it started with: the handler runs in the main thread, the wait in a worker)."""
+    return _interrupts
+
+
 def install_interrupt_handler() -> None:
     """On SIGINT, stop the running trainers (they checkpoint), then do what was done before.
 

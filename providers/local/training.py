@@ -264,6 +264,25 @@ class TrainingJobHandler(KindHandler):
             done = store.succeeded(fingerprint)
             if done is not None:  # trained already (a retried create, or inputs back to these)
                 return _promote(self, spec, request, _response(store, done, fs, prior_runs))
+        record = self._train(request, fs, inputs, fingerprint, store, prior_runs)
+        response = _response(store, record, fs, prior_runs)
+        if retrain.policy_of(spec) and request.prior_outputs.get("metrics"):
+            triggers = retrain.outcome(spec, request.prior_outputs, response.outputs["metrics"])
+            response.outputs["retrainTriggers"] = triggers
+        return _promote(self, spec, request, response)
+
+    def _train(
+        self,
+        request: ApplyRequest,
+        fs: JSON,
+        inputs: JSON,
+        fingerprint: str,
+        store: runs.RunStore,
+        prior_runs: list[JSON],
+    ) -> JSON:
+        """Run the trainer for these inputs (resuming an interrupted run of them); the run's
+        record once it succeeded. Another executor (a cluster) replaces this method."""
+        ctx, spec = request.ctx, inner_spec(request.spec)
         asked = resources_of(spec, self.settings)
         check_local_machine(ctx, asked)
         jobs = check_quota(ctx, spec, request.upstream, self.settings, asked)
@@ -290,11 +309,7 @@ class TrainingJobHandler(KindHandler):
         with self._slots(ctx, spec, jobs):
             attempt = Attempts(store, record, place, env, secrets, spec, asked, prior_runs, boxed)
             attempt.run()
-        response = _response(store, record, fs, prior_runs)
-        if retrain.policy_of(spec) and request.prior_outputs.get("metrics"):
-            triggers = retrain.outcome(spec, request.prior_outputs, response.outputs["metrics"])
-            response.outputs["retrainTriggers"] = triggers
-        return _promote(self, spec, request, response)
+        return record
 
     def _image(self) -> container.Image | None:
         """The trainer image (container executor), or None (a local process)."""
@@ -391,6 +406,10 @@ def _response(
 ) -> ApplyResponse:
     run_id = str(record["runId"])
     result = store.result(run_id)
+    if result is None:  # still running (a cluster job applied without waiting)
+        from trainer.config import RunResult
+
+        result = RunResult(run_id=run_id, status="failed")
     outputs = {
         "runId": run_id,
         "status": record["status"],
@@ -406,7 +425,10 @@ def _response(
         "featureSet": fs["id"],
         "runs": runs.history(prior_runs, store.records()),
     }
-    return ApplyResponse(outputs, run_id, _observed(run_id, result))
+    observed = _observed(run_id, result)
+    if record["status"] == "running":
+        observed = {"runId": run_id, "status": "running", "modelVersion": None}
+    return ApplyResponse(outputs, run_id, observed)
 
 
 def _resumable(store: runs.RunStore, fingerprint: str) -> JSON | None:

@@ -81,6 +81,7 @@ class Attempts:
             if outcome == "bad-input":
                 self._finish_run("failed")
                 raise self._failed("its input tables were refused")
+            # a crash, or (locally) a preemption: spec.retries counts both here
             self.record["failures"] = int(self.record.get("failures") or 0) + 1
             if self.record["failures"] > self.retries:
                 self._finish_run("failed")

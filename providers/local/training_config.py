@@ -297,7 +297,9 @@ def build_run_config(
         output_dir=str(place.run_dir),
         registry=registry_target(spec, settings),
         metrics=_metrics(ctx, settings, prior_counts),
-        distributed=tc.DistributedLayout(**(spec.get("distributed") or {})),
+        distributed=tc.DistributedLayout(
+            **{k: v for k, v in (spec.get("distributed") or {}).items() if k != "elastic"}
+        ),
         device="cuda" if asked.gpus else "cpu",
         lineage=tc.Lineage(
             address=ctx.address,

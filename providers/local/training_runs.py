@@ -268,8 +268,8 @@ def history(prior_runs: list[JSON], records: list[JSON]) -> list[JSON]:
 
 
 def outcome(exit_: executor.Exit, result: Any) -> str:
-    """succeeded, gated, bad-input, timed-out, interrupted, or retry."""
-    from trainer.config import EXIT_BAD_INPUT, EXIT_GATED, EXIT_OK
+    """succeeded, gated, bad-input, timed-out, interrupted, preempted, or retry."""
+    from trainer.config import EXIT_BAD_INPUT, EXIT_GATED, EXIT_OK, PREEMPTED_EXITS
 
     if exit_.timed_out:
         return "timed-out"
@@ -282,10 +282,14 @@ def outcome(exit_: executor.Exit, result: Any) -> str:
         return "bad-input"
     if exit_.interrupted:
         return "interrupted"
-    return "retry"  # preempted, crashed, killed by a signal
+    if exit_.code in PREEMPTED_EXITS or status == "preempted":  # 143 (config v4) or 5
+        return "preempted"
+    return "retry"  # crashed, killed by a signal
 
 
 def attempt_status(outcome: str) -> str:
+    if outcome == "preempted":
+        return "preempted"
     return outcome if outcome in ("succeeded", "gated", "timed-out") else "failed"
 
 

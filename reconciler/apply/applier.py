@@ -76,6 +76,14 @@ class ApplyReport:
 Listener = Callable[[str, ResourceChange, Outcome | None], None]
 
 
+@dataclass(frozen=True)
+class ApplyOptions:
+    """How the providers are asked to make each change (``providers.base.ApplyRequest``)."""
+
+    force_conflicts: bool = False  # apply --force-conflicts: take fields other managers hold
+    wait: bool = True  # apply --no-wait: record started jobs as running, do not wait
+
+
 @dataclass
 class _Write:
     """One resource's state write waiting for a commit (``resource`` None: a remove)."""
@@ -99,9 +107,12 @@ class Applier:
         sleep: Callable[[float], None] = time.sleep,
         journal: Callable[[Outcome], JournalEntry] | None = None,
         stop: threading.Event | None = None,
+        options: ApplyOptions | None = None,
     ):
         """journal(outcome) makes the journal entry for one result; a success is journaled
-        in the same transaction as its state write, so history never misses a change."""
+        in the same transaction as its state write, so history never misses a change.
+        options: what every create and update is asked with (``ApplyOptions``)."""
+        self.options = options or ApplyOptions()
         self.journal = journal
         self.stop = stop  # once set, nothing new starts; what runs finishes and is persisted
         self._journaled: set[str] = set()
@@ -213,6 +224,8 @@ class Applier:
             prior.outputs if prior else {},
             prior.external_id if prior else None,
             upstream,
+            force_conflicts=self.options.force_conflicts,
+            wait=self.options.wait,
         )
         # The plan may only have known "(known after apply)"; now the inputs are real.
         fingerprint = provider.plan(

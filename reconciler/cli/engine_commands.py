@@ -287,8 +287,11 @@ def _apply(
     replace: tuple[str, ...],
     command: str,
     allow_over_budget: bool = False,
+    force_conflicts: bool = False,
+    wait: bool = True,
 ) -> int:
     from reconciler import engine
+    from reconciler.apply.applier import ApplyOptions
 
     session = engine.open_session(_paths(paths))
     with engine.locked(session.backend, _seconds(lock_timeout)) as notes:
@@ -318,7 +321,8 @@ def _apply(
             serial = engine.apply_refresh(session, result)
             _out().print(f"Refresh recorded. State saved (serial {serial}).")
             return 0
-        report = engine.apply(session, result, command, parallelism, listener())
+        options = ApplyOptions(force_conflicts=force_conflicts, wait=wait)
+        report = engine.apply(session, result, command, parallelism, listener(), options=options)
     return _finish(report, result)
 
 
@@ -331,6 +335,18 @@ def _apply(
 )
 @click.option("--replace", multiple=True, metavar="ADDR", help="Replace ADDR even if unchanged.")
 @ALLOW_OVER_BUDGET
+@click.option(
+    "--force-conflicts",
+    is_flag=True,
+    help="Take ownership of fields another field manager holds (kubernetes server-side "
+    "apply conflicts), instead of stopping at them.",
+)
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    help="Wait for started training jobs to finish (kubernetes); --no-wait records them as "
+    "running, and a later plan or refresh picks up their outcome.",
+)
 @LOCK_TIMEOUT
 def apply(
     args: tuple[Path, ...],
@@ -339,6 +355,8 @@ def apply(
     target: tuple[str, ...],
     replace: tuple[str, ...],
     allow_over_budget: bool,
+    force_conflicts: bool,
+    wait: bool,
     lock_timeout: str,
 ) -> int:
     """Make the live objects match the spec tree at PATH, or carry out a saved PLANFILE.
@@ -360,6 +378,8 @@ def apply(
         replace,
         "pipeform apply",
         allow_over_budget,
+        force_conflicts,
+        wait,
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reconciler.kinds import KINDS, Document
-from reconciler.kinds.common import ADDRESS, DNS_LABEL, ENV_NAME
+from reconciler.kinds.common import ADDRESS, DNS_LABEL, DNS_SUBDOMAIN, ENV_NAME
 from reconciler.kinds.quantities import (
     DURATION_PATTERN,
     MONEY_PATTERN,
@@ -36,6 +36,7 @@ PATTERN_NAMES = {
     QUANTITY_PATTERN: "quantity",
     MONEY_PATTERN: "amount",
     DNS_LABEL: "name (lower-case letters, digits, '-')",
+    DNS_SUBDOMAIN: "name (lower-case letters, digits, '-', '.')",
     ENV_NAME: "identifier (letters, digits, '_')",
     ADDRESS: "address (Kind/name)",
 }

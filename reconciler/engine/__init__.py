@@ -34,7 +34,7 @@ from reconciler.state.model import (
 if TYPE_CHECKING:  # the applier loads with the first apply: plan never needs it
     import threading
 
-    from reconciler.apply.applier import ApplyReport, Listener, Outcome
+    from reconciler.apply.applier import ApplyOptions, ApplyReport, Listener, Outcome
 
 PLAN_FILE_FORMAT = "pipeform-plan/1"
 
@@ -185,9 +185,11 @@ def apply(
     parallelism: int,
     listener: Listener | None = None,
     stop: threading.Event | None = None,
+    options: ApplyOptions | None = None,
 ) -> ApplyReport:
     """Carry out a plan under the caller's lock; journal its start and its end. Once
-    ``stop`` is set, no further change starts; those running finish and are persisted."""
+    ``stop`` is set, no further change starts; those running finish and are persisted.
+    ``options``: --force-conflicts and --no-wait, passed to every create and update."""
     state = session.backend.read()
     if (plan.lineage, plan.serial) != (state.lineage, state.serial):
         raise PipeformError(
@@ -236,6 +238,7 @@ def apply(
         lineage_listener(session, digest, commit, listener, resources),
         journal=entry,
         stop=stop,
+        options=options,
     )
     report = applier.apply(plan)
     faults.point("before-journal")

@@ -15,8 +15,9 @@ from reconciler.state.model import State
 
 def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
     """A provider's own settings, plus under ``workspace`` the Workspace's name and the
-    settings every provider may need (defaults, pricing, registry, the Pushgateway URL, and
-    the aws provider's settings, by which the local provider reads s3:// sources)."""
+    settings every provider may need (defaults, pricing, registry, the Pushgateway URL, the
+    aws provider's settings, by which the local provider reads s3:// sources, and the local
+    provider's, on which the kubernetes provider realises Datasets, FeatureSets, Budgets)."""
     workspace = checked.tree.workspace
     providers = workspace.spec.providers.model_dump(mode="json", by_alias=True)
     plugins = providers.pop("plugins", {})
@@ -27,6 +28,7 @@ def provider_config(checked: CheckedTree, name: str) -> dict[str, Any]:
     shared["name"] = workspace.metadata.name
     shared["pushgatewayUrl"] = workspace.spec.providers.prometheus.pushgateway_url
     shared["aws"] = providers.get("aws")
+    shared["local"] = providers.get("local")  # the kubernetes provider's delegated kinds
     shared["prometheusUrl"] = workspace.spec.providers.prometheus.url
     return {**own, "workspace": shared}
 

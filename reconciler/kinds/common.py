@@ -23,7 +23,8 @@ from reconciler.kinds.reference import Reference
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_LABEL = re.compile(DNS_LABEL)
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+_DNS_SUBDOMAIN = re.compile(DNS_SUBDOMAIN)
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ADDRESS = r"^[A-Za-z]+/[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 

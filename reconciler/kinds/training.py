@@ -138,6 +138,18 @@ class Resources(SpecModel):
         return self
 
 
+class Elastic(SpecModel):
+    min_nodes: int = Field(
+        1, ge=1, le=1024, description="Fewest nodes the run goes on with. Default: 1."
+    )
+    max_nodes: int | None = Field(
+        None, ge=1, le=1024, description="Most nodes it may grow to. Default: nodes."
+    )
+    max_restarts: int | None = Field(
+        None, ge=0, description="Restarts of the rendezvous (torchrun). Default: torchrun's."
+    )
+
+
 class Distributed(SpecModel):
     workers: int = Field(
         1, ge=1, le=1024, description="Processes per node (torchrun --nproc-per-node). Default: 1."
@@ -146,11 +158,17 @@ class Distributed(SpecModel):
         1,
         ge=1,
         le=1024,
-        description="Machines to train across; the local provider trains on one, and no "
-        "cluster provider is available yet. Default: 1.",
+        description="Machines to train across; the local provider trains on one, the "
+        "kubernetes provider runs several as a PyTorchJob. Default: 1.",
     )
     backend: Literal["auto", "gloo", "nccl"] = Field(
         "auto", description="auto picks nccl with GPUs, gloo without. Default: auto."
+    )
+    elastic: Elastic | None = Field(
+        None,
+        description="Elastic training across nodes (the kubernetes provider's PyTorchJob "
+        "elasticPolicy, c10d rendezvous). Default: a fixed number of nodes.",
+        exclude_if=omitted_when(None),
     )
 
 

@@ -7,7 +7,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from reconciler.kinds.common import DNS_LABEL, TRUSTED, Document, Labels, SpecModel, empty_list
+from reconciler.kinds.common import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    TRUSTED,
+    Document,
+    Labels,
+    SpecModel,
+    empty_list,
+)
 from reconciler.kinds.units import CpuQuantity, MemoryQuantity, UnitPrice
 
 
@@ -132,17 +140,134 @@ class LocalProvider(SpecModel):
     )
 
 
+class KubernetesImage(SpecModel):
+    repository: str = Field(
+        min_length=1,
+        description="Repository of the trainer image (built by make image), such as "
+        "registry.example.com/pipeform-trainer. Required.",
+        json_schema_extra=TRUSTED,
+    )
+    digest: str | None = Field(
+        None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="Digest the Jobs run the image by (sha256:...); required to run a "
+        "TrainingJob. Default: none.",
+        json_schema_extra=TRUSTED,
+    )
+    pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field(
+        "IfNotPresent",
+        description="imagePullPolicy of the trainer container. Default: IfNotPresent.",
+        json_schema_extra=TRUSTED,
+    )
+
+
+class KubernetesToleration(SpecModel):
+    key: str | None = Field(None, description="Taint key. Default: any key (with Exists).")
+    operator: Literal["Equal", "Exists"] = Field(
+        "Equal", description="Equal or Exists. Default: Equal."
+    )
+    value: str | None = Field(None, description="Taint value, for Equal. Default: none.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect. Default: every effect."
+    )
+
+
+class KubernetesGpuType(SpecModel):
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels a pod asking for this gpuType must match. Default: none.",
+        json_schema_extra=TRUSTED,
+    )
+    tolerations: list[KubernetesToleration] = Field(
+        default_factory=empty_list,
+        description="Taints of these GPU nodes that the pods tolerate. Default: none.",
+        json_schema_extra=TRUSTED,
+    )
+
+
+class KubernetesVolume(SpecModel):
+    claim: str = Field(
+        pattern=DNS_SUBDOMAIN,
+        description="PersistentVolumeClaim holding the local provider's data directory "
+        "(pipeform runs where it is mounted at providers.local.dataDir). Required.",
+        json_schema_extra=TRUSTED,
+    )
+    mount_path: str = Field(
+        "/pipeform",
+        pattern=r"^/",
+        description="Where pods mount the claim. Default: /pipeform.",
+        json_schema_extra=TRUSTED,
+    )
+
+
 class KubernetesProvider(SpecModel):
+    kubeconfig: str | None = Field(
+        None,
+        description="kubeconfig file, relative to the spec tree. Default: the first file in "
+        "KUBECONFIG, else ~/.kube/config.",
+        json_schema_extra=TRUSTED,
+    )
+    context: str | None = Field(
+        None,
+        description="kubeconfig context. Default: the file's current context.",
+        json_schema_extra=TRUSTED,
+    )
+    in_cluster: bool = Field(
+        False,
+        description="Use the pod's service account (in-cluster configuration) instead of a "
+        "kubeconfig. Default: false.",
+        json_schema_extra=TRUSTED,
+    )
     namespace: str = Field(
         "default",
         pattern=DNS_LABEL,
-        description="Namespace for jobs and secrets. Default: default.",
+        max_length=63,
+        description="Namespace of the objects pipeform makes, unless a document names "
+        "another. Default: default.",
+        json_schema_extra=TRUSTED,
     )
-    context: str | None = Field(
-        None, description="kubeconfig context. Default: the current context."
+    namespaces: list[Annotated[str, Field(pattern=DNS_LABEL, max_length=63)]] = Field(
+        default_factory=empty_list,
+        description="Other namespaces documents may name (Quota.namespace, a Secret target's "
+        "namespace); any other is refused at plan time. Default: none.",
+        json_schema_extra=TRUSTED,
     )
-    kubeconfig: str | None = Field(
-        None, description="kubeconfig file. Default: KUBECONFIG or ~/.kube/config."
+    image: KubernetesImage | None = Field(
+        None,
+        description="The trainer image the Jobs run. Default: none (required for a TrainingJob).",
+        json_schema_extra=TRUSTED,
+    )
+    gpu_types: dict[Annotated[str, Field(pattern=DNS_LABEL)], KubernetesGpuType] = Field(
+        default_factory=dict,
+        description="Per gpuType: the nodeSelector and tolerations of the pods that ask for "
+        "it. Default: none.",
+        json_schema_extra=TRUSTED,
+    )
+    volume: KubernetesVolume | None = Field(
+        None,
+        description="The PersistentVolumeClaim the pods mount to reach datasets, features "
+        "and checkpoints. Default: none.",
+        json_schema_extra=TRUSTED,
+    )
+    service_account: str | None = Field(
+        None,
+        pattern=DNS_SUBDOMAIN,
+        description="Service account the training pods run as. Default: the namespace's default.",
+        json_schema_extra=TRUSTED,
+    )
+    ttl_seconds_after_finished: int = Field(
+        86400,
+        ge=60,
+        description="Seconds a finished Job is kept for pipeform to read its result. "
+        "Default: 86400.",
+    )
+    poll_seconds: float = Field(
+        2.0, gt=0, le=60, description="Seconds between reads while apply waits. Default: 2."
+    )
+    dashboards: bool = Field(
+        False,
+        description="Also apply the Workspace's Grafana dashboards as ConfigMaps labelled "
+        'grafana_dashboard: "1" (for the Grafana sidecar). Default: false.',
     )
 
 
@@ -258,8 +383,8 @@ class Providers(SpecModel):
     )
     kubernetes: KubernetesProvider | None = Field(
         None,
-        description="Settings for a kubernetes provider, which is not available yet. "
-        "Default: not configured.",
+        description="The kubernetes provider: training Jobs and PyTorchJobs, ResourceQuotas, "
+        "Secrets and PrometheusRules on a cluster (docs/kubernetes.md). Default: not configured.",
         json_schema_extra=TRUSTED,
     )
     aws: AwsProvider | None = Field(

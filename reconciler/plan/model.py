@@ -128,6 +128,9 @@ class ResourceChange:
     #: what waits on a person or a condition (a version awaiting approval, a held
     #: promotion), in the provider's words; listed by the plan, whatever the action
     waiting: str | None = None
+    #: the objects the provider will apply (secret values masked), where it says
+    #: (PlanResponse.manifests): plan --json shows them in change.after.manifests
+    manifests: list[dict[str, Any]] | None = None
 
     @property
     def name(self) -> str:

@@ -192,6 +192,8 @@ def plan_resource(c: _Context, address: str, loaded: LoadedDocument) -> Resource
     change = _decide(c, change, prior, live, response)
     if response.waiting:
         change = replace(change, waiting=response.waiting)
+    if response.manifests is not None:
+        change = replace(change, manifests=response.manifests)
     if response.adopts and change.action in (Action.CREATE, Action.UPDATE):
         # what apply will really do: adopt what exists (a replace deletes it first)
         change = replace(change, adopts=response.adopts)

@@ -105,6 +105,9 @@ def resource_change(change: ResourceChange) -> dict[str, Any]:
     paths = sensitive_paths(change)
     fields = masked_field_changes(change)
     unknown = [] if change.action is Action.DELETE else change.after_unknown
+    after = jsonable(masked_after(change))
+    if change.manifests is not None and isinstance(after, dict):
+        after = {**after, "manifests": jsonable(change.manifests)}
     return {
         "address": change.address,
         "kind": change.kind,
@@ -113,7 +116,7 @@ def resource_change(change: ResourceChange) -> dict[str, Any]:
         "change": {
             "actions": change.action.terraform_actions,
             "before": jsonable(masked_before(change)),
-            "after": jsonable(masked_after(change)),
+            "after": after,
             "after_unknown": {name: True for name in sorted(unknown)},
             "before_sensitive": paths if change.before is not None else [],
             "after_sensitive": paths if change.after is not None else [],

@@ -95,9 +95,10 @@ CASES: list[ProviderCase] = [
 def load_cases() -> list[ProviderCase]:
     """The built-in cases and those named in PIPEFORM_CONFORMANCE_CASES."""
     from tests.aws.conformance_cases import CASE as AWS  # these import this module
+    from tests.kubernetes.conformance_cases import CASE as KUBERNETES
     from tests.monitoring.conformance_cases import CASE as PROMETHEUS
 
-    cases = [*CASES, PROMETHEUS, AWS]
+    cases = [*CASES, PROMETHEUS, AWS, KUBERNETES]
     for entry in filter(None, (e.strip() for e in os.environ.get(ENV, "").split(","))):
         module, _, attribute = entry.partition(":")
         found = getattr(importlib.import_module(module), attribute or "CASES")

@@ -1,0 +1,272 @@
+"""plan, apply, drift and destroy of Quota, Secret, Alert and SLO on the kubernetes
+provider, through the CLI (in this process) against the test API server."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.kubernetes.cluster import NAMESPACE, Cluster, pipeform
+
+TOKEN = "k8s-secret-value-5c1e9a"
+ROTATED = "k8s-secret-rotated-77d0b3"
+
+DOCUMENTS = """
+    apiVersion: pipeform/v1
+    kind: Quota
+    metadata: {name: team-a, labels: {team: growth}}
+    spec: {cpu: 4, memory: 8Gi, gpus: 2, concurrentJobs: 3}
+    ---
+    apiVersion: pipeform/v1
+    kind: Secret
+    metadata: {name: api-token}
+    spec:
+      from: {env: PF_KUBE_TOKEN}
+      targets: [{provider: kubernetes}]
+    ---
+    apiVersion: pipeform/v1
+    kind: Alert
+    metadata: {name: model-failed}
+    spec:
+      expr: sum(rate(http_requests_total{code="500"}[5m])) > 1
+      severity: critical
+    ---
+    apiVersion: pipeform/v1
+    kind: SLO
+    metadata: {name: model-success}
+    spec:
+      sli:
+        good: 'sum(rate(http_requests_total{code="200"}[{{window}}]))'
+        total: 'sum(rate(http_requests_total[{{window}}]))'
+      objective: 95
+    """
+
+
+run = pipeform
+
+
+def tree(root: Path, cluster: Cluster, documents: str = DOCUMENTS, **settings: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pipeform.yaml").write_text(cluster.workspace(**settings))
+    (root / "kube.yaml").write_text(textwrap.dedent(documents).lstrip())
+    return root
+
+
+def quota(cluster: Cluster) -> dict[str, object] | None:
+    return cluster.server.get("", "v1", "resourcequotas", NAMESPACE, "team-a")
+
+
+@pytest.fixture
+def applied(kube_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PF_KUBE_TOKEN", TOKEN)
+    root = tree(tmp_path / "tree", kube_cluster)
+    result = run("apply", "--auto-approve", str(root))
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_apply_makes_each_object_and_a_second_plan_lists_once_per_kind(
+    applied: Path, kube_cluster: Cluster
+) -> None:
+    server = kube_cluster.server
+    live = quota(kube_cluster)
+    assert live is not None
+    assert live["spec"] == {
+        "hard": {
+            "requests.cpu": "4",
+            "limits.cpu": "4",
+            "requests.memory": "8Gi",
+            "limits.memory": "8Gi",
+            "requests.nvidia.com/gpu": "2",
+            "count/jobs.batch": "3",
+        }
+    }
+    labels = live["metadata"]["labels"]  # type: ignore[index]
+    assert labels["app.kubernetes.io/managed-by"] == "pipeform"
+    assert labels["team"] == "growth"
+    assert live["metadata"]["annotations"] == {"pipeform.dev/address": "Quota/team-a"}  # type: ignore[index]
+    rule = server.get(
+        "monitoring.coreos.com", "v1", "prometheusrules", NAMESPACE, "alert-model-failed"
+    )
+    assert rule is not None
+    assert rule["spec"]["groups"][0]["name"] == "Alert/model-failed"
+    assert server.get(
+        "monitoring.coreos.com", "v1", "prometheusrules", NAMESPACE, "slo-model-success"
+    )
+    assert server.get("", "v1", "secrets", NAMESPACE, "api-token") is not None
+
+    server.reset_requests()
+    again = run("plan", "--detailed-exitcode", str(applied))
+    assert again.exit_code == 0, again.output
+    lists = [(r.resource, r.namespace) for r in server.requests if r.verb == "list"]
+    assert sorted(lists) == [
+        ("prometheusrules", NAMESPACE),
+        ("resourcequotas", NAMESPACE),
+        ("secrets", NAMESPACE),
+    ]
+    others = [r for r in server.requests if r.verb != "list"]
+    # the fingerprint key, read once for every Secret; nothing else
+    assert [(r.verb, r.name) for r in others] == [("get", "pipeform-fingerprint-key")]
+
+
+def test_plan_json_shows_the_manifests_with_the_secret_masked(
+    kube_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PF_KUBE_TOKEN", TOKEN)
+    root = tree(tmp_path / "tree", kube_cluster)
+    result = run("plan", "--json", str(root))
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    changes = {c["address"]: c["change"]["after"] for c in plan["resource_changes"]}
+    (secret,) = changes["Secret/api-token"]["manifests"]
+    assert secret["data"] == {"value": "(sensitive)"}
+    assert secret["metadata"]["namespace"] == NAMESPACE
+    (rq,) = changes["Quota/team-a"]["manifests"]
+    assert rq["kind"] == "ResourceQuota"
+    assert rq["spec"]["hard"]["requests.nvidia.com/gpu"] == "2"
+    assert rq["metadata"]["labels"]["pipeform.dev/address-hash"]
+    (rule,) = changes["Alert/model-failed"]["manifests"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert TOKEN not in result.output
+
+
+def test_the_secret_value_is_never_in_state_plans_or_output(
+    applied: Path, kube_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    live = kube_cluster.server.get("", "v1", "secrets", NAMESPACE, "api-token")
+    assert live is not None
+    assert base64.b64decode(live["data"]["value"]).decode() == TOKEN
+    monkeypatch.setenv("PF_KUBE_TOKEN", ROTATED)
+    plan = run("plan", "--json", str(applied))
+    text = run("plan", str(applied))
+    applied_again = run("apply", "--auto-approve", str(applied))
+    assert applied_again.exit_code == 0, applied_again.output
+    state = sqlite3.connect(applied / ".pipeform" / "state.db")
+    dumped = "\n".join(state.iterdump())
+    for secret in (TOKEN, ROTATED):
+        for encoded in (secret, base64.b64encode(secret.encode()).decode()):
+            assert encoded not in dumped
+            assert encoded not in plan.output + text.output + applied_again.output
+
+
+def test_a_rotated_source_plans_an_update_of_the_secret(
+    applied: Path, kube_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+
+    monkeypatch.setenv("PF_KUBE_TOKEN", ROTATED)
+    plan = json.loads(run("plan", "--json", str(applied)).output)
+    actions = {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]}
+    assert actions["Secret/api-token"] == ["update"]
+    assert actions["Quota/team-a"] == ["no-op"]
+    result = run("apply", "--auto-approve", str(applied))
+    assert result.exit_code == 0, result.output
+    live = kube_cluster.server.get("", "v1", "secrets", NAMESPACE, "api-token")
+    assert base64.b64decode(live["data"]["value"]).decode() == ROTATED  # type: ignore[index]
+    assert run("plan", "--detailed-exitcode", str(applied)).exit_code == 0
+
+
+def test_a_change_by_hand_is_drift_that_conflicts_until_forced(
+    applied: Path, kube_cluster: Cluster
+) -> None:
+    kube_cluster.server.edit(
+        "", "v1", "resourcequotas", NAMESPACE, "team-a", {"spec": {"hard": {"limits.cpu": "64"}}}
+    )
+    plan = json.loads(run("plan", "--json", str(applied)).output)
+    (drift,) = plan["resource_drift"]
+    assert drift["address"] == "Quota/team-a"
+    refused = run("apply", "--auto-approve", str(applied))
+    assert refused.exit_code == 1, refused.output
+    assert '"kubectl-edit"' in refused.output
+    assert ".spec.hard.limits.cpu" in refused.output
+    assert "pipeform apply --force-conflicts" in refused.output
+    assert "Traceback" not in refused.output
+    assert quota(kube_cluster)["spec"]["hard"]["limits.cpu"] == "64"  # type: ignore[index]
+
+    forced = run("apply", "--auto-approve", "--force-conflicts", str(applied))
+    assert forced.exit_code == 0, forced.output
+    assert quota(kube_cluster)["spec"]["hard"]["limits.cpu"] == "4"  # type: ignore[index]
+    assert run("plan", "--detailed-exitcode", str(applied)).exit_code == 0
+
+
+def test_a_deletion_by_hand_is_drift_and_apply_recreates(
+    applied: Path, kube_cluster: Cluster
+) -> None:
+    kube_cluster.server.remove("", "v1", "resourcequotas", NAMESPACE, "team-a")
+    plan = json.loads(run("plan", "--json", str(applied)).output)
+    actions = {c["address"]: c["change"]["actions"] for c in plan["resource_changes"]}
+    assert actions["Quota/team-a"] == ["create"]
+    result = run("apply", "--auto-approve", str(applied))
+    assert result.exit_code == 0, result.output
+    assert quota(kube_cluster) is not None
+    assert run("plan", "--detailed-exitcode", str(applied)).exit_code == 0
+
+
+def test_destroy_removes_every_object_it_made(applied: Path, kube_cluster: Cluster) -> None:
+    result = run("destroy", "--auto-approve", str(applied))
+    assert result.exit_code == 0, result.output
+    server = kube_cluster.server
+    assert quota(kube_cluster) is None
+    assert server.objects("monitoring.coreos.com", "v1", "prometheusrules", NAMESPACE) == []
+    names = [s["metadata"]["name"] for s in server.objects("", "v1", "secrets", NAMESPACE)]
+    assert names == ["pipeform-fingerprint-key"]  # kept: fingerprints stay comparable
+
+
+def test_quota_outputs_carry_what_the_cluster_counts_as_used(
+    applied: Path, kube_cluster: Cluster
+) -> None:
+    from providers.kubernetes.quota import live_quota
+
+    kube_cluster.server.set_quota_used(NAMESPACE, "team-a", {"requests.nvidia.com/gpu": "1"})
+    provider = kube_cluster.provider(applied)
+    found = live_quota(provider.client, NAMESPACE, "team-a")
+    assert found is not None
+    assert found["used"] == {"requests.nvidia.com/gpu": "1"}
+    assert found["hard"]["requests.nvidia.com/gpu"] == "2"
+    from providers.base import ReadRequest, ResourceContext
+    from reconciler.engine import open_state
+
+    state = open_state(applied).read()
+    recorded = state.resources["Quota/team-a"]
+    ctx = ResourceContext.of("Quota/team-a", state.lineage, applied)
+    request = ReadRequest(ctx, recorded.spec, recorded.outputs, recorded.external_id)
+    (read,) = provider.read_batch([request]) or []  # what refresh sees at plan time
+    assert read.outputs["used"] == {"requests.nvidia.com/gpu": "1"}
+    assert read.observed == recorded.observed  # usage is no drift
+
+
+def test_dashboards_follow_the_rules_as_configmaps_for_the_grafana_sidecar(
+    kube_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kubernetes_validate
+
+    monkeypatch.setenv("PF_KUBE_TOKEN", TOKEN)
+    root = tree(tmp_path / "tree", kube_cluster, dashboards="true")
+    assert run("apply", "--auto-approve", str(root)).exit_code == 0
+    server = kube_cluster.server
+    maps = server.objects("", "v1", "configmaps", NAMESPACE)
+    assert sorted(m["metadata"]["name"] for m in maps) == [
+        "pipeform-kube-debug",
+        "pipeform-kube-executive",
+        "pipeform-kube-oncall",
+    ]
+    for found in maps:
+        assert found["metadata"]["labels"]["grafana_dashboard"] == "1"
+        ((name, text),) = found["data"].items()
+        assert json.loads(text)["title"], name
+        manifest = {k: v for k, v in found.items() if k in ("data",)}
+        manifest.update(
+            apiVersion="v1",
+            kind="ConfigMap",
+            metadata={"name": found["metadata"]["name"], "labels": found["metadata"]["labels"]},
+        )
+        kubernetes_validate.validate(manifest, "1.37.0", strict=True)
+    assert run("plan", "--detailed-exitcode", str(root)).exit_code == 0
+    assert run("destroy", "--auto-approve", str(root)).exit_code == 0
+    assert server.objects("", "v1", "configmaps", NAMESPACE) == []
