@@ -25,6 +25,9 @@ from providers.base import (
     JSON,
     AliasRequest,
     AliasResponse,
+    ListOwnedRequest,
+    ListOwnedResponse,
+    OwnedObject,
     PermanentError,
     Provider,
     ReadRequest,
@@ -32,7 +35,7 @@ from providers.base import (
 )
 from providers.handlers import Dispatching
 from providers.kubernetes import objects
-from providers.kubernetes.client import KubeClient, Resource
+from providers.kubernetes.client import RESOURCES, KubeClient, NotFound, Resource
 from providers.kubernetes.kind import KubeHandler
 from providers.kubernetes.objects import ObjectRef
 from providers.kubernetes.settings import KubeSettings
@@ -48,6 +51,15 @@ HANDLERS: Mapping[str, str] = {
 }
 #: kinds realised by the local provider's handlers (their data lives on the shared volume)
 DELEGATED = frozenset({"Dataset", "FeatureSet", "Budget"})
+#: the resources (``client.RESOURCES`` keys) holding objects that documents became, which
+#: ``list_owned`` looks through
+OWNED_RESOURCES = (
+    "resourcequotas",
+    "secrets",
+    "prometheusrules.monitoring.coreos.com",
+    "jobs.batch",
+    "pytorchjobs.kubeflow.org",
+)
 
 
 class KubernetesProvider(Dispatching, Provider):
@@ -132,6 +144,32 @@ class KubernetesProvider(Dispatching, Provider):
                 )
             responses.append(handler.respond(request, found))
         return responses
+
+    def list_owned(self, request: ListOwnedRequest) -> ListOwnedResponse:
+        """Objects with pipeform's marks, of any state, in the namespaces documents may
+        use (asked when state is empty, to warn that it may have been lost), and the local
+        records of the delegated kinds. A resource the cluster does not serve (no
+        Prometheus Operator, no training operator) is skipped; an unreachable cluster
+        ends the search (the warning is advice)."""
+        found: list[OwnedObject] = []
+        for key in OWNED_RESOURCES:
+            for namespace in self.settings.allowed_namespaces:
+                try:
+                    items = self.client.list(
+                        RESOURCES[key], namespace, f"{objects.MANAGED_BY}={objects.MANAGER}"
+                    )
+                except NotFound:
+                    break  # not served here: no such objects in any namespace
+                for item in items:
+                    marks = objects.owner(item)
+                    if marks is not None:
+                        ref = ObjectRef(RESOURCES[key], namespace, item["metadata"]["name"])
+                        where = f"{ref.shown} on {self.client.host}"
+                        found.append(OwnedObject(marks[0], marks[1], ref.id, where))
+        if self.settings.workspace.get("local") is not None:
+            local = self.local().list_owned(request).objects
+            found += [o for o in local if o.address.split("/", 1)[0] in DELEGATED]
+        return ListOwnedResponse(found)
 
 
 def _group_order(group: tuple[Resource, str | None, str]) -> tuple[str, str, str]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,9 +120,10 @@ class KubeClient:
         self._api: Any = None
         self._lock = threading.Lock()
         self.host = ""  # the API server's URL, once configured
-        #: set when no call can succeed (no configuration, refused credentials, no server):
-        #: the apply's checks then report it once instead of once per object
+        #: why no call can succeed (no configuration, refused credentials, no server), and
+        #: when that was found: the apply's checks report it once, not once per object
         self.unusable: str | None = None
+        self.reported_at = -1e9  # when an apply's check last reported ``unusable``
 
     # --- configuration ---------------------------------------------------------------
 
@@ -138,7 +140,7 @@ class KubeClient:
                     else:
                         _load_kubeconfig(self.settings, configuration)
                 except ProviderError as exc:
-                    self.unusable = str(exc)
+                    self._broken(str(exc))
                     raise
                 self.host = str(configuration.host).rstrip("/")
                 self._api = client.ApiClient(configuration)
@@ -176,7 +178,7 @@ class KubeClient:
             raise
         except Exception as exc:
             problem = self.unreachable(exc, call)
-            self.unusable = str(problem)
+            self._broken(str(problem))
             raise problem from None
         status = int(response.status)
         parsed = _json(data)
@@ -185,8 +187,23 @@ class KubeClient:
             return parsed if isinstance(parsed, dict) else {}
         error = failure(self, call, status, parsed if isinstance(parsed, dict) else {})
         if status == 401:
-            self.unusable = str(error)
+            self._broken(str(error))
         raise error
+
+    def _broken(self, why: str) -> None:
+        self.unusable = why
+
+    def reported_recently(self, seconds: float = 60.0) -> bool:
+        """Whether an apply's check reported the cluster unusable within ``seconds`` (the
+        other objects' checks then say nothing more)."""
+        return self.unusable is not None and time.monotonic() - self.reported_at < seconds
+
+    def report_unusable(self) -> bool:
+        """Note that the cluster's unusability was just reported; False when it is usable."""
+        if self.unusable is None:
+            return False
+        self.reported_at = time.monotonic()
+        return True
 
     def get(self, resource: Resource, namespace: str | None, name: str) -> JSON | None:
         """The object, or None when there is none."""
@@ -196,12 +213,14 @@ class KubeClient:
             return None
 
     def list(self, resource: Resource, namespace: str | None, selector: str) -> list[JSON]:
-        """Objects matching a label selector (all of them: one LIST, no paging below 500)."""
+        """Objects matching a label selector: one LIST, unpaged (no ``limit``: refresh
+        makes one request per kind and namespace), following ``continue`` if a server
+        pages anyway."""
         found: list[JSON] = []
         token = ""
         call = Call("list", resource, namespace)
         while True:
-            query = [("labelSelector", selector), ("limit", "500")]
+            query = [("labelSelector", selector)]
             if token:
                 query.append(("continue", token))
             body = self.request("GET", call, query=query)

@@ -166,8 +166,8 @@ class KubeHandler(handlers.KindHandler):
         (the API server runs authorisation, the namespace's existence, validation and
         admission, and stores nothing), and a create refuses an object that is not ours.
         A failure to reach or log in to the cluster is reported once, not per object."""
-        if self.client.unusable is not None:
-            return []  # reported with the first object checked
+        if self.client.reported_recently():
+            return []  # reported with the first object checked (a minute ago at most)
         ctx = request.ctx
         as_applied = ApplyRequest(ctx, request.spec, request.prior_spec, {}, None, {})
         try:
@@ -181,6 +181,7 @@ class KubeHandler(handlers.KindHandler):
             for manifest in self.fill(as_applied, manifests):
                 self.client.apply(manifest, force=True, dry_run=True)
         except ProviderError as exc:
+            self.client.report_unusable()  # when the cluster, not this object, is at fault
             return [error(str(exc), address=ctx.address)]
         return []
 
@@ -231,17 +232,36 @@ class KubeHandler(handlers.KindHandler):
             observed = observed[refs[0].id]
         return ApplyResponse(self.outputs(request.ctx, applied), refs[0].id, observed)
 
+    def spec_of(self, ctx: ResourceContext, live: Sequence[JSON]) -> JSON | None:
+        """The live objects in spec terms (the document's ``spec``), for import; None
+        where they cannot say (a Secret's source, a rule's document). Default: None."""
+        return None
+
     def import_(self, request: ImportRequest) -> ImportResponse:
         """Mark the objects the id names as this resource's (a merge patch of the
-        ownership labels, which leaves every field another manager set as it is)."""
+        ownership labels, which leaves every field another manager set as it is).
+
+        Where the kind can tell the live object's spec (``spec_of``), state records it and
+        what a read observes, so the next plan shows how it differs from the document.
+        Otherwise ``observed`` is a mark no read observes: the next plan shows drift and
+        applies the document, so the object ends as the document says."""
+        ctx = request.ctx
         refs = self.refs_of_id(request.id)
         adopted = []
         for ref in refs:
             live = self.client.get(ref.resource, ref.namespace, ref.name)
             if live is None:
                 raise PermanentError(f"there is no {ref.shown} on {self.client.host} to import")
-            adopted.append(self.client.merge_patch(ref, objects.ownership(request.ctx)))
-        return ImportResponse({}, None, self.outputs(request.ctx, adopted), refs[0].id)
+            adopted.append(self.client.merge_patch(ref, objects.ownership(ctx)))
+        outputs = self.outputs(ctx, adopted)
+        spec = self.spec_of(ctx, adopted)
+        if spec is None:
+            return ImportResponse({"imported": request.id}, None, outputs, refs[0].id)
+        document = {"metadata": {"labels": {}, "annotations": {}}, "spec": spec}
+        read = self.respond(
+            ReadRequest(ctx, document, outputs, refs[0].id), dict(zip(refs, adopted, strict=True))
+        )
+        return ImportResponse(read.observed, spec, outputs, refs[0].id)
 
     def delete(self, request: DeleteRequest) -> None:
         for ref in self.refs(request):

@@ -86,6 +86,28 @@ class QuotaHandler(KubeHandler):
     def namespace_paths(self, document: JSON) -> Mapping[str, str | None]:
         return {"spec.namespace": inner_spec(document).get("namespace")}
 
+    def spec_of(self, ctx: ResourceContext, live: Sequence[JSON]) -> JSON | None:
+        """An imported ResourceQuota in spec terms, shaped as the spec model writes it."""
+        found = (live[0].get("spec") or {}).get("hard") or {}
+        namespace = (live[0].get("metadata") or {}).get("namespace")
+
+        def first(field: str) -> str | None:
+            return next((str(found[k]) for k in HARD_KEYS[field] if k in found), None)
+
+        def count(field: str) -> int | None:
+            value = first(field)
+            return int(value) if value is not None and value.isdigit() else None
+
+        return {
+            "provider": None,
+            "namespace": None if namespace == self.settings.namespace else namespace,
+            "gpus": count("gpus"),
+            "gpuTypes": None,
+            "cpu": first("cpu"),
+            "memory": first("memory"),
+            "concurrentJobs": count("concurrentJobs"),
+        }
+
     def outputs(self, ctx: ResourceContext, live: Sequence[JSON]) -> JSON:
         if not live:
             return {}

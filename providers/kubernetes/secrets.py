@@ -108,7 +108,21 @@ class SecretHandler(KubeHandler):
 
     def validate(self, ctx: ResourceContext, spec: JSON) -> list[Diagnostic]:
         found = []
-        for i, target in enumerate(inner_spec(spec).get("targets") or []):
+        listed = inner_spec(spec).get("targets") or []
+        on_cluster = any(t.get("provider") == "kubernetes" for t in listed)
+        for i, target in enumerate(listed):
+            if target.get("provider") == "local" and on_cluster:
+                found.append(
+                    error(
+                        f"spec.targets[{i}] asks for provider local beside kubernetes targets, "
+                        "but this Secret is realised by the kubernetes provider, which "
+                        "writes only Kubernetes Secrets",
+                        address=ctx.address,
+                        path=f"spec.targets[{i}].provider",
+                        hint="write one Secret per provider; a Secret with only local "
+                        "targets becomes one Kubernetes Secret in the Workspace's namespace",
+                    )
+                )
             if target.get("provider") == "aws":
                 found.append(
                     error(

@@ -305,9 +305,9 @@ def _apply(
             _check_addresses(session, target + replace, "--target/--replace")
             options = _plan_options(mode, True, target, replace, allow_over_budget, parallelism)
             result = engine.plan(session, options)
+            _warn_owned(session)  # first: it explains what the checks below may refuse
             engine.preflight(session, result)  # before the plan is shown or approved
             _show_plan(result, "text")
-            _warn_owned(session)
             _enforce_policy(result)
             if not result.has_changes:
                 if mode == "normal":  # a successful apply that changed nothing, for monitoring

@@ -64,10 +64,10 @@ _MAIN = click.Command(
 )
 
 
-def pipeform(*args: str) -> Result:
+def pipeform(*args: str, input: str | None = None) -> Result:
     """The console entry point (cli.main: errors reported, exit 1, no traceback), in this
     process; the result's output holds stdout and stderr."""
-    return CliRunner().invoke(_MAIN, list(args))
+    return CliRunner().invoke(_MAIN, list(args), input=input)
 
 
 def cluster(tmp_path: Path) -> Iterator[Cluster]:

@@ -159,6 +159,19 @@ def test_a_namespace_that_does_not_exist(kube_cluster: Cluster, tmp_path: Path) 
             "kube.yaml:6:",
             "namespace 'other' is not one the Workspace allows",
         ),
+        (
+            "kind: Secret\nmetadata: {name: s}\nspec:\n  from: {env: X}\n"
+            "  targets: [{provider: kubernetes}, {provider: local}]\n",
+            "kube.yaml:6:",
+            "spec.targets[1] asks for provider local beside kubernetes targets",
+        ),
+        (
+            "kind: Secret\nmetadata: {name: s}\nspec:\n  from: {env: X}\n"
+            "  targets: [{provider: kubernetes}, {provider: aws}]\n",
+            "kube.yaml:6:",
+            "spec.targets[1] asks for provider aws, but this Secret is realised by the "
+            "kubernetes provider",
+        ),
     ],
 )
 def test_plan_refuses_what_the_cluster_would_with_file_and_line(
@@ -197,3 +210,40 @@ def test_what_the_schemas_do_not_check_is_checked_in_every_manifest() -> None:
     assert "spec.hard.pods: True is not a quantity" in shown
     assert "limits.memory" not in shown
     assert sorted(set(found.values())) == ["labels", "name", "quantity"]
+
+
+def test_in_cluster_outside_a_pod(
+    kube_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    workspace = kube_cluster.workspace(inCluster="true")
+    output = refused(tree(tmp_path / "t", workspace))
+    assert "providers.kubernetes.inCluster is set, but pipeform is not running in a pod" in output
+    nothing_made(kube_cluster)
+
+
+def test_the_client_library_loads_only_with_the_first_api_call(tmp_path: Path) -> None:
+    """Loading the provider, validating and planning documents import no kubernetes."""
+    import subprocess
+    import sys
+
+    script = textwrap.dedent(
+        """
+        import sys
+        from pathlib import Path
+        from providers.base import PlanRequest, ResourceContext
+        from providers.kubernetes import KubernetesProvider
+        from tests.conformance.cases import QUOTA
+        provider = KubernetesProvider({"namespace": "ml"}, Path("."))
+        ctx = ResourceContext.of("Quota/team-a", "", Path("."))
+        assert provider.validate(ctx, QUOTA.spec) == []
+        plan = provider.plan(PlanRequest(ctx, None, QUOTA.spec, {}, {}))
+        assert plan.manifests and plan.manifests[0]["kind"] == "ResourceQuota"
+        loaded = sorted(m for m in sys.modules if m == "kubernetes" or m.startswith("kubernetes."))
+        print(loaded)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

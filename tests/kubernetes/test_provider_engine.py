@@ -135,10 +135,15 @@ def test_plan_json_shows_the_manifests_with_the_secret_masked(
 
 
 def test_the_secret_value_is_never_in_state_plans_or_output(
-    applied: Path, kube_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+    applied: Path,
+    kube_cluster: Cluster,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import base64
+    import logging
 
+    caplog.set_level(logging.DEBUG)
     live = kube_cluster.server.get("", "v1", "secrets", NAMESPACE, "api-token")
     assert live is not None
     assert base64.b64decode(live["data"]["value"]).decode() == TOKEN
@@ -148,11 +153,14 @@ def test_the_secret_value_is_never_in_state_plans_or_output(
     applied_again = run("apply", "--auto-approve", str(applied))
     assert applied_again.exit_code == 0, applied_again.output
     state = sqlite3.connect(applied / ".pipeform" / "state.db")
-    dumped = "\n".join(state.iterdump())
+    dumped = "\n".join(state.iterdump())  # resources, versions and the journal
+    files = b"".join(p.read_bytes() for p in (applied / ".pipeform").rglob("*") if p.is_file())
+    shown = plan.output + text.output + applied_again.output + caplog.text
     for secret in (TOKEN, ROTATED):
         for encoded in (secret, base64.b64encode(secret.encode()).decode()):
             assert encoded not in dumped
-            assert encoded not in plan.output + text.output + applied_again.output
+            assert encoded.encode() not in files
+            assert encoded not in shown
 
 
 def test_a_rotated_source_plans_an_update_of_the_secret(
@@ -270,3 +278,53 @@ def test_dashboards_follow_the_rules_as_configmaps_for_the_grafana_sidecar(
     assert run("plan", "--detailed-exitcode", str(root)).exit_code == 0
     assert run("destroy", "--auto-approve", str(root)).exit_code == 0
     assert server.objects("", "v1", "configmaps", NAMESPACE) == []
+
+
+def test_an_object_made_by_hand_is_refused_until_imported(
+    kube_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(kube_cluster.kubeconfig)))
+    api.create_namespaced_resource_quota(
+        NAMESPACE,
+        {"metadata": {"name": "team-a"}, "spec": {"hard": {"requests.cpu": "2"}}},
+        field_manager="kubectl-create",
+    )
+    monkeypatch.setenv("PF_KUBE_TOKEN", TOKEN)
+    root = tree(tmp_path / "tree", kube_cluster)
+    refused = run("apply", "--auto-approve", str(root))
+    assert refused.exit_code == 1
+    assert "ResourceQuota ml/team-a already exists and was not made by pipeform" in refused.output
+    assert "pipeform import Quota/team-a ml/team-a" in refused.output
+    assert "Nothing was changed." in refused.output
+
+    imported = run("import", "Quota/team-a", "ml/team-a", str(root))
+    assert imported.exit_code == 0, imported.output
+    plan = json.loads(run("plan", "--json", str(root)).output)
+    (change,) = [c for c in plan["resource_changes"] if c["address"] == "Quota/team-a"]
+    assert change["change"]["actions"] == ["update"]
+    assert {f["path"] for f in change["change"]["field_changes"]} == {
+        "metadata.labels.team",  # the document's labels, which the object lacked
+        "spec.cpu",
+        "spec.memory",
+        "spec.gpus",
+        "spec.concurrentJobs",
+    }
+    applied = run("apply", "--auto-approve", "--force-conflicts", str(root))
+    assert applied.exit_code == 0, applied.output
+    assert quota(kube_cluster)["spec"]["hard"]["requests.cpu"] == "4"  # type: ignore[index]
+    assert run("plan", "--detailed-exitcode", str(root)).exit_code == 0
+
+
+def test_a_lost_state_is_noticed_from_the_objects_on_the_cluster(
+    applied: Path, kube_cluster: Cluster
+) -> None:
+    (applied / ".pipeform" / "state.db").rename(applied / "lost-state.db")
+    result = run("apply", str(applied), input="no\n")
+    assert "Warning: the state holds no resources, but the providers found" in result.output
+    assert "Quota/team-a  (id ml/team-a: ResourceQuota ml/team-a on http://" in result.output
+    assert "Alert/model-failed" in result.output
+    # and the apply refuses to take the old state's objects
+    assert "belongs to another state" in result.output
+    assert "Nothing was changed." in result.output
