@@ -234,10 +234,7 @@ def main() -> None:
     for name, runs in times.items():
         seconds = [r.seconds for r in runs]
         medians[name] = statistics.median(seconds)
-        print(
-            f"  {name:<11} {medians[name]:6.2f} s  ({min(seconds):.2f}-{max(seconds):.2f})  "
-            f"peak RSS {max(r.rss_mib for r in runs):.0f} MiB"
-        )
+        print(f"  {name:<11} {medians[name]:6.2f} s  ({min(seconds):.2f}-{max(seconds):.2f})")
     print(f"  kubernetes / local: {medians['kubernetes'] / medians['local']:.2f}x")
     print("\n== API requests of one kubernetes no-op plan (verb resource namespace: count) ==")
     counted = requests[-1]
