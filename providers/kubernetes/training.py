@@ -111,15 +111,7 @@ class TrainingJobHandler(KubeHandler):
         upstream: Mapping[str, JSON],
     ) -> render.RunManifests:
         """Everything the run's manifests are made of (training_render)."""
-        secret_env: dict[str, tuple[str, str]] = {}
-        plain_env: dict[str, str] = {}
-        for variable, source in (spec.get("env") or {}).items():
-            if "secret" in source:
-                secret_env[variable] = secret_place(
-                    str(source["secret"]), namespace, upstream, f"spec.env.{variable}"
-                )
-            else:
-                plain_env[variable] = str(source.get("value", ""))
+        secret_env, plain_env = self.environment(spec, namespace, upstream)
         volume = self.settings.volume
         elastic = (spec.get("distributed") or {}).get("elastic")
         return render.RunManifests(
@@ -141,6 +133,29 @@ class TrainingJobHandler(KubeHandler):
             service_account=self.settings.service_account,
             elastic=elastic if isinstance(elastic, dict) else None,
         )
+
+    def environment(
+        self, spec: JSON, namespace: str, upstream: Mapping[str, JSON]
+    ) -> tuple[dict[str, tuple[str, str]], dict[str, str]]:
+        """spec.env as the pods get it: secret references (Secret name, key), plain values."""
+        secret_env: dict[str, tuple[str, str]] = {}
+        plain_env: dict[str, str] = {}
+        for variable, source in (spec.get("env") or {}).items():
+            if "secret" in source:
+                secret_env[variable] = secret_place(
+                    str(source["secret"]), namespace, upstream, f"spec.env.{variable}"
+                )
+            else:
+                plain_env[variable] = str(source.get("value", ""))
+        return secret_env, plain_env
+
+    def check_run(
+        self, spec: JSON, namespace: str, asked: JobResources, upstream: Mapping[str, JSON]
+    ) -> None:
+        """What would stop a run's manifests from rendering, before its record is made."""
+        self.image_reference()
+        render.placement_of(self.settings.gpu_types, asked)
+        self.environment(spec, namespace, upstream)
 
     # --- checks --------------------------------------------------------------------------
 

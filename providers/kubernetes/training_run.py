@@ -75,6 +75,7 @@ class ClusterRuns(local.TrainingJobHandler):
         asked = resources_of(spec, self.settings)
         namespace = cluster.namespace_of(spec, request.upstream)
         check_tables(ctx, spec, fs, self.settings)
+        cluster.check_run(spec, namespace, asked, request.upstream)
         image = cluster.image_reference()
         record = self._resumable(store, fingerprint)
         if record is None:  # a new Job: it must fit (an adopted one is counted already)
@@ -209,11 +210,20 @@ class Wait:
             while time.monotonic() < deadline:
                 if executor.interrupts() != started_interrupts:
                     self.store.save(self.record)
-                    raise PermanentError(
-                        f"{self.address}: interrupted: pipeform stopped waiting, but "
-                        f"{self.shown} keeps running on the cluster; a later plan or refresh "
-                        "shows its outcome, and the next apply records it"
+                    said = (
+                        f"interrupted: pipeform stopped waiting, but {self.shown} keeps "
+                        "running on the cluster; a later plan or refresh shows its outcome, "
+                        "and the next apply records it"
                     )
+                    # a line now too: the main thread is going down with the Ctrl-C
+                    report_progress(
+                        self.address,
+                        {
+                            "event": "waiting",
+                            "message": f"Ctrl-C: stopped waiting; {self.shown} keeps running",
+                        },
+                    )
+                    raise PermanentError(f"{self.address}: {said}")
                 time.sleep(TICK_SECONDS)
 
     def pods(self) -> list[status.PodView]:

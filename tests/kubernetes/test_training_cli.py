@@ -218,3 +218,38 @@ def test_no_wait_then_plan_and_refresh_pick_up_the_outcome(
     settled = subprocess.run(_pipeform("plan", "--detailed-exitcode"), **run)  # type: ignore[call-overload]
     assert settled.returncode == 0, settled.stdout + settled.stderr
     assert [j["metadata"]["uid"] for j in _jobs(kube_server)] == [job["metadata"]["uid"]]  # type: ignore[index]
+
+
+def test_ctrl_c_stops_waiting_not_the_job_and_says_so(
+    kube_server: KubeServer, kubeconfig: Path, tmp_path: Path
+) -> None:
+    root = _tree(tmp_path / "tree", kubeconfig)
+    waiting = subprocess.Popen(
+        _pipeform("apply", "--auto-approve"),
+        cwd=root,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not _jobs(kube_server):
+            assert waiting.poll() is None, waiting.communicate()[0]
+            assert time.monotonic() < deadline, "no Job was made"
+            time.sleep(0.05)
+        name = str(_jobs(kube_server)[0]["metadata"]["name"])
+        kube_server.job_running(NAMESPACE, name)
+        kube_server.reset_requests()
+        while not _polled(kube_server):
+            assert time.monotonic() < deadline, "pipeform never waited on the Job"
+            time.sleep(0.05)
+        waiting.send_signal(signal.SIGINT)
+        output = waiting.communicate(timeout=60)[0]
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode != 0
+    assert f"stopped waiting; Job {NAMESPACE}/{name} keeps running" in output, output
+    job = kube_server.get("batch", "v1", "jobs", NAMESPACE, name)
+    assert job is not None and job["status"]["active"] == 1  # the Job was left alone

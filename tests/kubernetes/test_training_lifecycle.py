@@ -348,3 +348,61 @@ def test_refresh_reads_a_running_job_with_one_list_and_a_finished_run_with_none(
     kube_server.reset_requests()
     assert bench.read_batch(done, doc).exists
     assert kube_server.requests == []  # a finished run is its record
+
+
+def test_the_documented_role_allows_every_call_of_a_run(
+    bench: KubeBench, kube_server: KubeServer
+) -> None:
+    """A run that fails once (its pod's log read), succeeds, then is deleted, under exactly
+    docs/kubernetes-rbac.yaml's rules."""
+    from tests.kubernetes.test_rbac import allowed, role_rules
+
+    rules = role_rules()
+    kube_server.enforce_rules(rules)
+    doc = bench.doc(retries=0)
+    applying = bench.start(doc)
+    name = bench.wait_for_job()
+    kube_server.job_pod_failed(NAMESPACE, name, 1, log="boom\n")
+    with pytest.raises(PermanentError, match="boom"):
+        applying.result(timeout=30)
+    applying = bench.start(bench.doc(retries=1))
+    name = bench.wait_for_job(besides=(name,))
+    kube_server.job_succeeded(NAMESPACE, name, message=message("succeeded", _run_id(bench, name)))
+    done = applying.result(timeout=30)
+    bench.delete(done, doc)
+    calls = kube_server.calls()
+    assert ("get", "", "pods/log") in calls and ("delete", "batch", "jobs") in calls
+    assert all(allowed(rules, *call) for call in calls), sorted(calls)
+
+
+def test_the_deadline_is_a_timeout(bench: KubeBench, kube_server: KubeServer) -> None:
+    applying = bench.start(bench.doc(maxDuration="10m"))
+    name = bench.wait_for_job()
+    assert bench.jobs()[0]["spec"]["activeDeadlineSeconds"] == 600
+    kube_server.job_running(NAMESPACE, name)
+    kube_server.job_failed(NAMESPACE, name, reason="DeadlineExceeded")
+    with pytest.raises(PermanentError, match=r"ran past spec.maxDuration \(600s"):
+        applying.result(timeout=30)
+    assert bench.record(_run_id(bench, name))["status"] == "timed-out"
+
+
+def test_a_secret_without_a_kubernetes_secret_in_the_namespace_is_refused_first(
+    bench: KubeBench,
+) -> None:
+    bench.upstream["Secret/token"] = {
+        "secrets": [{"namespace": "default", "name": "token", "key": "value"}]
+    }
+    with pytest.raises(
+        PermanentError, match=r"Secret/token.*no Kubernetes Secret in namespace 'ml'"
+    ):
+        bench.apply(bench.doc(env={"TOKEN": {"secret": "token"}}), wait=False)
+    assert bench.jobs() == []
+    assert not (bench.data_dir / "runs" / bench.name).exists()  # no run was recorded
+    bench.upstream["Secret/token"]["secrets"].append({"namespace": "ml", "name": "token-ml"})
+    started = bench.apply(bench.doc(env={"TOKEN": {"secret": "token"}}), wait=False)
+    container = bench.jobs()[0]["spec"]["template"]["spec"]["containers"][0]
+    assert {
+        "name": "TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": "token-ml", "key": "value"}},
+    } in container["env"]
+    assert started.outputs["status"] == "running"

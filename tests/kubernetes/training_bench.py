@@ -144,13 +144,16 @@ class KubeBench:
             return self.server.objects("kubeflow.org", "v1", "pytorchjobs", NAMESPACE)
         return self.server.objects("batch", "v1", "jobs", NAMESPACE)
 
-    def wait_for_job(self, kind: str = "Job", count: int = 1, timeout: float = 20) -> str:
-        """The name of the newest Job once ``count`` exist (the apply made it)."""
+    def wait_for_job(
+        self, kind: str = "Job", besides: tuple[str, ...] = (), timeout: float = 20
+    ) -> str:
+        """The name of a Job the apply made, once there is one (other than ``besides``)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            found = self.jobs(kind)
-            if len(found) >= count:
-                return str(found[-1]["metadata"]["name"])
+            found = [str(j["metadata"]["name"]) for j in self.jobs(kind)]
+            fresh = [n for n in found if n not in besides]
+            if fresh:
+                return fresh[0]
             time.sleep(0.02)
         raise AssertionError(f"no {kind} appeared within {timeout}s")
 
