@@ -13,6 +13,8 @@ object, or, through ``respond``, whatever one LIST per (kind, namespace) found
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -32,6 +34,7 @@ from providers.base import (
     ReadRequest,
     ReadResponse,
     ResourceContext,
+    RetryableError,
     default_plan,
 )
 from providers.kubernetes import objects
@@ -42,6 +45,14 @@ from reconciler.diagnostics import Diagnostic, error
 
 #: what a batch read found: every object asked about, None where there was none of ours
 Found = Mapping[ObjectRef, JSON | None]
+#: a check that passed this long ago is not asked of the cluster again
+CHECK_FRESH_SECONDS = 60.0
+#: how often a check asks a busy API server (429, 5xx) before it reports the failure
+CHECK_ATTEMPTS = 3
+
+
+def _canonical(document: JSON) -> str:
+    return json.dumps(document, sort_keys=True, default=str)
 
 
 class KubeHandler(handlers.KindHandler):
@@ -58,6 +69,7 @@ class KubeHandler(handlers.KindHandler):
     def __init__(self, settings: KubeSettings, client: KubeClient) -> None:
         self.settings = settings
         self.client = client
+        self._checked: dict[tuple[str, str, str], float] = {}  # check passed -> when
 
     # --- what a kind defines ------------------------------------------------------------
 
@@ -168,22 +180,43 @@ class KubeHandler(handlers.KindHandler):
         A failure to reach or log in to the cluster is reported once, not per object."""
         if self.client.reported_recently():
             return []  # reported with the first object checked (a minute ago at most)
+        key = (request.ctx.address, request.ctx.lineage, _canonical(request.spec))
+        if time.monotonic() - self._checked.get(key, -1e9) < CHECK_FRESH_SECONDS:
+            return []  # passed just now (the CLI checks, then the engine asks again)
+        problems = self._check(request)
+        if not problems:
+            self._checked[key] = time.monotonic()
+        return problems
+
+    def _check(self, request: CheckRequest) -> list[Diagnostic]:
+        """The dry run; a busy server (429, 5xx) is asked again, twice at most."""
+        for attempt in range(CHECK_ATTEMPTS):
+            try:
+                self._dry_run(request)
+            except RetryableError as exc:
+                if self.client.unusable is None and attempt + 1 < CHECK_ATTEMPTS:
+                    time.sleep(min(exc.delay, 2.0))
+                    continue
+                self.client.report_unusable()  # when the cluster, not the object, is at fault
+                return [error(str(exc), address=request.ctx.address)]
+            except ProviderError as exc:
+                self.client.report_unusable()
+                return [error(str(exc), address=request.ctx.address)]
+            return []
+        return []  # not reached: the last attempt returns
+
+    def _dry_run(self, request: CheckRequest) -> None:
         ctx = request.ctx
+        manifests = self.rendered(ctx, request.spec, {})
+        if request.prior_spec is None:
+            for manifest in manifests:
+                ref = ObjectRef.of(manifest)
+                live = self.client.get(ref.resource, ref.namespace, ref.name)
+                if live is not None:
+                    objects.claim(live, ctx, ref)
         as_applied = ApplyRequest(ctx, request.spec, request.prior_spec, {}, None, {})
-        try:
-            manifests = self.rendered(ctx, request.spec, {})
-            if request.prior_spec is None:
-                for manifest in manifests:
-                    ref = ObjectRef.of(manifest)
-                    live = self.client.get(ref.resource, ref.namespace, ref.name)
-                    if live is not None:
-                        objects.claim(live, ctx, ref)
-            for manifest in self.fill(as_applied, manifests):
-                self.client.apply(manifest, force=True, dry_run=True)
-        except ProviderError as exc:
-            self.client.report_unusable()  # when the cluster, not this object, is at fault
-            return [error(str(exc), address=ctx.address)]
-        return []
+        for manifest in self.fill(as_applied, manifests):
+            self.client.apply(manifest, force=True, dry_run=True)
 
     def read(self, request: ReadRequest) -> ReadResponse:
         found = {ref: self._get_ours(request.ctx, ref) for ref in self.refs(request)}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kubernetes.cluster import Cluster, pipeform
+from tests.kubernetes.cluster import NAMESPACE, Cluster, pipeform
 from tests.kubernetes.conftest import write_kubeconfig
 
 DOCUMENTS = """
@@ -247,3 +247,16 @@ def test_the_client_library_loads_only_with_the_first_api_call(tmp_path: Path) -
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_a_busy_server_is_asked_again_during_the_checks_and_the_apply(
+    kube_cluster: Cluster, tmp_path: Path
+) -> None:
+    server = kube_cluster.server
+    server.inject_errors(503, times=1, verb="patch", resource="resourcequotas")  # the dry run
+    root = tree(tmp_path / "t", kube_cluster.workspace())
+    result = pipeform("apply", "--auto-approve", str(root))
+    assert result.exit_code == 0, result.output
+    assert server.get("", "v1", "resourcequotas", NAMESPACE, "team-a") is not None
+    patches = [r for r in server.requests if r.verb == "patch" and r.resource == "resourcequotas"]
+    assert len(patches) == 3  # the dry run refused, the dry run again, the apply

@@ -328,3 +328,20 @@ def test_a_lost_state_is_noticed_from_the_objects_on_the_cluster(
     # and the apply refuses to take the old state's objects
     assert "belongs to another state" in result.output
     assert "Nothing was changed." in result.output
+
+
+def test_refresh_lists_once_per_kind_and_namespace_whatever_the_count(
+    kube_cluster: Cluster, tmp_path: Path
+) -> None:
+    kube_cluster.server.add_namespace("growth")
+    quotas = "---\n".join(
+        f"apiVersion: pipeform/v1\nkind: Quota\nmetadata: {{name: q{i}}}\n"
+        f"spec: {{cpu: {i + 1}, namespace: {'growth' if i % 2 else NAMESPACE}}}\n"
+        for i in range(40)
+    )
+    root = tree(tmp_path / "tree", kube_cluster, quotas, namespaces="[growth]")
+    assert run("apply", "--auto-approve", str(root)).exit_code == 0
+    kube_cluster.server.reset_requests()
+    assert run("plan", "--detailed-exitcode", str(root)).exit_code == 0
+    seen = sorted((r.verb, r.resource, r.namespace) for r in kube_cluster.server.requests)
+    assert seen == [("list", "resourcequotas", "growth"), ("list", "resourcequotas", NAMESPACE)]
