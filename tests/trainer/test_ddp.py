@@ -3,6 +3,12 @@
 Each torchrun runs inside its own network namespace (``unshare -rn``, loopback only), so
 its rendezvous port can clash with nothing else on the machine. Where namespaces are not
 permitted the tests skip with the reason, except in CI (CI=true), where they fail.
+
+A failed torchrun explains itself: the assertion carries torchrun's own output without the
+trainer's JSON events (the workers' errors, a C++ ``terminate called ...`` line, the
+Python stacks that faulthandler prints when a worker dies of a signal, and torchrun's
+failure summary), then the last events, so a one-off failure in CI can be read from the
+log alone.
 """
 
 from __future__ import annotations
@@ -67,9 +73,33 @@ def torchrun(config_path: Path, nproc: int = 2, **env: str) -> subprocess.Comple
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env=trainer_env(**env),
+        env=trainer_env(PYTHONFAULTHANDLER="1", **env),
         timeout=300,
         check=False,
+    )
+
+
+_NOISE = ("The hostname of the client socket cannot be retrieved",)
+
+
+def explain(done: subprocess.CompletedProcess[str], limit: int = 12_000) -> str:
+    """torchrun's exit code and output for an assertion message: every line that is not a
+    trainer event (repeated harmless warnings left out), then the last three events."""
+    lines = done.stderr.splitlines()
+    other = [
+        line
+        for line in lines
+        if line.strip() and not line.startswith("{") and not any(n in line for n in _NOISE)
+    ]
+    text = "\n".join(other)
+    if len(text) > limit:  # keep the start (the first failure) and the end (the summary)
+        text = text[: limit // 2] + "\n[...]\n" + text[-limit // 2 :]
+    last = [line for line in lines if line.startswith("{")][-3:]
+    return (
+        f"torchrun exited {done.returncode}; its output without the trainer's events:\n"
+        f"{text}\n--- last events ---\n"
+        + "\n".join(last)
+        + f"\n--- stdout ---\n{done.stdout[-2000:]}"
     )
 
 
@@ -83,7 +113,7 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], s
         pytest.skip("unshare is not installed")
     config = make_config(tmp_path_factory.mktemp("ddp"), **SETTINGS)
     done = torchrun(write_config(Path(config["output_dir"]).parent / "config.json", config))
-    assert done.returncode == EXIT_OK, done.stderr[-3000:]
+    assert done.returncode == EXIT_OK, explain(done)
     return config, done.stderr
 
 
@@ -118,11 +148,11 @@ def test_preempted_ddp_run_resumes_to_identical_weights(
     config = make_config(tmp_path, **SETTINGS)
     path = write_config(tmp_path / "config.json", config)
     stopped = torchrun(path, **{FAULT_ENV: "sigterm@21:rank1"})  # only rank 1 is signalled
-    assert stopped.returncode != EXIT_OK  # torchrun turns the workers' exit 5 into 1
+    assert stopped.returncode != EXIT_OK, explain(stopped)  # torchrun turns exit 5 into 1
     result = _result(config)
-    assert result["status"] == "preempted" and result["steps"] == 21, stopped.stderr[-3000:]
+    assert result["status"] == "preempted" and result["steps"] == 21, explain(stopped)
     resumed = torchrun(path)
-    assert resumed.returncode == EXIT_OK, resumed.stderr[-3000:]
+    assert resumed.returncode == EXIT_OK, explain(resumed)
     assert _result(config)["resumed_from"].endswith("ckpt-000000021.pt")
     first = load_file(str(Path(reference["output_dir"]) / "package" / "model.safetensors"))
     second = load_file(str(Path(config["output_dir"]) / "package" / "model.safetensors"))
