@@ -103,6 +103,25 @@ class Dispatching(abc.ABC):
         return self.handler(request.ctx.kind).import_(request)
 
 
+def claim_owned(
+    found: tuple[str, str] | None, ctx: ResourceContext, shown: str, external_id: str
+) -> None:
+    """Refuse to take over an object whose owner marks (address, lineage), ``found``, are
+    not this resource's of this state; shared by the providers that adopt on create."""
+    if found == (ctx.address, ctx.lineage):
+        return
+    if found is None:
+        whose = "was not made by pipeform"
+    elif found[0] != ctx.address:
+        whose = f"belongs to {found[0]}"
+    else:
+        whose = f"belongs to another state (lineage {found[1]})"
+    raise PermanentError(
+        f"{shown} already exists and {whose}; to manage it as {ctx.address}, run "
+        f"`pipeform import {ctx.address} {external_id}`, or give the resource another name"
+    )
+
+
 def inner_spec(document: JSON | None) -> JSON:
     """The ``spec`` part of a desired or applied document (``{metadata, spec}``)."""
     spec = (document or {}).get("spec")

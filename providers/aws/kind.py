@@ -16,7 +16,6 @@ from providers.aws.session import AwsSettings, Clients
 from providers.base import (
     OWNER_ADDRESS,
     OWNER_LINEAGE,
-    PermanentError,
     ResourceContext,
 )
 
@@ -44,16 +43,4 @@ def is_ours(tags: dict[str, str], ctx: ResourceContext) -> bool:
 
 def claim(tags: dict[str, str], ctx: ResourceContext, what: str, external_id: str) -> None:
     """Refuse to take over an object that is not this resource's (of this state)."""
-    found = owner(tags)
-    if found == (ctx.address, ctx.lineage):
-        return
-    if found is None:
-        whose = "was not made by pipeform"
-    elif found[0] != ctx.address:
-        whose = f"belongs to {found[0]}"
-    else:
-        whose = f"belongs to another state (lineage {found[1]})"
-    raise PermanentError(
-        f"{what} already exists and {whose}; to manage it as {ctx.address}, run "
-        f"`pipeform import {ctx.address} {external_id}`, or give the resource another name"
-    )
+    handlers.claim_owned(owner(tags), ctx, what, external_id)

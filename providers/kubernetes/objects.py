@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from providers.base import JSON, OWNER_ADDRESS, OWNER_LINEAGE, PermanentError, ResourceContext
+from providers import handlers
+from providers.base import JSON, OWNER_ADDRESS, OWNER_LINEAGE, ResourceContext
 from providers.kubernetes.client import Resource, resource_of
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -107,19 +108,7 @@ def is_ours(live: JSON, ctx: ResourceContext) -> bool:
 
 def claim(live: JSON, ctx: ResourceContext, ref: ObjectRef) -> None:
     """Refuse to take over an object that is not this resource's (of this state)."""
-    found = owner(live)
-    if found == (ctx.address, ctx.lineage):
-        return
-    if found is None:
-        whose = "was not made by pipeform"
-    elif found[0] != ctx.address:
-        whose = f"belongs to {found[0]}"
-    else:
-        whose = f"belongs to another state (lineage {found[1]})"
-    raise PermanentError(
-        f"{ref.shown} already exists and {whose}; to manage it as {ctx.address}, run "
-        f"`pipeform import {ctx.address} {ref.id}`, or give the resource another name"
-    )
+    handlers.claim_owned(owner(live), ctx, ref.shown, ref.id)
 
 
 def project(desired: Any, live: Any) -> Any:
