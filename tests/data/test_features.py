@@ -519,3 +519,62 @@ def test_applying_params_of_another_code_version_is_refused() -> None:
         apply_transform(
             {"version": 0, "features": [], "entity": [], "label": "y"}, pa.table({"y": [1]})
         )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [0.0, 1.0, 1.0, 0.0, 0.0],  # onehot
+        [float(h) for h in range(24)] * 3 + [5.0],  # hours
+        [1e9 + 2 * k for k in (0, 1, 1, 2, 0, 2, 2)],  # far from zero, a step of two
+        [-3.0, 7.0, 7.0, 7.0, 40000.0],
+        [0.5, 1.0, 2.0],  # not whole numbers: np.quantile itself
+        [4.0],
+    ],
+)
+def test_quantiles_of_few_whole_values_are_numpys_to_the_last_bit(values: list[float]) -> None:
+    from providers.local.data.features_stats import QUANTILES, quantiles
+
+    rng = np.random.default_rng(len(values))
+    sample = rng.permutation(np.asarray(values * 37, dtype=np.float64))
+    assert quantiles(sample) == [float(v) for v in np.quantile(sample, list(QUANTILES.values()))]
+    assert quantiles(np.zeros(0)) == [None] * len(QUANTILES)
+
+
+def test_a_chain_of_numeric_transforms_gives_what_converting_at_each_step_gives() -> None:
+    from providers.local.data import features as f
+
+    def stepwise(name: str, transforms: list[dict[str, Any]], values: pa.Array) -> Any:
+        current: Any = values
+        for t in transforms:  # every result made Arrow values before the next transform
+            current = f.APPLY[t["type"]](name, t, current)
+            if isinstance(current, np.ndarray):
+                current = f.from_numeric(current)
+        return current
+
+    values = pa.array([3.5, None, -0.5, 12.0, float("nan"), 0.0])
+    chains = [
+        [
+            {"type": "fillna", "fill": 1.0, "strategy": "median"},
+            {"type": "clip", "min": 0.0},
+            {"type": "log1p"},
+            {"type": "standardize", "mean": 0.7, "std": 0.3},
+        ],
+        [
+            {"type": "fillna", "value": None},
+            {"type": "minmax", "min": -1.0, "max": 9.0},
+            {"type": "hash", "buckets": 8},
+        ],
+        [{"type": "clip", "max": 4.0}, {"type": "onehot", "categories": [4.0, 0.0]}],
+        [{"type": "passthrough"}, {"type": "bucketize", "boundaries": [0.0, 5.0]}],
+    ]
+    for transforms in chains:
+        got, want = f.apply_chain("x", transforms, values), stepwise("x", transforms, values)
+        if isinstance(want, dict):
+            assert isinstance(got, dict)
+            assert {k: v.to_pylist() for k, v in got.items()} == {
+                k: v.to_pylist() for k, v in want.items()
+            }
+        else:
+            assert not isinstance(got, dict)
+            assert got.type == want.type and got.to_pylist() == want.to_pylist(), transforms

@@ -30,8 +30,9 @@ from providers.local.data.features import (
     TRANSFORM_CODE_VERSION,
     FeatureError,
     FeatureSpec,
-    apply_chain,
     category_label,
+    chain_values,
+    from_numeric,
     is_numeric_type,
     numeric,
 )
@@ -170,7 +171,7 @@ def _small_integer_counts(values: pa.Array) -> tuple[pa.Array, pa.Array] | None:
 
 
 class _Fitter(Protocol):
-    def add(self, values: pa.Array) -> None: ...
+    def add(self, values: pa.Array | FLOATS) -> None: ...
     def result(self) -> JSON: ...
 
 
@@ -178,7 +179,7 @@ class _StandardizeFit:
     def __init__(self, feature: str, transform: JSON) -> None:
         self.feature, self.moments = feature, Moments()
 
-    def add(self, values: pa.Array) -> None:
+    def add(self, values: pa.Array | FLOATS) -> None:
         self.moments.add(numeric(values, self.feature, "standardize"))
 
     def result(self) -> JSON:
@@ -192,7 +193,7 @@ class _MinMaxFit:
         self.feature = feature
         self.low, self.high, self.count = np.inf, -np.inf, 0
 
-    def add(self, values: pa.Array) -> None:
+    def add(self, values: pa.Array | FLOATS) -> None:
         x = numeric(values, self.feature, "minmax")
         x = x[~np.isnan(x)]
         if x.size:
@@ -213,13 +214,13 @@ class _FillFit:
         self.counter = CategoryCounter()
         self.kind: pa.DataType | None = None
 
-    def add(self, values: pa.Array) -> None:
-        self.kind = values.type
-        if not is_numeric_type(values.type):
+    def add(self, values: pa.Array | FLOATS) -> None:
+        self.kind = pa.float64() if isinstance(values, np.ndarray) else values.type
+        if not is_numeric_type(self.kind):
             if self.strategy != "mode":
                 raise FeatureError(
                     f"feature {self.feature!r}: fillna strategy {self.strategy} needs numbers, "
-                    f"but the values are {values.type}; use strategy: mode or a value"
+                    f"but the values are {self.kind}; use strategy: mode or a value"
                 )
             self.counter.add(values)
             return
@@ -252,7 +253,9 @@ class _OneHotFit:
         self.feature, self.limit = feature, int(transform.get("maxCategories") or 50)
         self.counter = CategoryCounter()
 
-    def add(self, values: pa.Array) -> None:
+    def add(self, values: pa.Array | FLOATS) -> None:
+        if isinstance(values, np.ndarray):
+            values = from_numeric(values)
         if pa.types.is_temporal(values.type):
             raise FeatureError(
                 f"feature {self.feature!r}: onehot needs categories, not {values.type} "
@@ -311,7 +314,7 @@ def fit_params(spec: FeatureSpec, train_batches: TrainBatches) -> JSON:
         columns = list(dict.fromkeys(f.column for f, _ in pending.values()))
         for batch in train_batches(columns):
             for name, (feature, fitter) in pending.items():
-                values = apply_chain(name, fitted[name], batch[feature.column].combine_chunks())
+                values = chain_values(name, fitted[name], batch[feature.column].combine_chunks())
                 assert not isinstance(values, dict)
                 fitter.add(values)
         for name, (feature, fitter) in pending.items():

@@ -33,6 +33,8 @@ QUANTILES = {
     "p99": 0.99,
 }
 QUANTILE_SAMPLE = 200_000
+#: a sample of whole numbers within this span has its quantiles read from its counts
+FEW_VALUES = 1 << 16
 TOP_CATEGORIES = 20
 CATEGORY_CAP = 100_000  # distinct values counted before giving up on top categories
 
@@ -101,15 +103,7 @@ class ColumnStats:
                 std=_number(self.moments.std) if self.count else None,
                 min=_number(self.low),
                 max=_number(self.high),
-                quantiles=dict(
-                    zip(
-                        QUANTILES,
-                        [float(v) for v in np.quantile(sample, list(QUANTILES.values()))]
-                        if sample.size
-                        else [None] * len(QUANTILES),
-                        strict=True,
-                    )
-                ),
+                quantiles=dict(zip(QUANTILES, quantiles(sample), strict=True)),
             )
         elif self.temporal:
             known = [t for t in self.temporal if t is not None]
@@ -125,6 +119,40 @@ class ColumnStats:
                     for v, c in self.counter.top(TOP_CATEGORIES)
                 ]
         return out
+
+
+def quantiles(sample: FLOATS) -> list[float | None]:
+    """``np.quantile``'s linear quantiles (QUANTILES) of the sample, None when it is empty.
+
+    A sample of whole numbers within FEW_VALUES of each other (onehot's 0 and 1, hours,
+    hash buckets, labels: 16 of the bench's 21 number columns) gives the same values from
+    its counts, a ``bincount`` instead of partitioning the sample (0.3 against 3.5 ms for
+    160,000 values)."""
+    if not sample.size:
+        return [None] * len(QUANTILES)
+    low, high = float(sample.min()), float(sample.max())
+    if high - low < FEW_VALUES and sample[:64].round().tolist() == sample[:64].tolist():
+        codes = sample - low
+        whole = codes.astype(np.intp)
+        if np.array_equal(whole, codes):
+            return _quantiles_of_counts(low, np.cumsum(np.bincount(whole)), sample.size)
+    return [float(v) for v in np.quantile(sample, list(QUANTILES.values()))]
+
+
+def _quantiles_of_counts(low: float, ends: npt.NDArray[np.intp], n: int) -> list[float | None]:
+    """The linear quantiles of n values, ``ends[k]`` of which are at most ``low + k``,
+    computed as ``np.quantile`` computes them (its virtual index, gamma and lerp), so that
+    the figures are the same to the last bit."""
+    virtual = (n - 1) * np.asarray(list(QUANTILES.values()))
+    before = np.floor(virtual)
+    gamma = virtual - before
+    lower = low + np.searchsorted(ends, before.astype(np.intp), side="right").astype(np.float64)
+    upper = low + np.searchsorted(
+        ends, np.minimum(before.astype(np.intp) + 1, n - 1), side="right"
+    ).astype(np.float64)
+    diff = upper - lower
+    lerp = np.where(gamma >= 0.5, upper - diff * (1 - gamma), lower + diff * gamma)
+    return [float(v) for v in lerp]
 
 
 class SplitStats:
