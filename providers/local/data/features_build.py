@@ -52,7 +52,7 @@ from providers.local.data.features import (
 from providers.local.data.features_fit import fit_params
 from providers.local.data.features_hash import key_hash, unit_interval
 from providers.local.data.features_source import Source
-from providers.local.data.features_stats import QUANTILE_SAMPLE, SplitStats, is_categorical
+from providers.local.data.features_stats import FeatureSetStats
 from providers.local.data.sink import ParquetSink, Prefetch, Worker, memory_pool
 
 BATCH_ROWS = 131_072
@@ -60,8 +60,10 @@ BOOLS = npt.NDArray[np.bool_]
 SPLITS = ("train", "validation")
 #: bump when the tables' bytes change for the same values (parquet options, row groups);
 #: part of every FeatureSet id (``providers.local.featureset`` repeats it, a test checks).
-#: 2: LZ4 without dictionary pages (1: zstd level 3, with dictionary pages)
-TABLE_FORMAT = 2
+#: 3: feature columns required (not nullable: no definition levels to write or read, a
+#: fifth less time writing the bench's tables); 2: LZ4 without dictionary pages (1: zstd
+#: level 3, with dictionary pages)
+TABLE_FORMAT = 3
 #: snapshots' options, but LZ4: feature tables are derived and read by every training run,
 #: so writing and reading fast beat the smallest file (zstd level 1 costs 50% more time
 #: writing the bench's tables, which it makes 40% smaller: bench/features_bench.py)
@@ -247,7 +249,7 @@ def _output_schema(spec: FeatureSpec, params: JSON, schema: pa.Schema) -> pa.Sch
         fields = [pa.field(spec.entity[0], pa.int64())]
     else:
         fields = [schema.field(c).remove_metadata() for c in params["entity"]]
-    fields += [pa.field(name, pa.float32()) for name in params["outputs"]]
+    fields += [pa.field(name, pa.float32(), nullable=False) for name in params["outputs"]]
     fields.append(schema.field(params["label"]).remove_metadata())
     prefix = _segment_prefix(spec)
     fields += [
@@ -268,57 +270,40 @@ def _first_missing(params: JSON, table: pa.Table) -> None:
                 )
 
 
-class _Statistics:
-    """The statistics of one materialisation: sources, output features and the label."""
+def _count_sources(
+    spec: FeatureSpec, statistics: FeatureSetStats, source: Source, rows: Rows, batch_rows: int
+) -> None:
+    """The source columns' statistics, each split's rows taken from every batch, and their
+    figures (quantiles) worked out."""
+    start = 0
+    for batch in source.batches(spec.source_columns(), batch_rows):
+        stop = start + batch.num_rows
+        sampled = statistics.sampled(start, stop)
+        for split, keep in _keeps(rows, start, stop).items():
+            statistics.sources.add(split, _kept(batch, keep), sampled[keep])
+        start = stop
+    statistics.sources_counted()
 
-    def __init__(self, spec: FeatureSpec, params: JSON, file: pq.ParquetFile) -> None:
-        read_by_category = {
-            f.column
-            for f in spec.features
-            if any(t["type"] in ("onehot", "hash") for t in f.transforms)
-        }
-        self.label = spec.label
-        self.sources = SplitStats(
-            {
-                c: is_categorical(file.schema_arrow.field(c).type, c in read_by_category)
-                for c in spec.source_columns()
-            }
-        )
-        self.outputs = SplitStats({name: False for name in params["outputs"]})
-        self.labels = SplitStats({spec.label: True})
-        self.stride = max(1, -(-file.metadata.num_rows // QUANTILE_SAMPLE))
-        self.counts = {"train": 0, "validation": 0}
 
-    def add(self, split: str, batch: pa.Table, part: pa.Table, sampled: BOOLS) -> None:
-        self.counts[split] += part.num_rows
-        self.sources.add(split, batch, sampled)
-        self.outputs.add(split, part, sampled)
-        self.labels.add(split, part, sampled)
-
-    def result(self, rows: Rows) -> JSON:
-        dropped = {
-            "train": int((~rows.validation & rows.missing_label).sum()),
-            "validation": int((rows.validation & rows.missing_label).sum()),
-        }
-        return {
-            "version": 1,
-            "rows": self.counts,
-            "droppedNullLabel": dropped,
-            "quantileStride": self.stride,
-            "label": self.labels.result()[self.label],
-            "features": self.outputs.result(),
-            "sources": self.sources.result(),
-        }
+def _keeps(rows: Rows, start: int, stop: int) -> dict[str, BOOLS]:
+    return {"train": rows.train_keep(start, stop), "validation": rows.validation_keep(start, stop)}
 
 
 def _write_tables(
-    spec: FeatureSpec, params: JSON, source: Source, rows: Rows, directory: Path, batch_rows: int
+    spec: FeatureSpec,
+    params: JSON,
+    source: Source,
+    rows: Rows,
+    directory: Path,
+    batch_rows: int,
+    statistics: FeatureSetStats,
+    sources_counted: Worker | None,
 ) -> tuple[JSON, dict[str, str]]:
-    """Pass 3: transform every batch, append it to the tables, count the statistics; returns
-    the statistics and each table's sha256, hashed as it was written."""
-    file = pq.ParquetFile(source.path)
-    schema = _output_schema(spec, params, file.schema_arrow)
-    statistics = _Statistics(spec, params, file)
+    """Pass 3: transform every batch, append it to the tables, count the statistics (the
+    sources' too, unless ``sources_counted`` counts them); returns the statistics and each
+    table's sha256, hashed as it was written."""
+    schema = _output_schema(spec, params, pq.ParquetFile(source.path).schema_arrow)
+    statistics.expect_outputs(params["outputs"])
     columns = list(
         dict.fromkeys([*spec.source_entity, *spec.source_columns(), spec.label, *spec.segments])
     )
@@ -326,30 +311,31 @@ def _write_tables(
     counting = Worker(lambda item: statistics.add(*item), name="pipeform-stats")
     try:
         for split in SPLITS:
-            sinks[split] = ParquetSink(directory / f"{split}.parquet", schema, **WRITER_OPTIONS)
+            sinks[split] = ParquetSink(
+                directory / f"{split}.parquet", schema, sync=True, **WRITER_OPTIONS
+            )
         start = 0
         with Prefetch(source.batches(columns, batch_rows)) as batches:
             for batch in batches:
                 stop = start + batch.num_rows
                 if spec.row_number:  # the key rides along as a column, as a key column would
                     batch = batch.append_column(spec.entity[0], _row_numbers(start, batch.num_rows))
-                sampled = np.arange(start, stop) % statistics.stride == 0
-                keeps = {
-                    "train": rows.train_keep(start, stop),
-                    "validation": rows.validation_keep(start, stop),
-                }
-                for split, keep in keeps.items():
+                sampled = statistics.sampled(start, stop)
+                for split, keep in _keeps(rows, start, stop).items():
                     # each split's rows are transformed apart (the transforms work row by row):
                     # filtering the few source columns costs less than filtering the features
                     kept = _kept(batch, keep)
                     part = _transformed(spec, params, kept, schema)
-                    _first_missing(params, part)
                     sinks[split].put(part)  # one row group, as the Spark engine writes it
-                    sources = kept.select(spec.source_columns())
+                    sources = None if sources_counted else kept.select(spec.source_columns())
                     counting.put((split, sources, part, sampled[keep]))
                 start = stop
+        for split in SPLITS:  # footers written and files synced on the writer threads
+            sinks[split].finish()
         counting.close()
-        stats = statistics.result(rows)  # while the writers finish their last row groups
+        if sources_counted:
+            sources_counted.close()
+        stats = statistics.result(_dropped(rows))  # while the writers finish their last row groups
         digests = {split: sinks.pop(split).close() for split in SPLITS}
     finally:
         counting.abort()
@@ -358,9 +344,19 @@ def _write_tables(
     return stats, digests
 
 
+def _dropped(rows: Rows) -> dict[str, int]:
+    """Each split's rows left out for a missing label."""
+    return {
+        "train": int((~rows.validation & rows.missing_label).sum()),
+        "validation": int((rows.validation & rows.missing_label).sum()),
+    }
+
+
 def _transformed(spec: FeatureSpec, params: JSON, batch: pa.Table, schema: pa.Schema) -> pa.Table:
-    """A batch's rows as the tables hold them: key, features, label, segment columns."""
+    """A batch's rows as the tables hold them: key, features, label, segment columns (a
+    feature still missing values is refused)."""
     out = apply_transform(params, batch)
+    _first_missing(params, out)
     prefix = _segment_prefix(spec)
     for column in spec.segments:
         out = out.append_column(prefix + column, batch[column])
@@ -400,17 +396,35 @@ def materialise(
                 f"the split leaves no training rows in snapshot {snapshot}; check split "
                 "(validationFrom, validationFraction) and the label column"
             )
-        fitted = fit_params(spec, _train_batches(held, rows, batch_rows))
-        # serving reads transform.json back: apply exactly what it will read
-        params: JSON = json.loads(json.dumps(fitted, default=str))
-        transform_bytes = _write_json(directory / "transform.json", params)
-        stats, digests = _write_tables(spec, params, held, rows, directory, batch_rows)
+        statistics = FeatureSetStats(
+            spec, pq.ParquetFile(source).schema_arrow, len(rows.validation)
+        )
+        early = None
+        if held.table is not None:  # counted while the fit leaves a core idle: 1M rows
+            # materialise in 0.36 s instead of 0.40 s (bench/features_bench.py)
+            early = Worker(
+                lambda _: _count_sources(spec, statistics, held, rows, batch_rows),
+                name="pipeform-source-stats",
+            )
+            early.put(None)
+        try:
+            fitted = fit_params(spec, _train_batches(held, rows, batch_rows))
+            # serving reads transform.json back: apply exactly what it will read
+            params: JSON = json.loads(json.dumps(fitted, default=str))
+            transform_bytes = _write_json(directory / "transform.json", params)
+            stats, digests = _write_tables(
+                spec, params, held, rows, directory, batch_rows, statistics, early
+            )
+        finally:
+            if early is not None:
+                early.abort()
     _write_json(directory / "stats.json", stats)
     manifest = write_manifest(
         spec, params, stats, transform_bytes, snapshot, feature_set_id, directory, digests
     )
     for path in directory.iterdir():
-        fsync_dir(path)
+        if path.suffix != ".parquet":  # the tables' writers synced them
+            fsync_dir(path)
     fsync_dir(directory)
     return manifest
 

@@ -20,7 +20,7 @@ import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON
-from providers.local.data.features import FLOATS, is_numeric_type
+from providers.local.data.features import FLOATS, FeatureSpec, is_numeric_type
 from providers.local.data.features_fit import CategoryCounter, Moments
 
 QUANTILES = {
@@ -187,3 +187,64 @@ def is_categorical(kind: pa.DataType, read_by_category_transform: bool) -> bool:
     return bool(
         pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind)
     )
+
+
+class FeatureSetStats:
+    """The statistics of one materialisation (stats.json): its source columns, output
+    features and label, per split."""
+
+    def __init__(self, spec: FeatureSpec, schema: pa.Schema, rows: int) -> None:
+        read_by_category = {
+            f.column
+            for f in spec.features
+            if any(t["type"] in ("onehot", "hash") for t in f.transforms)
+        }
+        self.label = spec.label
+        self.sources = SplitStats(
+            {
+                c: is_categorical(schema.field(c).type, c in read_by_category)
+                for c in spec.source_columns()
+            }
+        )
+        self.outputs = SplitStats({})
+        self.labels = SplitStats({spec.label: True})
+        self.stride = max(1, -(-rows // QUANTILE_SAMPLE))
+        self.counts = {"train": 0, "validation": 0}
+        self._sources_result: JSON | None = None
+
+    def sources_counted(self) -> None:
+        """Every source row is counted: work out their figures now (on the caller's thread)."""
+        self._sources_result = self.sources.result()
+
+    def expect_outputs(self, names: list[str]) -> None:
+        """The output feature columns (known once the transforms are fitted)."""
+        self.outputs = SplitStats({name: False for name in names})
+
+    def sampled(self, start: int, stop: int) -> npt.NDArray[np.bool_]:
+        """Which of the snapshot's rows start..stop are in the quantile sample."""
+        return np.asarray(np.arange(start, stop) % self.stride == 0)
+
+    def add(
+        self, split: str, sources: pa.Table | None, part: pa.Table, sampled: npt.NDArray[np.bool_]
+    ) -> None:
+        """This split's rows of a batch: its source columns (None: counted apart) and its
+        table rows."""
+        self.counts[split] += part.num_rows
+        if sources is not None:
+            self.sources.add(split, sources, sampled)
+        self.outputs.add(split, part, sampled)
+        self.labels.add(split, part, sampled)
+
+    def result(self, dropped: dict[str, int]) -> JSON:
+        """stats.json; dropped: each split's rows left out for a missing label."""
+        return {
+            "version": 1,
+            "rows": self.counts,
+            "droppedNullLabel": dropped,
+            "quantileStride": self.stride,
+            "label": self.labels.result()[self.label],
+            "features": self.outputs.result(),
+            "sources": (
+                self.sources.result() if self._sources_result is None else self._sources_result
+            ),
+        }

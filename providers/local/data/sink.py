@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ WRITER_OPTIONS: dict[str, Any] = {
 PREFETCH_BATCHES = 2  # batches read ahead of the checks
 WRITE_BUFFER = 4 << 20  # bytes gathered before a write reaches Python (and the hash)
 _DONE = object()
+_FINISH = object()  # a ParquetSink item: write the footer
 _pool_lock = threading.Lock()
 _pool_users = 0
 _pool_before: Any = None
@@ -118,8 +120,9 @@ class Prefetch:
 class HashingFile(io.RawIOBase):
     """A new file, written from start to end; ``hexdigest`` is the sha256 of what was written."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sync: bool = False) -> None:
         super().__init__()
+        self.sync_on_close = sync  # flush the bytes to disk when closing
         self._file = path.open("wb", buffering=0)
         self._digest = hashlib.sha256()
         self._written = 0
@@ -143,6 +146,9 @@ class HashingFile(io.RawIOBase):
         return self._digest.hexdigest()
 
     def close(self) -> None:
+        if self.sync_on_close and not self._file.closed:
+            self.sync_on_close = False  # once, even if it fails
+            os.fsync(self._file.fileno())
         self._file.close()
         super().close()
 
@@ -196,10 +202,13 @@ class ParquetSink:
     """``put`` batches of one schema, then ``close`` for the file's sha256 (or ``abort``).
 
     A batch, or a table, is written as one row group (up to pyarrow's 1Mi rows), even
-    when it is empty, as ``ParquetWriter.write_table`` writes it."""
+    when it is empty, as ``ParquetWriter.write_table`` writes it. ``finish`` has the writer
+    thread write the footer (and, with ``sync``, flush the file to disk) while the caller
+    goes on; ``close`` waits for it."""
 
-    def __init__(self, path: Path, schema: Any, **options: Any) -> None:
-        self._file = HashingFile(path)
+    def __init__(self, path: Path, schema: Any, sync: bool = False, **options: Any) -> None:
+        self._file = HashingFile(path, sync)
+        self._finishing = False
         self._stream = pa.BufferedOutputStream(
             pa.PythonFile(self._file, mode="w"), buffer_size=WRITE_BUFFER
         )
@@ -207,7 +216,10 @@ class ParquetSink:
         self._worker = Worker(self._write, name="pipeform-parquet")
 
     def _write(self, batch: Any) -> None:
-        if isinstance(batch, pa.Table):
+        if batch is _FINISH:  # the footer, then the bytes to disk (closing the file syncs it)
+            self._writer.close()
+            self._stream.close()
+        elif isinstance(batch, pa.Table):
             self._writer.write_table(batch)
         else:
             self._writer.write_batch(batch)
@@ -215,22 +227,27 @@ class ParquetSink:
     def put(self, batch: Any) -> None:
         self._worker.put(batch)  # the writer keeps taking batches, even after an error
 
+    def finish(self) -> None:
+        """No more batches: the writer thread writes the footer (and syncs the file)."""
+        if not self._finishing:
+            self._finishing = True
+            self._worker.put(_FINISH)
+
     def close(self) -> str:
-        """Wait for every batch to be written; the file's sha256 (hex)."""
+        """Finish, wait for every batch and the footer to be written; the file's sha256
+        (hex)."""
         try:
+            self.finish()
             self._worker.close()
         except BaseException:
             self.abort()
             raise
-        try:
-            self._writer.close()
-            self._stream.close()
-        finally:
-            self._file.close()
+        self._file.close()
         return self._file.hexdigest()
 
     def abort(self) -> None:
-        """Stop writing (the file is left incomplete for the caller to remove)."""
+        """Stop writing (the file is left incomplete, unsynced, for the caller to remove)."""
+        self._file.sync_on_close = False
         self._worker.abort()
         with contextlib.suppress(Exception):  # the footer of a file that will be removed
             self._writer.close()

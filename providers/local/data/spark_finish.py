@@ -27,12 +27,13 @@ from providers.local.data.features_build import (
     BATCH_ROWS,
     WRITER_OPTIONS,
     Rows,
+    _dropped,
     _first_missing,
     _output_schema,
-    _Statistics,
     _write_json,
     write_manifest,
 )
+from providers.local.data.features_stats import FeatureSetStats
 from trainer.config import SEGMENT_PREFIX
 
 ROW, SPLIT, SOURCE = "__row", "__split", "__src_"
@@ -92,7 +93,8 @@ def _write_tables(
 ) -> JSON:
     file = pq.ParquetFile(source)
     schema = _output_schema(spec, params, file.schema_arrow)
-    statistics = _Statistics(spec, params, file)
+    statistics = FeatureSetStats(spec, file.schema_arrow, file.metadata.num_rows)
+    statistics.expect_outputs(params["outputs"])
     splits = []
     writers = {
         split: pq.ParquetWriter(directory / f"{split}.parquet", schema, **WRITER_OPTIONS)
@@ -110,7 +112,7 @@ def _write_tables(
                     for c in window.column_names
                 ]
             )
-            out = window.select(schema.names).cast(schema)
+            out = window.select(schema.names)
             sources = window.select([c for c in window.column_names if c.startswith(SOURCE)])
             names = [c[len(SOURCE) :] for c in sources.column_names]
             sources = sources.rename_columns(names).cast(
@@ -119,7 +121,8 @@ def _write_tables(
             for name, code in (("train", 0), ("validation", 1)):
                 keep = split == code
                 part = out.filter(pa.array(keep))
-                _first_missing(params, part)
+                _first_missing(params, part)  # before the cast: features are required columns
+                part = part.cast(schema)
                 writers[name].write_table(part, row_group_size=BATCH_ROWS)
                 statistics.add(name, sources.filter(pa.array(keep)), part, sampled[keep])
     finally:
@@ -128,7 +131,7 @@ def _write_tables(
     if sum(len(s) for s in splits) != file.metadata.num_rows:
         raise FeatureError("the Spark engine wrote fewer rows than the snapshot has; apply again")
     every = np.concatenate(splits) if splits else np.zeros(0, np.int8)
-    return statistics.result(Rows(every % 2 == 1, every >= 2))
+    return statistics.result(_dropped(Rows(every % 2 == 1, every >= 2)))
 
 
 def finish(
