@@ -30,6 +30,7 @@ end-to-end time (start-up + work) is printed beside it. Target: the local engine
 
     PYTHONPATH=$PWD .venv/bin/python bench/features_bench.py                  # 1M and 10M
     PYTHONPATH=$PWD .venv/bin/python bench/features_bench.py --rows 1000000 --spark --start-cluster
+    PYTHONPATH=$PWD .venv/bin/python bench/features_bench.py --rows 1000000 --repeat 7   # + warm runs
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _child(kind: str, source: Path, out: Path) -> None:
+def _child(kind: str, source: Path, out: Path, repeat: int = 1) -> None:
     started = time.perf_counter()
     import numpy  # noqa: F401
     import pandas  # noqa: F401
@@ -177,12 +178,20 @@ def _child(kind: str, source: Path, out: Path) -> None:
 
     if kind == "pipeform":
         import providers.local.data.features_build  # noqa: F401
-    ready, cpu = time.perf_counter(), _cpu_seconds()
-    out.mkdir()
-    result = (_work_pipeform if kind == "pipeform" else _work_pandas)(source, out)
-    result["seconds"] = time.perf_counter() - ready
-    result["cpu"] = _cpu_seconds() - cpu
-    result["startup"] = ready - started
+    work = _work_pipeform if kind == "pipeform" else _work_pandas
+    startup = time.perf_counter() - started
+    runs = []
+    for run in range(repeat):  # the first run in a fresh process, then warm ones
+        ready, cpu = time.perf_counter(), _cpu_seconds()
+        where = out if run == 0 else out.with_name(f"{out.name}-{run}")
+        where.mkdir()
+        result = work(source, where)
+        runs.append((time.perf_counter() - ready, _cpu_seconds() - cpu))
+    result["seconds"], result["cpu"] = runs[0]
+    if repeat > 1:  # the warm runs' median: steadier than one run on a shared machine
+        warm = sorted(runs[1:])
+        result["warmSeconds"], result["warmCpu"] = warm[len(warm) // 2]
+    result["startup"] = startup
     result["peakRssMB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -196,23 +205,30 @@ def measure(command: list[str], what: str, env: dict[str, str] | None = None) ->
     return result
 
 
-def _measure(kind: str, source: Path, out: Path) -> dict[str, Any]:
+def _measure(kind: str, source: Path, out: Path, repeat: int = 1) -> dict[str, Any]:
     script = str(Path(__file__).resolve())
-    result = measure([sys.executable, script, "--child", kind, str(source), str(out)], kind)
+    command = [sys.executable, script, "--child", kind, str(source), str(out)]
+    result = measure([*command, "--repeat", str(repeat)], kind)
     rows = sum(result["rows"].values())
     return {**result, "rowsPerSecond": rows / result["seconds"]}
 
 
 def run(
-    rows: int, workdir: Path, peer: bool = True, spark: list[str] | None = None
+    rows: int,
+    workdir: Path,
+    peer: bool = True,
+    spark: list[str] | None = None,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     """Materialise the cached snapshot of N rows under workdir; return the figures."""
     workdir.mkdir(parents=True, exist_ok=True)
     source = snapshot(rows)
     figures: dict[str, Any] = {"rows": rows, "sourceMB": source.stat().st_size / 2**20}
-    figures["pipeform"] = _measure("pipeform", source, workdir / f"pipeform-{time.time_ns()}")
+    figures["pipeform"] = _measure(
+        "pipeform", source, workdir / f"pipeform-{time.time_ns()}", repeat
+    )
     if peer:
-        figures["pandas"] = _measure("pandas", source, workdir / f"pandas-{time.time_ns()}")
+        figures["pandas"] = _measure("pandas", source, workdir / f"pandas-{time.time_ns()}", repeat)
     if spark:
         from bench import features_spark
 
@@ -251,6 +267,13 @@ def _print(figures: dict[str, Any]) -> None:
             f"{'met' if ratio >= TARGET_RATIO else 'NOT MET'}), {end_to_end:.2f}x end to end, "
             f"{theirs['peakRssMB'] / ours['peakRssMB']:.2f}x less peak memory"
         )
+        if "warmSeconds" in ours and "warmSeconds" in theirs:
+            print(
+                f"warm runs (the median of the runs after the first, in the same process): "
+                f"pipeform {ours['warmSeconds']:.3f} s ({ours['warmCpu']:.3f} CPU s), pandas "
+                f"{theirs['warmSeconds']:.3f} s ({theirs['warmCpu']:.3f} CPU s): "
+                f"{theirs['warmSeconds'] / ours['warmSeconds']:.2f}x the rows/s"
+            )
         if ours["rows"] != theirs["rows"]:
             print(f"ROWS DIFFER: pipeform {ours['rows']}, pandas {theirs['rows']}")
 
@@ -266,12 +289,19 @@ def main(argv: list[str] | None = None) -> None:
         "--start-cluster", action="store_true", help="start a master and one worker for --spark"
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="materialise N times in each child process: the first run is the figure, the "
+        "median of the others is printed beside it (steadier on a shared machine)",
+    )
+    parser.add_argument(
         "--child", nargs=3, metavar=("KIND", "SOURCE", "OUT"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
     if args.child:
         kind, source, out = args.child
-        _child(kind, Path(source), Path(out))
+        _child(kind, Path(source), Path(out), max(1, args.repeat))
         return
     with tempfile.TemporaryDirectory(prefix="features-bench-") as tmp:
         work = args.workdir or Path(tmp)
@@ -286,7 +316,15 @@ def main(argv: list[str] | None = None) -> None:
             elif args.spark and args.master:
                 masters.append(args.master)
             for rows in args.rows:
-                _print(run(rows, work / str(rows), peer=not args.no_peer, spark=masters))
+                _print(
+                    run(
+                        rows,
+                        work / str(rows),
+                        peer=not args.no_peer,
+                        spark=masters,
+                        repeat=max(1, args.repeat),
+                    )
+                )
         finally:
             if processes:
                 from bench import features_spark

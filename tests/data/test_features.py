@@ -578,3 +578,44 @@ def test_a_chain_of_numeric_transforms_gives_what_converting_at_each_step_gives(
         else:
             assert not isinstance(got, dict)
             assert got.type == want.type and got.to_pylist() == want.to_pylist(), transforms
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        pa.DictionaryArray.from_arrays(
+            pa.array([2, 0, None, 1, 2, 0], pa.int32()), pa.array(["b", "a", "zz"])
+        ),
+        pa.DictionaryArray.from_arrays(pa.array([0, None, 1, 1], pa.int32()), pa.array(["a", "a"])),
+        pa.DictionaryArray.from_arrays(
+            pa.array([None, None], pa.int32()), pa.array([], pa.string())
+        ),
+        pa.DictionaryArray.from_arrays(pa.array([0, 1, 1], pa.int32()), pa.array([None, "a"])),
+    ],
+    ids=["plain", "repeated-value", "empty-dictionary", "null-in-dictionary"],
+)
+def test_dictionary_encoded_columns_give_what_their_decoded_values_give(
+    encoded: pa.DictionaryArray,
+) -> None:
+    from providers.local.data.features import apply_chain
+    from providers.local.data.features_fit import CategoryCounter
+    from providers.local.data.features_hash import column_hash
+
+    decoded = encoded.dictionary_decode()
+    for transforms in (
+        [{"type": "onehot", "categories": ["a", "zz", "q"], "other": True}],
+        [{"type": "hash", "buckets": 7}],
+    ):
+        got, want = apply_chain("k", transforms, encoded), apply_chain("k", transforms, decoded)
+        if isinstance(want, dict):
+            assert isinstance(got, dict)
+            assert {k: v.to_pylist() for k, v in got.items()} == {
+                k: v.to_pylist() for k, v in want.items()
+            }
+        else:
+            assert not isinstance(got, dict) and got.to_pylist() == want.to_pylist()
+    assert column_hash(encoded).tolist() == column_hash(decoded).tolist()
+    counted, plain = CategoryCounter(), CategoryCounter()
+    counted.add(encoded)
+    plain.add(decoded)
+    assert (counted.distinct, counted.top(5)) == (plain.distinct, plain.top(5))

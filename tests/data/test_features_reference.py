@@ -232,7 +232,9 @@ def test_a_streamed_snapshot_gives_the_same_files_as_a_held_one(
 
     directory, _ = built
     source = directory.parent / "snapshot.parquet"
-    assert features_source.Source.open(reference_spec(), source).table is not None  # held there
+    held = features_source.Source.open(reference_spec(), source).table
+    assert held is not None  # held there, its onehot strings (kind) dictionary-encoded
+    assert [c for c in held.column_names if pa.types.is_dictionary(held[c].type)] == ["kind"]
     monkeypatch.setattr(features_source, "IN_MEMORY_BYTES", 0)
     spec = reference_spec()
     assert features_source.Source.open(spec, source).table is None  # streamed here

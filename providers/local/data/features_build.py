@@ -15,7 +15,9 @@ file for each pass. Passes:
 The transform pass overlaps its parts on threads (pyarrow's reader, kernels and parquet
 writer and numpy's reductions release the GIL): ``sink.Prefetch`` decodes the next batch
 while this one is transformed, one ``sink.ParquetSink`` per table encodes, compresses and
-hashes the previous one, and a ``sink.Worker`` counts the statistics. Streaming, only
+hashes the previous one (then writes the footer and syncs the file), and a ``sink.Worker``
+counts the statistics. When the snapshot is held, the source columns' statistics are
+counted during the fit instead, on a thread of their own. Streaming, only
 per-row masks and hashes (10 bytes a row) and the values a median or mode needs are held
 for the whole file, so memory stays flat in the number of columns.
 Rows whose label is missing are dropped from both tables and counted in stats.json
@@ -400,8 +402,9 @@ def materialise(
             spec, pq.ParquetFile(source).schema_arrow, len(rows.validation)
         )
         early = None
-        if held.table is not None:  # counted while the fit leaves a core idle: 1M rows
-            # materialise in 0.36 s instead of 0.40 s (bench/features_bench.py)
+        if held.table is not None:  # the sources counted on the core the fit leaves idle
+            # (with table format 3: 0.35 s instead of 0.39 s a 1M-row materialisation, median
+            # of warm runs, bench/features_bench.py --repeat; streamed, they are counted later)
             early = Worker(
                 lambda _: _count_sources(spec, statistics, held, rows, batch_rows),
                 name="pipeform-source-stats",

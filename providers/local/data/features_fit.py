@@ -34,6 +34,7 @@ from providers.local.data.features import (
     chain_values,
     from_numeric,
     is_numeric_type,
+    keeps_dictionary,
     numeric,
 )
 
@@ -102,8 +103,9 @@ class CategoryCounter:
         if self._overflow:
             return
         if pa.types.is_dictionary(values.type):
-            values = values.dictionary_decode()
-        found, counts = _small_integer_counts(values) or _value_counts(values)
+            found, counts = _dictionary_counts(values)
+        else:
+            found, counts = _small_integer_counts(values) or _value_counts(values)
         self._values.append(found)
         self._counts.append(counts)
         self._rows += len(found)
@@ -154,6 +156,24 @@ def _value_counts(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     if pa.types.is_floating(found.type):
         known = pc.and_(known, pc.invert(pc.is_nan(found)))  # NaN is missing too
     return found.filter(known), counts.filter(known)
+
+
+def _dictionary_counts(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """value_counts of a dictionary array: its indices counted by ``bincount``, so each
+    distinct value is compared once, not once per row (a dictionary that repeats a value, or
+    holds a null, is decoded and counted as plain values)."""
+    dictionary = values.dictionary
+    if dictionary.null_count or pc.count_distinct(dictionary).as_py() != len(dictionary):
+        return _value_counts(values.dictionary_decode())
+    indices = values.indices
+    codes = (indices.drop_null() if indices.null_count else indices).to_numpy()
+    counts = np.bincount(codes.astype(np.intp, copy=False), minlength=len(dictionary))
+    seen = np.flatnonzero(counts)
+    found, counted = dictionary.take(pa.array(seen)), pa.array(counts[seen], type=pa.int64())
+    if pa.types.is_floating(found.type):  # NaN is missing too
+        known = pc.invert(pc.is_nan(found))
+        found, counted = found.filter(known), counted.filter(known)
+    return found, counted
 
 
 def _small_integer_counts(values: pa.Array) -> tuple[pa.Array, pa.Array] | None:
@@ -314,7 +334,9 @@ def fit_params(spec: FeatureSpec, train_batches: TrainBatches) -> JSON:
         columns = list(dict.fromkeys(f.column for f, _ in pending.values()))
         for batch in train_batches(columns):
             for name, (feature, fitter) in pending.items():
-                values = chain_values(name, fitted[name], batch[feature.column].combine_chunks())
+                column = batch[feature.column].combine_chunks()
+                chain = [*fitted[name], *feature.transforms[len(fitted[name]) :][:1]]
+                values = chain_values(name, fitted[name], column, keeps_dictionary(chain, column))
                 assert not isinstance(values, dict)
                 fitter.add(values)
         for name, (feature, fitter) in pending.items():

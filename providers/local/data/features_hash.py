@@ -90,8 +90,14 @@ def column_hash(array: pa.Array | pa.ChunkedArray) -> U64:
     """The stable hash of every value of one column (see the module docstring)."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
+    if pa.types.is_dictionary(array.type):  # each distinct value hashed once
+        per_value = column_hash(array.dictionary)
+        nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        if not len(per_value):
+            return np.full(len(array), NULL_HASH, dtype=np.uint64)
+        hashes = per_value[np.asarray(array.indices.fill_null(0).to_numpy(), dtype=np.intp)]
+        hashes[nulls] = NULL_HASH
+        return hashes
     kind = array.type
     if (
         pa.types.is_string(kind)

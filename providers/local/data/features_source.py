@@ -1,11 +1,12 @@
 """Where materialising reads a snapshot from: its parquet file, or its columns held in memory.
 
 ``Source.open(spec, path)`` reads the columns a FeatureSet reads once, on Arrow's
-threads, when they are small enough (IN_MEMORY_BYTES, and a quarter of the free memory);
+threads, when they are small enough (IN_MEMORY_BYTES, and a quarter of the free memory),
+string columns that only onehot or hash read kept dictionary-encoded as parquet stores them;
 else every pass reads them again from the file in batches. ``Source.batches`` gives the
-same batches either way (parquet's ``iter_batches`` crosses row groups, so slicing the
-held table at the same multiples gives the same rows), so the outputs are the same byte
-for byte.
+same rows in the same batches either way (parquet's ``iter_batches`` crosses row groups,
+so slicing the held table at the same multiples gives the same rows), so the outputs are
+the same byte for byte (tests/data/test_features_reference.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
-from providers.local.data.features import FeatureSpec
+from providers.local.data.features import TAKE_DICTIONARIES, FeatureSpec
 
 #: a snapshot whose columns read take at most this much memory, and at most a quarter of the
 #: memory free, is read once and held: the bench's 10M rows (570 MiB held) then take 6.3 s
@@ -50,7 +51,8 @@ class Source:
         )  # leaf columns are the top-level ones here: check_columns read the flat schema
         if len(names) != metadata.num_columns or 2 * size > _hold_limit():
             return cls(path)
-        return cls(path, file.read(columns=columns))
+        encoded = _dictionary_columns(spec, file.schema_arrow)
+        return cls(path, pq.ParquetFile(path, read_dictionary=encoded).read(columns=columns))
 
     @property
     def schema(self) -> pa.Schema:
@@ -76,6 +78,29 @@ def _hold_limit() -> int:
     except (AttributeError, ValueError, OSError):  # not a POSIX system that can tell
         return IN_MEMORY_BYTES
     return min(IN_MEMORY_BYTES, free // 4)
+
+
+def _dictionary_columns(spec: FeatureSpec, schema: pa.Schema) -> list[str]:
+    """The string columns read only by features whose transforms start with onehot or hash
+    (which take dictionary-encoded values): held dictionary-encoded, as parquet stores them,
+    each distinct value is decoded, compared and hashed once, not once per row."""
+    others = {*spec.source_entity, spec.label, *spec.segments}
+    if spec.split.get("type") == "temporal":
+        others.add(str(spec.split["column"]))
+    chains: dict[str, list[bool]] = {}
+    for feature in spec.features:
+        takes = bool(feature.transforms) and feature.transforms[0]["type"] in TAKE_DICTIONARIES
+        chains.setdefault(feature.column, []).append(takes)
+    return [
+        column
+        for column, takes in chains.items()
+        if all(takes)
+        and column not in others
+        and (
+            pa.types.is_string(schema.field(column).type)
+            or pa.types.is_large_string(schema.field(column).type)
+        )
+    ]
 
 
 def _read_columns(spec: FeatureSpec) -> list[str]:

@@ -59,9 +59,16 @@ class ColumnStats:
 
     def add(self, values: pa.Array, sampled: npt.NDArray[np.intp]) -> None:
         """values of this split's rows in a batch; sampled: the positions kept for quantiles."""
-        if pa.types.is_dictionary(values.type):
-            values = values.dictionary_decode()
-        self.kind = values.type
+        if pa.types.is_dictionary(values.type) and not (
+            self.counter is not None
+            and not values.dictionary.null_count  # nulls is_null would not see
+            and (
+                pa.types.is_string(values.type.value_type)
+                or pa.types.is_large_string(values.type.value_type)
+            )
+        ):
+            values = values.dictionary_decode()  # else the counter takes the dictionary
+        self.kind = values.type.value_type if pa.types.is_dictionary(values.type) else values.type
         self.nulls += values.null_count
         self.count += len(values) - values.null_count
         if self.counter is not None:
