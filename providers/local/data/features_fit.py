@@ -36,6 +36,7 @@ from providers.local.data.features import (
     is_numeric_type,
     keeps_dictionary,
     numeric,
+    one_array,
 )
 
 TrainBatches = Callable[[list[str]], Iterator[pa.Table]]
@@ -334,7 +335,7 @@ def fit_params(spec: FeatureSpec, train_batches: TrainBatches) -> JSON:
         columns = list(dict.fromkeys(f.column for f, _ in pending.values()))
         for batch in train_batches(columns):
             for name, (feature, fitter) in pending.items():
-                column = batch[feature.column].combine_chunks()
+                column = one_array(batch[feature.column])
                 chain = [*fitted[name], *feature.transforms[len(fitted[name]) :][:1]]
                 values = chain_values(name, fitted[name], column, keeps_dictionary(chain, column))
                 assert not isinstance(values, dict)

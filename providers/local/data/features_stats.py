@@ -20,7 +20,7 @@ import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON
-from providers.local.data.features import FLOATS, FeatureSpec, is_numeric_type
+from providers.local.data.features import FLOATS, FeatureSpec, is_numeric_type, one_array
 from providers.local.data.features_fit import CategoryCounter, Moments
 
 QUANTILES = {
@@ -177,7 +177,7 @@ class SplitStats:
         """This split's rows of a batch; sampled marks the rows kept for quantiles."""
         positions = np.flatnonzero(sampled)
         for name, per_split in self.columns.items():
-            per_split[split].add(table[name].combine_chunks(), positions)
+            per_split[split].add(one_array(table[name]), positions)
 
     def result(self) -> JSON:
         return {
