@@ -84,19 +84,25 @@ class ColumnStats:
         if not pa.types.is_floating(values.type):
             values = pc.cast(values, pa.float64())
         x = values.to_numpy(zero_copy_only=False)  # missing values as NaN
+        if not x.size:
+            return
         picked = x[sampled]
-        self.sample.append(picked[~np.isnan(picked)].astype(np.float64))
-        nan = np.isnan(x)
-        missing = int(np.count_nonzero(nan))
-        self.nulls += missing - values.null_count  # NaN counts as missing
-        self.count -= missing - values.null_count
-        if missing:
+        low, high = x.min(), x.max()  # NaN when a value is missing: then they are left out
+        if np.isnan(low) or np.isnan(high):
+            picked = picked[~np.isnan(picked)]
+            nan = np.isnan(x)
+            missing = int(np.count_nonzero(nan))
+            self.nulls += missing - values.null_count  # NaN counts as missing
+            self.count -= missing - values.null_count
             x = x[~nan]
+            if x.size:
+                low, high = x.min(), x.max()
+        self.sample.append(picked.astype(np.float64))
         if not x.size:
             return
         y = x.astype(np.float64)  # a copy of our own, worked on in place
         mean = float(y.mean())
-        self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
+        self.low, self.high = min(self.low, float(low)), max(self.high, float(high))
         y -= mean
         np.square(y, out=y)
         self.moments.merge(y.size, mean, float(y.sum()))
@@ -229,7 +235,9 @@ class FeatureSetStats:
 
     def sampled(self, start: int, stop: int) -> npt.NDArray[np.bool_]:
         """Which of the snapshot's rows start..stop are in the quantile sample."""
-        return np.asarray(np.arange(start, stop) % self.stride == 0)
+        flags = np.zeros(stop - start, dtype=bool)
+        flags[-start % self.stride :: self.stride] = True  # rows whose number k divides
+        return flags
 
     def add(
         self, split: str, sources: pa.Table | None, part: pa.Table, sampled: npt.NDArray[np.bool_]
