@@ -21,7 +21,7 @@ counted during the fit instead, on a thread of their own. Streaming, only
 per-row masks and hashes (10 bytes a row) and the values a median or mode needs are held
 for the whole file, so memory stays flat in the number of columns.
 Rows whose label is missing are dropped from both tables and counted in stats.json
-(``droppedNullLabel``). Parquet files are written with fixed options (``WRITER_OPTIONS``)
+(``droppedNullLabel``). Parquet files are written with fixed options (``writer_options``)
 and fixed batch boundaries, so the same inputs give byte-identical tables.
 """
 
@@ -64,7 +64,9 @@ SPLITS = ("train", "validation")
 #: bump when the tables' bytes change for the same values (parquet options, row groups);
 #: part of every FeatureSet id (``providers.local.featureset`` repeats it, a test checks).
 #: 3: feature columns required (not nullable: no definition levels to write or read, a
-#: fifth less time writing the bench's tables); 2: LZ4 without dictionary pages (1: zstd
+#: fifth less time writing the bench's tables) and without min/max statistics (a tenth
+#: less; rows in no order make them prune nothing, and stats.json has better ones), the
+#: key, label and segment columns keep theirs; 2: LZ4 without dictionary pages (1: zstd
 #: level 3, with dictionary pages)
 TABLE_FORMAT = 3
 #: snapshots' options, but LZ4: feature tables are derived and read by every training run,
@@ -248,6 +250,13 @@ def _kept(table: pa.Table, keep: BOOLS) -> pa.Table:
     return pc.take(table, pa.array(np.flatnonzero(keep)), boundscheck=False)
 
 
+def writer_options(params: JSON, schema: pa.Schema) -> JSON:
+    """The tables' parquet options: WRITER_OPTIONS, statistics for every column but the
+    features (TABLE_FORMAT)."""
+    features = set(params["outputs"])
+    return {**WRITER_OPTIONS, "write_statistics": [c for c in schema.names if c not in features]}
+
+
 def _output_schema(spec: FeatureSpec, params: JSON, schema: pa.Schema) -> pa.Schema:
     if spec.row_number:
         fields = [pa.field(spec.entity[0], pa.int64())]
@@ -316,7 +325,7 @@ def _write_tables(
     try:
         for split in SPLITS:
             sinks[split] = ParquetSink(
-                directory / f"{split}.parquet", schema, sync=True, **WRITER_OPTIONS
+                directory / f"{split}.parquet", schema, sync=True, **writer_options(params, schema)
             )
         start = 0
         with Prefetch(source.batches(columns, batch_rows)) as batches:

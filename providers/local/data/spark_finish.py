@@ -25,13 +25,13 @@ from providers.durable import fsync_dir
 from providers.local.data.features import FeatureError, FeatureSpec
 from providers.local.data.features_build import (
     BATCH_ROWS,
-    WRITER_OPTIONS,
     Rows,
     _dropped,
     _first_missing,
     _output_schema,
     _write_json,
     write_manifest,
+    writer_options,
 )
 from providers.local.data.features_stats import FeatureSetStats
 from trainer.config import SEGMENT_PREFIX
@@ -97,7 +97,9 @@ def _write_tables(
     statistics.expect_outputs(params["outputs"])
     splits = []
     writers = {
-        split: pq.ParquetWriter(directory / f"{split}.parquet", schema, **WRITER_OPTIONS)
+        split: pq.ParquetWriter(
+            directory / f"{split}.parquet", schema, **writer_options(params, schema)
+        )
         for split in ("train", "validation")
     }
     try:
