@@ -619,3 +619,36 @@ def test_dictionary_encoded_columns_give_what_their_decoded_values_give(
     counted.add(encoded)
     plain.add(decoded)
     assert (counted.distinct, counted.top(5)) == (plain.distinct, plain.top(5))
+
+
+@pytest.mark.parametrize(
+    "shares",
+    [(0.3, 0.0, 1.0, 0.9), (1.0, 1.0), (0.0,)],
+    ids=["a batch of only zeros, one of only ones", "only ones", "only zeros"],
+)
+def test_a_onehot_columns_statistics_from_its_count_are_those_of_its_values(
+    shares: tuple[float, ...],
+) -> None:
+    from providers.local.data.features_stats import ColumnStats
+
+    rng = np.random.default_rng(3)
+    batches = [
+        (rng.random(n) < p).astype(np.float32)
+        for n, p in zip((1000, 700, 50, 333), shares, strict=False)
+    ]
+    counted, summed = ColumnStats(False, binary=True), ColumnStats(False)
+    for values in batches:
+        sampled = np.arange(0, len(values), 3)
+        counted.add(pa.array(values), sampled)
+        summed.add(pa.array(values), sampled)
+    got, want = counted.result(), summed.result()
+    assert got["quantiles"] == want["quantiles"]
+    assert (got["count"], got["min"], got["max"], got["mean"]) == (
+        want["count"],
+        want["min"],
+        want["max"],
+        want["mean"],
+    )
+    assert got["std"] == pytest.approx(want["std"], rel=1e-14)
+    every = np.concatenate(batches).astype(np.float64)
+    assert got["std"] == pytest.approx(float(every.std()), rel=1e-14)

@@ -316,7 +316,7 @@ def _write_tables(
     sources' too, unless ``sources_counted`` counts them); returns the statistics and each
     table's sha256, hashed as it was written."""
     schema = _output_schema(spec, params, pq.ParquetFile(source.path).schema_arrow)
-    statistics.expect_outputs(params["outputs"])
+    statistics.expect_outputs(params)
     columns = list(
         dict.fromkeys([*spec.source_entity, *spec.source_columns(), spec.label, *spec.segments])
     )

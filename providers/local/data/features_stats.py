@@ -46,8 +46,9 @@ def _number(value: float) -> float | None:
 class ColumnStats:
     """Statistics of one column in one split, fed batch by batch."""
 
-    def __init__(self, categorical: bool) -> None:
+    def __init__(self, categorical: bool, binary: bool = False) -> None:
         self.categorical = categorical
+        self.binary = binary  # every value 0 or 1, never missing: a onehot output column
         self.count = 0
         self.nulls = 0
         self.moments = Moments()
@@ -87,6 +88,9 @@ class ColumnStats:
         if not x.size:
             return
         picked = x[sampled]
+        if self.binary and not values.null_count:
+            self._add_binary(x, picked)
+            return
         low, high = x.min(), x.max()  # NaN when a value is missing: then they are left out
         if np.isnan(low) or np.isnan(high):
             picked = picked[~np.isnan(picked)]
@@ -106,6 +110,18 @@ class ColumnStats:
         y -= mean
         np.square(y, out=y)
         self.moments.merge(y.size, mean, float(y.sum()))
+
+    def _add_binary(self, x: npt.NDArray[Any], picked: npt.NDArray[Any]) -> None:
+        """A batch of zeros and ones: one count gives its bounds, mean and squared
+        deviations (k ones in n: mean k/n, as summing them gives, and k(1 - k/n)^2 +
+        (n - k)(k/n)^2, equal to summing the squares up to rounding), a quarter of the
+        passes over the values."""
+        n, ones = x.size, int(np.count_nonzero(x))
+        mean = ones / n
+        self.sample.append(picked.astype(np.float64))
+        self.low = min(self.low, 0.0 if ones < n else 1.0)
+        self.high = max(self.high, 1.0 if ones else 0.0)
+        self.moments.merge(n, mean, ones * (1 - mean) ** 2 + (n - ones) * mean**2)
 
     def result(self) -> JSON:
         out: JSON = {"count": self.count, "nulls": self.nulls}
@@ -171,9 +187,9 @@ def _quantiles_of_counts(low: float, ends: npt.NDArray[np.intp], n: int) -> list
 class SplitStats:
     """Statistics of named columns in the train and validation splits."""
 
-    def __init__(self, categorical: dict[str, bool]) -> None:
+    def __init__(self, categorical: dict[str, bool], binary: frozenset[str] = frozenset()) -> None:
         self.columns = {
-            name: {split: ColumnStats(flag) for split in ("train", "validation")}
+            name: {split: ColumnStats(flag, name in binary) for split in ("train", "validation")}
             for name, flag in categorical.items()
         }
 
@@ -229,9 +245,16 @@ class FeatureSetStats:
         """Every source row is counted: work out their figures now (on the caller's thread)."""
         self._sources_result = self.sources.result()
 
-    def expect_outputs(self, names: list[str]) -> None:
-        """The output feature columns (known once the transforms are fitted)."""
-        self.outputs = SplitStats({name: False for name in names})
+    def expect_outputs(self, params: JSON) -> None:
+        """The output feature columns (known once the transforms are fitted: ``params`` is
+        transform.json); onehot's are zeros and ones."""
+        binary = frozenset(
+            name
+            for feature in params["features"]
+            if feature["transforms"] and feature["transforms"][-1]["type"] == "onehot"
+            for name in feature["outputs"]
+        )
+        self.outputs = SplitStats({name: False for name in params["outputs"]}, binary)
 
     def sampled(self, start: int, stop: int) -> npt.NDArray[np.bool_]:
         """Which of the snapshot's rows start..stop are in the quantile sample."""

@@ -94,7 +94,7 @@ def _write_tables(
     file = pq.ParquetFile(source)
     schema = _output_schema(spec, params, file.schema_arrow)
     statistics = FeatureSetStats(spec, file.schema_arrow, file.metadata.num_rows)
-    statistics.expect_outputs(params["outputs"])
+    statistics.expect_outputs(params)
     splits = []
     writers = {
         split: pq.ParquetWriter(
