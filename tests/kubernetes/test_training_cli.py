@@ -133,21 +133,8 @@ def test_kill_9_while_waiting_then_apply_adopts_the_running_job(
     container = manifests[1]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == f"registry.example.com/pipeform-trainer@{DIGEST}"
     assert manifests[1]["metadata"]["name"] == "rows-model-(known after apply)"
-    waiting = subprocess.Popen(
-        _pipeform("apply", "--auto-approve"),
-        cwd=root,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    waiting, _ = _apply_until_its_job_runs(root, kube_server, time.monotonic() + 60)
     try:
-        deadline = time.monotonic() + 60
-        while not _jobs(kube_server):
-            assert waiting.poll() is None, waiting.communicate()[0]
-            assert time.monotonic() < deadline, "no Job was made"
-            time.sleep(0.05)
-        kube_server.job_running(NAMESPACE, str(_jobs(kube_server)[0]["metadata"]["name"]))
         time.sleep(0.5)  # pipeform is in its wait loop
         assert waiting.poll() is None
     finally:
@@ -159,14 +146,7 @@ def test_kill_9_while_waiting_then_apply_adopts_the_running_job(
     assert config_map is not None
     run_id = json.loads(config_map["data"]["config.json"])["run_id"]
     kube_server.reset_requests()
-    again = subprocess.Popen(
-        _pipeform("apply", "--auto-approve"),
-        cwd=root,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    again = _apply_child(root)
     deadline = time.monotonic() + 60
     while not _polled(kube_server):  # the new apply waits on the running Job
         assert again.poll() is None, again.communicate()[0]
@@ -220,11 +200,9 @@ def test_no_wait_then_plan_and_refresh_pick_up_the_outcome(
     assert [j["metadata"]["uid"] for j in _jobs(kube_server)] == [job["metadata"]["uid"]]  # type: ignore[index]
 
 
-def test_ctrl_c_stops_waiting_not_the_job_and_says_so(
-    kube_server: KubeServer, kubeconfig: Path, tmp_path: Path
-) -> None:
-    root = _tree(tmp_path / "tree", kubeconfig)
-    waiting = subprocess.Popen(
+def _apply_child(root: Path) -> subprocess.Popen[str]:
+    """``pipeform apply --auto-approve`` in a child process, its output read as text."""
+    return subprocess.Popen(
         _pipeform("apply", "--auto-approve"),
         cwd=root,
         env=_env(),
@@ -232,14 +210,35 @@ def test_ctrl_c_stops_waiting_not_the_job_and_says_so(
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _apply_until_its_job_runs(
+    root: Path, kube_server: KubeServer, deadline: float
+) -> tuple[subprocess.Popen[str], str]:
+    """``pipeform apply`` in a child process, until it has made its Job (by ``deadline``),
+    which the test server then runs; the child and the Job's name."""
+    waiting = _apply_child(root)
     try:
-        deadline = time.monotonic() + 90
         while not _jobs(kube_server):
             assert waiting.poll() is None, waiting.communicate()[0]
             assert time.monotonic() < deadline, "no Job was made"
             time.sleep(0.05)
-        name = str(_jobs(kube_server)[0]["metadata"]["name"])
-        kube_server.job_running(NAMESPACE, name)
+    except BaseException:
+        waiting.kill()
+        waiting.communicate(timeout=30)
+        raise
+    name = str(_jobs(kube_server)[0]["metadata"]["name"])
+    kube_server.job_running(NAMESPACE, name)
+    return waiting, name
+
+
+def test_ctrl_c_stops_waiting_not_the_job_and_says_so(
+    kube_server: KubeServer, kubeconfig: Path, tmp_path: Path
+) -> None:
+    root = _tree(tmp_path / "tree", kubeconfig)
+    deadline = time.monotonic() + 90
+    waiting, name = _apply_until_its_job_runs(root, kube_server, deadline)
+    try:
         kube_server.reset_requests()
         while not _polled(kube_server):
             assert time.monotonic() < deadline, "pipeform never waited on the Job"

@@ -76,10 +76,7 @@ def test_success_records_the_termination_message(
 
 
 def test_a_retryable_failure_then_success(bench: KubeBench, kube_server: KubeServer) -> None:
-    applying = bench.start(bench.doc())
-    name = bench.wait_for_job()
-    run_id = _run_id(bench, name)
-    kube_server.job_running(NAMESPACE, name)
+    applying, name, run_id = bench.start_running(bench.doc())
     assert kube_server.job_pod_failed(NAMESPACE, name, 1, log="CUDA error\n") == "Count"
     kube_server.job_running(NAMESPACE, name)
     kube_server.job_succeeded(NAMESPACE, name, message=message("succeeded", run_id))
@@ -95,10 +92,7 @@ def test_a_retryable_failure_then_success(bench: KubeBench, kube_server: KubeSer
 def test_a_gate_failure_fails_at_once_and_registers_nothing(
     bench: KubeBench, kube_server: KubeServer
 ) -> None:
-    applying = bench.start(bench.doc())
-    name = bench.wait_for_job()
-    run_id = _run_id(bench, name)
-    kube_server.job_running(NAMESPACE, name)
+    applying, name, run_id = bench.start_running(bench.doc())
     gated = message("gated", run_id, metrics={"auc": 0.55})
     assert kube_server.job_pod_failed(NAMESPACE, name, 4, gated, log="gate failed\n") == "Failed"
     with pytest.raises(PermanentError, match="failed its evaluation gates"):
@@ -114,10 +108,7 @@ def test_a_gate_failure_fails_at_once_and_registers_nothing(
 def test_bad_input_is_not_retried_and_shows_the_log(
     bench: KubeBench, kube_server: KubeServer
 ) -> None:
-    applying = bench.start(bench.doc())
-    name = bench.wait_for_job()
-    run_id = _run_id(bench, name)
-    kube_server.job_running(NAMESPACE, name)
+    applying, name, run_id = bench.start_running(bench.doc())
     said = message("failed", run_id, error="the train table's sha256 differs")
     log = "loading\ntrainer: error: the train table's sha256 differs\n"
     assert kube_server.job_pod_failed(NAMESPACE, name, 3, said, log=log) == "Failed"
@@ -252,12 +243,7 @@ def test_a_pytorchjob_across_nodes(
 def test_a_job_that_can_never_fit_its_quota_is_refused_at_plan(
     bench: KubeBench, kube_server: KubeServer
 ) -> None:
-    from kubernetes import client  # the real client makes the quota, as kubectl would
-
-    api = client.CoreV1Api(bench.handler.client.api())
-    body = {"metadata": {"name": "team"}, "spec": {"hard": {"requests.cpu": "4"}}}
-    api.create_namespaced_resource_quota(NAMESPACE, body)
-    bench.upstream["Quota/team"] = {"namespace": NAMESPACE, "name": "team"}
+    bench.quota({"requests.cpu": "4"})
     kube_server.set_quota_used(NAMESPACE, "team", {"requests.cpu": "3"})
     waits = bench.plan(bench.doc(quota="team", resources={"cpu": 2, "memory": "1Gi"}))
     assert "requests.cpu: 3 CPU cores of 4 CPU cores in use" in str(waits.reason_detail)
@@ -301,12 +287,7 @@ def test_validate_names_what_the_cluster_needs(
 def test_a_full_job_count_refuses_a_new_job_but_not_the_running_one(
     bench: KubeBench, kube_server: KubeServer
 ) -> None:
-    from kubernetes import client
-
-    api = client.CoreV1Api(bench.handler.client.api())
-    body = {"metadata": {"name": "team"}, "spec": {"hard": {"count/jobs.batch": "1"}}}
-    api.create_namespaced_resource_quota(NAMESPACE, body)
-    bench.upstream["Quota/team"] = {"namespace": NAMESPACE, "name": "team"}
+    bench.quota({"count/jobs.batch": "1"})
     doc = bench.doc(quota="team")
     started = bench.apply(doc, wait=False)  # fits: nothing in use
     kube_server.set_quota_used(NAMESPACE, "team", {"count/jobs.batch": "1"})

@@ -92,6 +92,16 @@ class KubeBench:
     def doc(self, **overrides: Any) -> dict[str, Any]:
         return document("TrainingJob", self.name, job_spec(**overrides))
 
+    def quota(self, hard: dict[str, str], name: str = "team") -> None:
+        """A ResourceQuota in the namespace, made with the real client as kubectl would,
+        and a Quota document's outputs naming it (what ``spec.quota: team`` reads)."""
+        from kubernetes import client
+
+        api = client.CoreV1Api(self.handler.client.api())
+        body = {"metadata": {"name": name}, "spec": {"hard": hard}}
+        api.create_namespaced_resource_quota(NAMESPACE, body)
+        self.upstream[f"Quota/{name}"] = {"namespace": NAMESPACE, "name": name}
+
     def inputs(self) -> dict[str, dict[str, Any]]:
         return {"FeatureSet/churn-features": self.featureset, **self.upstream}
 
@@ -125,6 +135,15 @@ class KubeBench:
     ) -> cf.Future[ApplyResponse]:
         """Apply in a thread (it waits for the Job the test then plays)."""
         return self.pool.submit(self.apply, doc, prior, **options)
+
+    def start_running(self, doc: dict[str, Any]) -> tuple[cf.Future[ApplyResponse], str, str]:
+        """Apply in a thread until it has made its Job, whose pod the test server then
+        runs: the apply, the Job's name and the run id."""
+        applying = self.start(doc)
+        name = self.wait_for_job()
+        run_id = str(self.config_of(name)["run_id"])
+        self.server.job_running(NAMESPACE, name)
+        return applying, name, run_id
 
     def read(self, prior: ApplyResponse, doc: dict[str, Any]) -> ReadResponse:
         return self.handler.read(ReadRequest(self.ctx, doc, prior.outputs, prior.external_id))
