@@ -439,6 +439,8 @@ def secret_place(
     """The Kubernetes Secret (name, key) in the pod's namespace that a Secret document
     made (its ``secrets`` outputs); refused when it made none there."""
     recorded = upstream.get(f"Secret/{name}") or {}
+    if namespace == UNKNOWN or recorded.get("secrets") == UNKNOWN:
+        return UNKNOWN, UNKNOWN  # a plan's preview, before the Quota or Secret is made
     places = [p for p in recorded.get("secrets") or [] if isinstance(p, dict)]
     for place in places:
         if place.get("namespace") == namespace and place.get("name"):

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from providers.kubernetes.training import TrainingJobHandler
 
 LOG_LINES = 20
+SPLITS = ("train", "validation")
 #: how often the wait looks for Ctrl-C between polls
 TICK_SECONDS = 0.05
 
@@ -140,26 +141,49 @@ def preview(
     cluster: TrainingJobHandler, request: PlanRequest, namespace: str, asked: Any
 ) -> list[JSON] | None:
     """The manifests an apply will make, for ``plan --json`` (secrets are references
-    already): the run id, which only apply draws, shown as ``(known after apply)``. None
-    while the FeatureSet is not materialised, or the Workspace lacks what a run needs."""
-    upstream = request.upstream.get(
-        f"FeatureSet/{inner_spec(request.desired_spec).get('features')}"
-    )
-    if not upstream or not isinstance(upstream.get("id"), str) or upstream["id"] == UNKNOWN:
-        return None
-    ctx, spec = request.ctx, inner_spec(request.desired_spec)
-    settings = cluster.local_settings
+    already): what only apply knows shown as ``(known after apply)``, as Terraform shows
+    it: the run id, which only apply draws; the run config in the ConfigMap while the
+    FeatureSet is not materialised (its tables are the config's inputs); the namespace
+    while a new Quota chooses it. None when the Workspace lacks what a run needs."""
+    spec = inner_spec(request.desired_spec)
+    upstream = request.upstream.get(f"FeatureSet/{spec.get('features')}")
+    pending = not upstream or not isinstance(upstream.get("id"), str) or upstream["id"] == UNKNOWN
+    ctx, settings = request.ctx, cluster.local_settings
     store = runs.RunStore(settings, ctx)
     place = RunPlace(UNKNOWN, store.job_dir / UNKNOWN)
+    if _quota_pending(spec, request.upstream):
+        namespace = UNKNOWN
     try:
         image = cluster.image_reference()
-        config = build_run_config(ctx, request.desired_spec, upstream, settings, place, {}, image)
+        fs = _featureset_to_come(settings.data_dir) if pending or upstream is None else upstream
+        config = build_run_config(ctx, request.desired_spec, fs, settings, place, {}, image)
         pod = render.pod_config(config, settings.data_dir, cluster.mount_path())
         run = cluster.run_manifests(ctx, spec, namespace, UNKNOWN, pod, asked, request.upstream)
     except (PermanentError, ValueError, KeyError, TypeError):
         return None
     run = dataclasses.replace(run, name=f"{render.object_name(ctx.name, 'x')[:-2]}-{UNKNOWN}")
-    return [objects.owned(render.config_map(run), ctx), objects.owned(render.workload(run), ctx)]
+    config_map = render.config_map(run)
+    if pending:
+        config_map["data"] = {name: UNKNOWN for name in config_map["data"]}
+    return [objects.owned(config_map, ctx), objects.owned(render.workload(run), ctx)]
+
+
+def _quota_pending(spec: JSON, upstream: Any) -> bool:
+    """Whether the job's Quota is to be made (or changed) by this apply, so that the
+    namespace it puts the job in is not known yet."""
+    quota = spec.get("quota")
+    if not quota:
+        return False
+    found = (upstream.get(f"Quota/{quota}") or {}).get("namespace")
+    return found == UNKNOWN
+
+
+def _featureset_to_come(data_dir: Any) -> JSON:
+    """Stand-in outputs of a FeatureSet not yet materialised: enough to render the run's
+    manifests, whose config (the only part that reads them) the preview then hides."""
+    where = data_dir / "featuresets" / "pending"
+    tables = {split: {"path": str(where / f"{split}.parquet"), "sha256": ""} for split in SPLITS}
+    return {"id": UNKNOWN, **tables, "transform": {"path": str(where / "transform.json")}}
 
 
 class Wait:

@@ -121,6 +121,12 @@ def test_kill_9_while_waiting_then_apply_adopts_the_running_job(
 ) -> None:
     root = _tree(tmp_path / "tree", kubeconfig)
     run = {"cwd": root, "env": _env(), "capture_output": True, "text": True, "timeout": 120}
+    empty = subprocess.run(_pipeform("plan", "--json"), **run)  # type: ignore[call-overload]
+    assert empty.returncode == 0, empty.stdout + empty.stderr
+    changes = {c["address"]: c for c in json.loads(empty.stdout)["resource_changes"]}
+    config_map, job = changes["TrainingJob/rows-model"]["change"]["after"]["manifests"]
+    assert config_map["data"] == {"config.json": "(known after apply)"}  # no tables yet
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"].endswith(DIGEST)
     first = subprocess.run(
         _pipeform("apply", "--auto-approve", "--target", "FeatureSet/rows-features"), **run
     )  # type: ignore[call-overload]

@@ -3,6 +3,7 @@ and the Job controller (tests/kubernetes/apiserver/lifecycle.py) while pipeform 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from providers.base import PermanentError
 from providers.kubernetes.client import Conflict
 from providers.local import executor
 from tests.kubernetes.apiserver import KubeServer
-from tests.kubernetes.training_bench import NAMESPACE, KubeBench, make_bench, message
+from tests.kubernetes.training_bench import DIGEST, NAMESPACE, KubeBench, make_bench, message
 
 
 @pytest.fixture
@@ -387,3 +388,38 @@ def test_a_secret_without_a_kubernetes_secret_in_the_namespace_is_refused_first(
         "valueFrom": {"secretKeyRef": {"name": "token-ml", "key": "value"}},
     } in container["env"]
     assert started.outputs["status"] == "running"
+
+
+def test_the_plan_shows_the_manifests_before_their_featureset_quota_and_secret_exist(
+    bench: KubeBench,
+) -> None:
+    """From empty state, as Terraform shows a resource whose inputs are not known yet: the
+    Job as it will be, what only apply knows as (known after apply)."""
+    from providers.local.training_config import UNKNOWN
+
+    materialised = bench.featureset
+    bench.featureset = {"id": UNKNOWN, "train": UNKNOWN, "validation": UNKNOWN}
+    bench.upstream["Quota/team"] = {"namespace": UNKNOWN, "name": UNKNOWN}
+    bench.upstream["Secret/token"] = {"secrets": UNKNOWN}
+    gpu = {"cpu": 2, "memory": "1Gi", "gpus": 1, "gpuType": "a100"}
+    doc = bench.doc(quota="team", env={"TOKEN": {"secret": "token"}}, resources=gpu)
+    planned = bench.plan(doc)
+    assert planned.manifests is not None
+    config_map, job = planned.manifests
+    assert config_map["data"] == {"config.json": UNKNOWN}  # the tables are its inputs
+    assert job["kind"] == "Job" and job["metadata"]["namespace"] == UNKNOWN  # the Quota's
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"gpu": "a100"}
+    (container,) = pod["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["image"].endswith(DIGEST)
+    secret = {"secretKeyRef": {"name": UNKNOWN, "key": UNKNOWN}}
+    assert {"name": "TOKEN", "valueFrom": secret} in container["env"]
+    bench.featureset = materialised  # then the config is shown
+    bench.upstream["Quota/team"] = {"namespace": NAMESPACE, "name": "team"}
+    bench.upstream["Secret/token"] = {
+        "secrets": [{"namespace": NAMESPACE, "name": "token", "key": "value"}]
+    }
+    config_map, job = bench.plan(doc).manifests or []
+    assert json.loads(config_map["data"]["config.json"])["run_id"] == UNKNOWN
+    assert job["metadata"]["namespace"] == NAMESPACE
