@@ -227,6 +227,7 @@ def test_failing_dataset_checks_on_the_cluster_fail_as_on_the_local_engine(
         assert result.returncode == 1, result.stderr[-3000:]
         output = result.stdout + result.stderr
         assert "Traceback" not in output and "\tat " not in output, output[-3000:]
+        assert "log4j" not in output, output[-3000:]  # the driver JVM's console: its log
         lines = output.splitlines()
         start = next(i for i, line in enumerate(lines) if "failed validation" in line)
         return lines[start : start + 3]

@@ -11,6 +11,7 @@ cannot read (no hadoop-aws jars).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -18,10 +19,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -219,27 +222,68 @@ def start_session(settings: SparkSettings, scratch: Path) -> Any:
     check_java()
     check_master(settings.master)
     check_version(settings)
+    from pyspark import SparkConf, SparkContext
+
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors use this interpreter
-    builder = (
-        SparkSession.builder.master(settings.master)
-        .appName("pipeform-features")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", "131072")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.pyspark.python", sys.executable)
+    # pyspark's notice about the pandas version, every job: pipeform hands it Arrow batches
+    warnings.filterwarnings("ignore", "PySpark does not yet fully support pandas", FutureWarning)
+    conf = (
+        SparkConf()
+        .setMaster(settings.master)
+        .setAppName("pipeform-features")
+        .set("spark.sql.session.timeZone", "UTC")
+        .set("spark.sql.execution.arrow.maxRecordsPerBatch", "131072")
+        .set("spark.ui.showConsoleProgress", "false")
+        .set("spark.pyspark.python", sys.executable)
     )
     if settings.driver_host:
-        builder = builder.config("spark.driver.host", settings.driver_host)
-        builder = builder.config("spark.driver.bindAddress", settings.driver_host)
+        conf = conf.set("spark.driver.host", settings.driver_host)
+        conf = conf.set("spark.driver.bindAddress", settings.driver_host)
     for key, value in settings.conf:
-        builder = builder.config(key, value)
+        conf = conf.set(key, value)
     try:
-        session = builder.getOrCreate()
+        context = SparkContext(conf=conf, gateway=_gateway(conf))
+        session = SparkSession(context)
     except Exception as exc:  # the JVM's errors arrive as many types
-        raise SparkEngineError(f"Spark did not start: {_first_line(exc)}") from None
+        said = _log_tail()
+        raise SparkEngineError(
+            f"Spark did not start: {_first_line(exc)}"
+            + (f"; the driver said: {said}" if said else "")
+        ) from None
     session.sparkContext.setLogLevel("ERROR")
     session.sparkContext.addPyFile(str(_code_zip(scratch)))
     return session
+
+
+#: the driver JVM's console (its start-up notes, log4j's own lines, and a stack trace Spark
+#: sometimes prints while it stops): a file, so that an apply's output shows pipeform's
+#: lines and one clear error, never the JVM's
+DRIVER_LOG = Path(tempfile.gettempdir()) / f"pipeform-spark-driver-{os.getpid()}.log"
+
+
+def _gateway(conf: Any) -> Any:
+    """pyspark's JVM, started once per process with its console in DRIVER_LOG (None when
+    pyspark already runs one: it keeps using it)."""
+    from pyspark import SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None:  # pyspark's own record of its JVM
+        return None
+    with DRIVER_LOG.open("ab") as log:  # the JVM holds its own copy of the descriptor
+        gateway = launch_gateway(conf, popen_kwargs={"stdout": log, "stderr": log})  # type: ignore[no-untyped-call]
+    atexit.register(DRIVER_LOG.unlink, missing_ok=True)
+    return gateway
+
+
+def _log_tail(lines: int = 5) -> str:
+    """The driver's last lines that are not a stack frame, joined (empty without a log)."""
+    try:
+        text = DRIVER_LOG.read_text(errors="replace")
+    except OSError:
+        return ""
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    kept = [line for line in kept if not line.startswith("at ")]
+    return " | ".join(kept[-lines:])
 
 
 class Progress(threading.Thread):
@@ -306,7 +350,6 @@ def translate(exc: Exception, progress: Progress, master: str) -> PermanentError
 def spark_job(settings: SparkSettings) -> Iterator[Any]:
     """A session for one piece of work, its progress shown; a failed job is one error
     (``translate``); the session stopped and its scratch files removed afterwards."""
-    import tempfile
 
     scratch = Path(tempfile.mkdtemp(prefix="pipeform-spark-"))
     try:
