@@ -18,6 +18,9 @@ Each engine runs in a child process of its own, so the peak RSS reported is that
   the two tables, transform.json and stats.json with every column's statistics);
 - pandas: the same split, fit and transform written the usual in-memory way (read the
   parquet, fit on the train rows, get_dummies, write both tables; no statistics);
+- with ``--engines polars duckdb``: the same work in Polars (lazy, its streaming engine)
+  and in DuckDB SQL (fit queries, then a COPY per table), the columnar engines the issue
+  names (``pip install polars duckdb``; no statistics, no uniqueness check);
 - with ``--spark``: the Spark engine on ``local[2]`` and on a standalone cluster
   (``--start-cluster`` starts a master and one 2-core worker on 127.0.0.1; or
   ``--master spark://...``), through ``bench/features_spark.py``.
@@ -164,6 +167,93 @@ def _work_pandas(source: Path, out: Path) -> dict[str, Any]:
     return {"rows": rows, "features": len(result.columns) - 2}  # all but id and label
 
 
+def _work_polars(source: Path, out: Path) -> dict[str, Any]:
+    """The same work in Polars, lazily, each pass run by its streaming engine."""
+    import datetime as dt
+
+    import polars as pl
+
+    frame = pl.scan_parquet(source)
+    valid = pl.col("ts") >= pl.lit(dt.datetime.fromisoformat(SPLIT_FROM))
+    train = frame.filter(~valid)
+    median = train.select(pl.col("num").median()).collect(engine="streaming").item()
+    filled = pl.col("num").fill_null(median)
+    spend = pl.col("spend").log1p()
+    fitted = train.select(
+        mean=filled.mean(), std=filled.std(ddof=0), low=spend.min(), high=spend.max()
+    ).collect(engine="streaming")
+    mean, std, low, high = (fitted.item(0, c) for c in ("mean", "std", "low", "high"))
+    counted = train.group_by("kind").len().sort(["len", "kind"], descending=[True, False])
+    top = counted.head(10).collect(engine="streaming")["kind"].to_list()
+    features = [
+        pl.col("id"),
+        ((filled - mean) / std).alias("num"),
+        ((spend - low) / (high - low)).alias("spend"),
+        *[(pl.col("kind") == k).alias(f"kind__{k}") for k in top],
+        (~pl.col("kind").is_in(top)).alias("kind__other"),
+        (pl.col("shop").hash() % 64).alias("shop"),
+        pl.col("ts").dt.month().alias("ts_month"),
+        (pl.col("ts").dt.weekday() - 1).alias("ts_dayofweek"),  # Monday 0, as pandas
+        pl.col("ts").dt.hour().alias("ts_hour"),
+    ]
+    columns = [f.cast(pl.Float32) if i else f for i, f in enumerate(features)] + [pl.col("label")]
+    frame.filter(~valid).select(columns).sink_parquet(out / "train.parquet")
+    frame.filter(valid).select(columns).sink_parquet(out / "validation.parquet")
+    split = frame.select(valid.sum().alias("v"), pl.len().alias("n")).collect(engine="streaming")
+    validation = int(split.item(0, "v"))
+    rows = {"train": int(split.item(0, "n")) - validation, "validation": validation}
+    return {"rows": rows, "features": len(columns) - 2}
+
+
+def _work_duckdb(source: Path, out: Path) -> dict[str, Any]:
+    """The same work in DuckDB SQL: three fitting queries, then a COPY per table."""
+    import duckdb
+
+    con = duckdb.connect()
+    table = f"read_parquet('{source}')"
+    train, valid = f"ts < TIMESTAMP '{SPLIT_FROM}'", f"ts >= TIMESTAMP '{SPLIT_FROM}'"
+    (median,) = con.execute(f"SELECT median(num) FROM {table} WHERE {train}").fetchone() or ()
+    filled = f"coalesce(num, {median!r})"
+    mean, std, low, high = (
+        con.execute(
+            f"SELECT avg({filled}), stddev_pop({filled}), min(ln(1 + spend)), max(ln(1 + spend)) "
+            f"FROM {table} WHERE {train}"
+        ).fetchone()
+        or ()
+    )
+    top = [
+        row[0]
+        for row in con.execute(
+            f"SELECT kind, count(*) AS n FROM {table} WHERE {train} GROUP BY kind "
+            "ORDER BY n DESC, kind LIMIT 10"
+        ).fetchall()
+    ]
+    quoted = ", ".join(f"'{k}'" for k in top)
+    features = [
+        f"({filled} - {mean!r}) / {std!r} AS num",
+        f"(ln(1 + spend) - {low!r}) / {high - low!r} AS spend",
+        *[f"(kind = '{k}') AS \"kind__{k}\"" for k in top],
+        f"(kind NOT IN ({quoted})) AS kind__other",
+        "hash(shop) % 64 AS shop",
+        "month(ts) AS ts_month",
+        "isodow(ts) - 1 AS ts_dayofweek",
+        "hour(ts) AS ts_hour",
+    ]
+    select = ", ".join(
+        ["id"]
+        + [f"CAST({f.rsplit(' AS ', 1)[0]} AS FLOAT) AS {f.rsplit(' AS ', 1)[1]}" for f in features]
+        + ["label"]
+    )
+    rows = {}
+    for split, where in (("train", train), ("validation", valid)):
+        con.execute(
+            f"COPY (SELECT {select} FROM {table} WHERE {where}) TO '{out / split}.parquet' "
+            "(FORMAT parquet)"
+        )
+        (rows[split],) = con.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone() or ()
+    return {"rows": rows, "features": len(features)}
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -178,7 +268,14 @@ def _child(kind: str, source: Path, out: Path, repeat: int = 1) -> None:
 
     if kind == "pipeform":
         import providers.local.data.features_build  # noqa: F401
-    work = _work_pipeform if kind == "pipeform" else _work_pandas
+    elif kind in ("polars", "duckdb"):
+        __import__(kind)
+    work = {
+        "pipeform": _work_pipeform,
+        "pandas": _work_pandas,
+        "polars": _work_polars,
+        "duckdb": _work_duckdb,
+    }[kind]
     startup = time.perf_counter() - started
     runs = []
     for run in range(repeat):  # the first run in a fresh process, then warm ones
@@ -228,6 +325,7 @@ def run(
     peer: bool = True,
     spark: list[str] | None = None,
     repeat: int = 1,
+    engines: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Materialise the cached snapshot of N rows under workdir; return the figures."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -238,6 +336,8 @@ def run(
     )
     if peer:
         figures["pandas"] = _measure("pandas", source, workdir / f"pandas-{time.time_ns()}", repeat)
+    for engine in engines:  # the columnar engines the issue names, doing the same work
+        figures[engine] = _measure(engine, source, workdir / f"{engine}-{time.time_ns()}", repeat)
     if spark:
         from bench import features_spark
 
@@ -283,6 +383,18 @@ def _print(figures: dict[str, Any]) -> None:
                 f"{theirs['warmSeconds']:.3f} s ({theirs['warmCpu']:.3f} CPU s): "
                 f"{theirs['warmSeconds'] / ours['warmSeconds']:.2f}x the rows/s"
             )
+        for engine in ("polars", "duckdb"):
+            if engine in figures:
+                other = figures[engine]
+                print(
+                    f"pipeform / {engine}: {ours['rowsPerSecond'] / other['rowsPerSecond']:.2f}x "
+                    "the rows/s"
+                    + (
+                        f", warm {other['warmSeconds'] / ours['warmSeconds']:.2f}x"
+                        if "warmSeconds" in other and "warmSeconds" in ours
+                        else ""
+                    )
+                )
         if ours["rows"] != theirs["rows"]:
             print(f"ROWS DIFFER: pipeform {ours['rows']}, pandas {theirs['rows']}")
 
@@ -303,6 +415,13 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="materialise N times in each child process: the first run is the figure, the "
         "median of the others is printed beside it (steadier on a shared machine)",
+    )
+    parser.add_argument(
+        "--engines",
+        nargs="*",
+        choices=("polars", "duckdb"),
+        default=[],
+        help="also the same work in Polars (streaming) and DuckDB (pip install polars duckdb)",
     )
     parser.add_argument(
         "--child", nargs=3, metavar=("KIND", "SOURCE", "OUT"), help=argparse.SUPPRESS
@@ -332,6 +451,7 @@ def main(argv: list[str] | None = None) -> None:
                         peer=not args.no_peer,
                         spark=masters,
                         repeat=max(1, args.repeat),
+                        engines=tuple(args.engines),
                     )
                 )
         finally:
