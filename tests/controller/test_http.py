@@ -110,8 +110,9 @@ def test_the_status_page_in_a_browser(repo: Repo, start, tmp_path: Path) -> None
     # apply by hand, then delete one object by hand: the page shows Synced, then drift
     from tests.conftest import run_cli
 
-    tree = controller.tree
-    assert run_cli("apply", "--auto-approve", str(tree), timeout=60).returncode == 0
+    tree = controller.tree  # the controller's own plans hold the lock now and then: wait
+    applied = run_cli("apply", "--auto-approve", "--lock-timeout", "60s", str(tree), timeout=90)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
     wait_for(lambda: "Synced" in dom(), what="Synced after the apply")
     (tree / ".pipeform" / "data" / "quotas" / "b.json").unlink()
     page = wait_for(lambda: (d := dom()) and "deleted outside pipeform" in d and d, what="drift")
