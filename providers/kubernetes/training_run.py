@@ -146,8 +146,8 @@ def preview(
     FeatureSet is not materialised (its tables are the config's inputs); the namespace
     while a new Quota chooses it. None when the Workspace lacks what a run needs."""
     spec = inner_spec(request.desired_spec)
-    upstream = request.upstream.get(f"FeatureSet/{spec.get('features')}")
-    pending = not upstream or not isinstance(upstream.get("id"), str) or upstream["id"] == UNKNOWN
+    upstream = request.upstream.get(f"FeatureSet/{spec.get('features')}") or {}
+    known = isinstance(upstream.get("id"), str) and upstream["id"] != UNKNOWN
     ctx, settings = request.ctx, cluster.local_settings
     store = runs.RunStore(settings, ctx)
     place = RunPlace(UNKNOWN, store.job_dir / UNKNOWN)
@@ -155,7 +155,7 @@ def preview(
         namespace = UNKNOWN
     try:
         image = cluster.image_reference()
-        fs = _featureset_to_come(settings.data_dir) if pending or upstream is None else upstream
+        fs = upstream if known else _featureset_to_come(settings.data_dir)
         config = build_run_config(ctx, request.desired_spec, fs, settings, place, {}, image)
         pod = render.pod_config(config, settings.data_dir, cluster.mount_path())
         run = cluster.run_manifests(ctx, spec, namespace, UNKNOWN, pod, asked, request.upstream)
@@ -163,7 +163,7 @@ def preview(
         return None
     run = dataclasses.replace(run, name=f"{render.object_name(ctx.name, 'x')[:-2]}-{UNKNOWN}")
     config_map = render.config_map(run)
-    if pending:
+    if not known:
         config_map["data"] = {name: UNKNOWN for name in config_map["data"]}
     return [objects.owned(config_map, ctx), objects.owned(render.workload(run), ctx)]
 

@@ -18,21 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from providers.local.container import PODMAN_GLOBAL
 from tests.conftest import ROOT
-from tests.integration.servers import in_ci
+from tests.integration.servers import unavailable
 
 USER = "pipeform-rootless"
 #: the size of a subordinate id range (Debian's SUB_UID_COUNT)
 RANGE = 65536
-
-
-def unavailable(message: str) -> None:
-    if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def run(argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess[str]:

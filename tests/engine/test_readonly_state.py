@@ -24,6 +24,7 @@ import pytest
 
 from tests.engine.harness import PIPEFORM, Result, env, pipeform, recorded, state_db
 from tests.engine.test_damaged_state import NEWEST, assert_clear_error, write_quotas
+from tests.integration.servers import unavailable
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "specs" / "examples" / "quickstart"
 READ_ONLY = (
@@ -52,13 +53,13 @@ def _mount(*args: str | Path) -> None:
 def read_only(source: Path, target: Path) -> Iterator[Path]:
     """source, seen read-only at target (a file or a directory), for the with block."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root and mount for a read-only bind mount")
+        unavailable("needs root and mount for a read-only bind mount")
     if source.is_dir():
         target.mkdir(parents=True, exist_ok=True)
     try:
         _mount("--bind", source, target)
     except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot bind-mount here: {exc.stderr.decode().strip()}")
+        unavailable(f"cannot bind-mount here: {exc.stderr.decode().strip()}")
     try:
         _mount("-o", "remount,ro,bind", target)
         yield target
@@ -127,7 +128,7 @@ def as_nobody(*args: str, cwd: Path) -> Result:
     """`pipeform ARGS` as the user nobody, who can read everything and write nothing here."""
     setpriv = shutil.which("setpriv")
     if os.geteuid() != 0 or setpriv is None:
-        pytest.skip("needs root and setpriv to drop privileges")
+        unavailable("needs root and setpriv to drop privileges")
     caps = ("--inh-caps", "+dac_read_search", "--ambient-caps", "+dac_read_search")
     command = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", *caps]
     done = subprocess.run(

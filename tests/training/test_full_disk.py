@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.servers import unavailable
 from tests.training.quickstart import apply, copy, pipeform
 
 SMALL, ROOMY = "1m", "32m"  # the state fits in 1 MiB; the snapshot of the data does not
@@ -26,7 +27,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         check=False,
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+        unavailable(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         yield root
     finally:

@@ -27,7 +27,7 @@ import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import pyarrow.compute as pc  # type: ignore[import-untyped,unused-ignore]
 
 from providers.base import JSON, PermanentError
-from providers.local.data.features_hash import column_hash
+from providers.local.data.features_hash import by_indices, column_hash
 
 #: bump whenever a change here (or in fitting or hashing) changes a materialised value:
 #: it is part of every FeatureSet id, so new code re-materialises instead of reusing
@@ -269,18 +269,6 @@ def _decoded(values: pa.Array) -> pa.Array:
     return values.dictionary_decode() if pa.types.is_dictionary(values.type) else values
 
 
-def _by_indices(per_value: npt.NDArray[Any], encoded: pa.Array, missing: Any) -> Any:
-    """A dictionary array's rows of ``per_value`` (one entry per dictionary value);
-    ``missing`` where the row is null."""
-    nulls = np.asarray(encoded.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    indices = np.asarray(encoded.indices.fill_null(0).to_numpy(), dtype=np.intp)
-    if not len(per_value):  # every row is null
-        return np.full(len(encoded), missing, dtype=per_value.dtype)
-    rows = per_value[indices]
-    rows[nulls] = missing
-    return rows
-
-
 def _onehot(feature: str, t: JSON, values: pa.Array) -> dict[str, pa.Array]:
     encoded = values if pa.types.is_dictionary(values.type) else None
     if encoded is not None:  # each distinct value looked up once, then taken by index
@@ -299,7 +287,7 @@ def _onehot(feature: str, t: JSON, values: pa.Array) -> dict[str, pa.Array]:
         found = pc.index_in(values, value_set=value_set)
         index = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.int64)
     if encoded is not None:
-        index = _by_indices(index, encoded, -1)
+        index = by_indices(index, encoded, -1)
     columns = {
         f"{feature}__{category_label(c)}": pa.array((index == i).astype(np.float32))
         for i, c in enumerate(categories)

@@ -18,6 +18,8 @@ several columns combine in order.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
@@ -86,17 +88,23 @@ def _float_bits(array: pa.Array) -> U64:
     return values.view(np.uint64)
 
 
+def by_indices(per_value: npt.NDArray[Any], encoded: pa.Array, missing: Any) -> Any:
+    """A dictionary array's rows of ``per_value`` (one entry per dictionary value);
+    ``missing`` where the row is null."""
+    nulls = np.asarray(encoded.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if not len(per_value):  # every row is null
+        return np.full(len(encoded), missing, dtype=per_value.dtype)
+    rows = per_value[np.asarray(encoded.indices.fill_null(0).to_numpy(), dtype=np.intp)]
+    rows[nulls] = missing
+    return rows
+
+
 def column_hash(array: pa.Array | pa.ChunkedArray) -> U64:
     """The stable hash of every value of one column (see the module docstring)."""
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_dictionary(array.type):  # each distinct value hashed once
-        per_value = column_hash(array.dictionary)
-        nulls = np.asarray(array.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        if not len(per_value):
-            return np.full(len(array), NULL_HASH, dtype=np.uint64)
-        hashes = per_value[np.asarray(array.indices.fill_null(0).to_numpy(), dtype=np.intp)]
-        hashes[nulls] = NULL_HASH
+        hashes: U64 = by_indices(column_hash(array.dictionary), array, NULL_HASH)
         return hashes
     kind = array.type
     if (
